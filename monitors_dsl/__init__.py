@@ -1,0 +1,1 @@
+"""The monitors rule language: parse, check, print and (later) compile alert rules."""
