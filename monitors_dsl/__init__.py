@@ -1,1 +1,24 @@
-"""The monitors rule language: parse, check, print and (later) compile alert rules."""
+"""The monitors rule language: parse, check and print alert rules.
+
+    >>> import monitors_dsl
+    >>> monitors_dsl.validate('last(crypto.price{symbol="BTC"}) > 70000')
+    []
+    >>> monitors_dsl.canonical('LAST(crypto.price{symbol="BTC"}) > 70_000')
+    'last(crypto.price{symbol="BTC"}, 5m) > 70000\\n'
+"""
+
+from ._api import canonical, parse, validate
+from .ast import Rule
+from .errors import Diagnostic, DslError
+from .schema import MeasurementSchema, Schema
+
+__all__ = [
+    "validate",
+    "parse",
+    "canonical",
+    "Diagnostic",
+    "DslError",
+    "Rule",
+    "Schema",
+    "MeasurementSchema",
+]

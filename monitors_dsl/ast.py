@@ -1,0 +1,288 @@
+"""The rule language's syntax tree: frozen dataclasses, a span on every node.
+
+Spans never take part in equality, so two trees compare equal when they mean
+the same rule, wherever their text came from (``parse(canonical(r)) == r``).
+Defaults are filled in when the tree is built (a window left out is ``5m``,
+``every`` left out is ``1m``), so the tree always holds the effective values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+__all__ = [
+    "Span",
+    "NO_SPAN",
+    "Duration",
+    "Filter",
+    "Selector",
+    "Number",
+    "Aggregate",
+    "Abs",
+    "Negate",
+    "Arithmetic",
+    "Comparison",
+    "Logical",
+    "Not",
+    "Invalid",
+    "Expr",
+    "Rule",
+    "AGGREGATES",
+    "NUMERIC_AGGREGATES",
+    "BOOLEAN_AGGREGATES",
+    "SEVERITIES",
+    "NO_DATA_ACTIONS",
+    "FILTER_OPS",
+    "DEFAULT_WINDOW",
+    "DEFAULT_EVERY",
+    "walk",
+    "aggregates",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Where a node sits in its text: character offsets and 1-based line/column.
+
+    ``end_line``/``end_column`` point just past the last character, so a caret
+    line can be drawn from ``column`` to ``end_column``.
+    """
+
+    start: int
+    end: int
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+NO_SPAN = Span(0, 0, 1, 1, 1, 1)
+
+
+def _span() -> Span:
+    return field(default=NO_SPAN, compare=False, repr=False, kw_only=True)
+
+
+# --- values -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """A whole number of seconds, written with units: ``90s``, ``1h30m``."""
+
+    seconds: int
+    span: Span = _span()
+
+
+DEFAULT_WINDOW = Duration(300)
+DEFAULT_EVERY = Duration(60)
+ZERO = Duration(0)
+
+FILTER_OPS = ("=", "!=", "=~", "!~", "in", "not in")
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """One tag condition inside ``{…}``; ``value`` is a tuple for ``in``/``not in``."""
+
+    tag: str
+    op: str
+    value: Union[str, tuple[str, ...]]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """``measurement.field{filters}``: the points one aggregate reads."""
+
+    measurement: str
+    field: str
+    filters: tuple[Filter, ...] = ()
+    span: Span = _span()
+
+
+# --- expressions --------------------------------------------------------------
+
+NUMERIC_AGGREGATES = (
+    "last",
+    "first",
+    "min",
+    "max",
+    "avg",
+    "sum",
+    "median",
+    "count",
+    "stddev",
+    "spread",
+    "percentile",
+    "delta",
+    "rate",
+    "pct_change",
+)
+BOOLEAN_AGGREGATES = ("absent",)
+AGGREGATES = NUMERIC_AGGREGATES + BOOLEAN_AGGREGATES
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    """A number as written. ``5%`` is ``Number(5, percent=True)``, worth ``0.05``."""
+
+    literal: float
+    percent: bool = False
+    span: Span = _span()
+
+    @property
+    def value(self) -> float:
+        return self.literal / 100 if self.percent else self.literal
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """``function(selector[, parameter][, window]) [offset D]``.
+
+    ``parameter`` is the percentile rank (0–100) for ``percentile`` and None
+    otherwise. The term sees points with ``T - offset - window < time <= T - offset``.
+    """
+
+    function: str
+    selector: Selector
+    window: Duration = DEFAULT_WINDOW
+    offset: Duration = ZERO
+    parameter: float | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Abs:
+    operand: "Expr"
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Negate:
+    operand: "Expr"
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Arithmetic:
+    """``left op right`` with op one of ``+ - * /``."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """``left op right`` with op one of ``> >= < <= == !=``."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Logical:
+    """``left and right`` / ``left or right``."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: "Expr"
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """Stands where text could not become a node; a diagnostic already says why."""
+
+    text: str
+    span: Span = _span()
+
+
+Expr = Union[Number, Aggregate, Abs, Negate, Arithmetic, Comparison, Logical, Not, Invalid]
+
+
+# --- rules --------------------------------------------------------------------
+
+SEVERITIES = ("critical", "warning", "info")
+NO_DATA_ACTIONS = ("ok", "alert", "keep")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One alert rule with every clause at its effective value.
+
+    A bare condition is a rule with ``name=None`` and only ``when`` set.
+    ``clause_spans`` maps a clause keyword (``"every"``, ``"critical when"`` …)
+    to where it was written, for diagnostics; it takes no part in equality.
+    """
+
+    name: str | None = None
+    when: Expr | None = None
+    critical_when: Expr | None = None
+    warning_when: Expr | None = None
+    info_when: Expr | None = None
+    resolve_when: Expr | None = None
+    group_by: tuple[str, ...] = ()
+    every: Duration = DEFAULT_EVERY
+    for_: Duration = ZERO
+    keep_firing_for: Duration = ZERO
+    on_no_data: str = "keep"
+    severity: str = "warning"
+    labels: tuple[tuple[str, str], ...] = ()
+    notify: tuple[str, ...] = ()
+    repeat_every: Duration | None = None
+    title: str | None = None
+    message: str | None = None
+    description: str | None = None
+    span: Span = _span()
+    clause_spans: dict = field(default_factory=dict, compare=False, repr=False, kw_only=True, hash=False)
+
+    @property
+    def conditions(self) -> tuple[tuple[str, Expr], ...]:
+        """Firing conditions as ``(severity, condition)``, highest severity first."""
+        if self.when is not None:
+            return ((self.severity, self.when),)
+        pairs = (
+            ("critical", self.critical_when),
+            ("warning", self.warning_when),
+            ("info", self.info_when),
+        )
+        return tuple((sev, cond) for sev, cond in pairs if cond is not None)
+
+    def __hash__(self) -> int:  # dict fields are unhashable; hash what equality uses
+        return hash((self.name, self.when, self.critical_when, self.warning_when, self.info_when,
+                     self.resolve_when, self.group_by, self.every, self.for_, self.keep_firing_for,
+                     self.on_no_data, self.severity, self.labels, self.notify, self.repeat_every,
+                     self.title, self.message, self.description))
+
+
+# --- traversal ----------------------------------------------------------------
+
+
+def walk(node):
+    """Yield ``node`` and every expression below it, parents before children."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        if isinstance(current, (Arithmetic, Comparison, Logical)):
+            stack.append(current.right)
+            stack.append(current.left)
+        elif isinstance(current, (Abs, Negate, Not)):
+            stack.append(current.operand)
+
+
+def aggregates(node) -> list[Aggregate]:
+    """Aggregate calls below ``node`` in source order (left to right)."""
+    return [n for n in walk(node) if isinstance(n, Aggregate)]

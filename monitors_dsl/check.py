@@ -1,0 +1,274 @@
+"""Semantic checks on parsed rules: types, durations, regexes, templates, schema names.
+
+Runs after parsing and adds to the same diagnostics. Every check points at the
+text it is about, and says how to fix it.
+"""
+
+from __future__ import annotations
+
+from . import ast as a
+from .errors import Diagnostics, closest
+from .parser import INCOMPLETE, SourceText
+from .printer import print_expr
+from .regexes import regex_problem
+from .schema import NUMERIC_FIELD_TYPES, Schema
+from .templates import template_problems
+
+__all__ = ["check_rules", "NUMBER", "BOOLEAN", "UNKNOWN"]
+
+NUMBER, BOOLEAN, UNKNOWN = "number", "boolean", "unknown"
+
+
+class _Checker:
+    def __init__(self, source: SourceText, diags: Diagnostics, schema: Schema | None):
+        self.source = source
+        self.diags = diags
+        self.schema = schema
+
+    # --- expressions ------------------------------------------------------
+    def type_of(self, node) -> str:
+        """The node's type, reporting type errors below it once."""
+        if isinstance(node, a.Number):
+            return NUMBER
+        if isinstance(node, a.Invalid):
+            return UNKNOWN
+        if isinstance(node, a.Aggregate):
+            self.check_aggregate(node)
+            return BOOLEAN if node.function in a.BOOLEAN_AGGREGATES else NUMBER
+        if isinstance(node, (a.Abs, a.Negate)):
+            inner = self.type_of(node.operand)
+            if inner == BOOLEAN:
+                what = "abs()" if isinstance(node, a.Abs) else "`-`"
+                self.diags.add("arithmetic-on-boolean", f"{what} needs a number, but this is a true/false condition",
+                               node.operand.span, "apply it to a number such as `delta(cpu.temp, 1h)`")
+                return UNKNOWN
+            return inner
+        if isinstance(node, a.Arithmetic):
+            left, right = self.type_of(node.left), self.type_of(node.right)
+            for side, kind in ((node.left, left), (node.right, right)):
+                if kind == BOOLEAN:
+                    self.diags.add("arithmetic-on-boolean", f"`{node.op}` needs numbers on both sides, "
+                                   "but this side is a true/false condition", side.span,
+                                   "arithmetic works on aggregates and numbers; combine conditions with and/or")
+            if node.op == "/" and isinstance(node.right, a.Number) and node.right.value == 0:
+                self.diags.warn("division-by-zero", "dividing by zero always gives no data", node.right.span,
+                                "divide by a non-zero number")
+            return NUMBER if left != BOOLEAN and right != BOOLEAN and UNKNOWN not in (left, right) else UNKNOWN
+        if isinstance(node, a.Comparison):
+            return self.check_comparison(node)
+        if isinstance(node, a.Logical):
+            for side in (node.left, node.right):
+                if self.type_of(side) == NUMBER:
+                    self.diags.add("logic-on-number", f"`{node.op}` joins conditions, but this side is a number",
+                                   side.span, f"compare it first, e.g. `{_short(side, self.source)} > 0`")
+            return BOOLEAN
+        if isinstance(node, a.Not):
+            if self.type_of(node.operand) == NUMBER:
+                self.diags.add("logic-on-number", "`not` needs a condition, but this is a number", node.operand.span,
+                               f"compare it first, e.g. `not {_short(node.operand, self.source)} > 0`")
+            return BOOLEAN
+        raise TypeError(f"unexpected node {type(node).__name__}")
+
+    def check_comparison(self, node: a.Comparison) -> str:
+        left, right = self.type_of(node.left), self.type_of(node.right)
+        if BOOLEAN in (left, right):
+            side = node.left if left == BOOLEAN else node.right
+            self.diags.add("compare-booleans", f"`{node.op}` compares numbers, but this side is a true/false condition",
+                           side.span, "to combine conditions use `and` / `or`; to negate one use `not`")
+            return BOOLEAN
+        for agg_side, other in ((node.left, node.right), (node.right, node.left)):
+            if (isinstance(agg_side, a.Aggregate) and agg_side.function == "pct_change"
+                    and isinstance(other, a.Number) and not other.percent and abs(other.value) > 1):
+                suggestion = f"{a.Number(other.literal, True).literal:g}%"
+                self.diags.warn("pct-change-scale", f"pct_change is a fraction (5% = 0.05), so {other.literal:g} "
+                                f"means {other.literal * 100:g}%", other.span, f"did you mean `{suggestion}`?")
+        if isinstance(node.left, a.Number) and isinstance(node.right, a.Number):
+            self.diags.warn("constant-condition", "this comparison has no series in it, so it never changes",
+                            node.span, "compare an aggregate with a number, e.g. `last(cpu.usage) > 90`")
+        return BOOLEAN
+
+    def check_aggregate(self, node: a.Aggregate) -> None:
+        if node.window.seconds <= 0:
+            self.diags.add("duration-not-positive", "the window must be longer than 0s", node.window.span,
+                           "e.g. 5m")
+        for flt in node.selector.filters:
+            if flt.op in ("=~", "!~"):
+                self.check_regex(flt)
+        if self.schema is not None:
+            self.check_selector_schema(node)
+
+    def check_regex(self, flt: a.Filter) -> None:
+        problem = regex_problem(flt.value)
+        if problem is None:
+            return
+        message, offset, hint = problem
+        text = self.source.text
+        quote = next((i for i in range(flt.span.start, flt.span.end) if text[i] in "\"'"), None)
+        if quote is None:
+            span = flt.span
+        else:
+            start = min(quote + 1 + offset, flt.span.end - 1)
+            span = self.source.span(start, start + 1)
+        self.diags.add("invalid-regex", message, span, hint)
+
+    def check_selector_schema(self, node: a.Aggregate) -> None:
+        selector = node.selector
+        measurements = self.schema.measurements
+        span = selector.span
+        measurement = measurements.get(selector.measurement)
+        if measurement is None:
+            near = closest(selector.measurement, measurements)
+            known = ", ".join(sorted(measurements)[:20])
+            self.diags.warn("unknown-measurement", f"measurement `{selector.measurement}` is not in the data source",
+                            self.source.span(span.start, span.start + len(selector.measurement)),
+                            (f"did you mean `{near}`? " if near else "") + (f"known: {known}" if known else
+                                                                           "the source has no measurements yet"))
+            return
+        if selector.field not in measurement.fields:
+            if selector.field in measurement.tags:
+                self.diags.add("tag-as-field", f"`{selector.field}` is a tag of `{selector.measurement}`, not a field",
+                               span, f"aggregate a field ({', '.join(sorted(measurement.fields)[:10])}) and filter "
+                                     f"on the tag inside {{…}}")
+            else:
+                near = closest(selector.field, measurement.fields)
+                self.diags.warn("unknown-field", f"`{selector.measurement}` has no field `{selector.field}`", span,
+                                (f"did you mean `{near}`? " if near else "")
+                                + "fields: " + ", ".join(sorted(measurement.fields)[:20]))
+        else:
+            ftype = measurement.fields[selector.field]
+            if ftype not in NUMERIC_FIELD_TYPES and node.function not in ("count", "absent"):
+                self.diags.add("non-numeric-field", f"field `{selector.field}` holds {ftype} values; "
+                               f"`{node.function}` needs numbers", span, "use count(…) or absent(…) on it, or pick a numeric field")
+        for flt in selector.filters:
+            if flt.tag not in measurement.tags:
+                near = closest(flt.tag, measurement.tags)
+                what = "a field" if flt.tag in measurement.fields else "not a tag"
+                self.diags.warn("unknown-tag", f"`{flt.tag}` is {what} of `{selector.measurement}`", flt.span,
+                                (f"did you mean `{near}`? " if near else "")
+                                + "tags: " + (", ".join(sorted(measurement.tags)[:20]) or "none"))
+
+    def check_condition(self, cond, clause: str) -> None:
+        kind = self.type_of(cond)
+        if kind == NUMBER:
+            self.diags.add("condition-not-boolean", ("this condition" if clause == "when" else f"the `{clause}` condition") + " is a number, not true/false",
+                           cond.span, f"did you mean `{_short(cond, self.source)} > …`?")
+        if kind != UNKNOWN and not a.aggregates(cond) and not any(isinstance(n, a.Invalid) for n in a.walk(cond)):
+            self.diags.warn("no-series", "this condition reads no series, so it never changes", cond.span,
+                            "compare an aggregate with a threshold, e.g. `last(cpu.usage) > 90`")
+
+    # --- rules ----------------------------------------------------------------
+    def check_rule(self, rule: a.Rule) -> None:
+        spans = rule.clause_spans
+        for keyword, cond in (("when", rule.when), ("critical when", rule.critical_when),
+                              ("warning when", rule.warning_when), ("info when", rule.info_when),
+                              ("resolve when", rule.resolve_when)):
+            if cond is not None:
+                self.check_condition(cond, keyword)
+        for keyword in ("title", "message"):
+            value = getattr(rule, keyword)
+            if value is not None:
+                self.check_template(keyword, spans.get((keyword, 0)) or spans.get(keyword))
+        for keyword, duration in (("every", rule.every), ("repeat every", rule.repeat_every)):
+            if duration is not None and duration.seconds <= 0:
+                self.diags.add("duration-not-positive", f"`{keyword}` must be longer than 0s", duration.span,
+                               "e.g. 1m")
+        self.check_names(rule)
+        if INCOMPLETE in spans:
+            return
+        has_severity_whens = any(c is not None for c in (rule.critical_when, rule.warning_when, rule.info_when))
+        if rule.when is None and not has_severity_whens:
+            where = spans.get("name") or rule.span
+            self.diags.add("missing-when", "this rule has no condition", where,
+                           "add `when CONDITION`, or `critical when …` / `warning when …`")
+        if rule.when is not None and has_severity_whens:
+            keyword = next(k for k in ("critical when", "warning when", "info when") if k in spans)
+            self.diags.add("conflicting-when", "a rule uses either `when` or severity-specific `… when` clauses, not both",
+                           spans[keyword], "turn `when` into `warning when` (or the severity you mean)")
+        if "severity" in spans and has_severity_whens and rule.when is None:
+            self.diags.warn("severity-unused", "`severity` only applies to a plain `when`", spans["severity"],
+                            "the severity comes from `critical when` / `warning when` / `info when`; remove this clause")
+
+    def check_names(self, rule: a.Rule) -> None:
+        spans = rule.clause_spans
+        seen: dict[str, int] = {}
+        for index, tag in enumerate(rule.group_by):
+            if tag in seen:
+                self.diags.add("duplicate-group-tag", f"`{tag}` is listed twice in `group by`",
+                               spans.get(("group by", index)), "list each tag once")
+            seen[tag] = index
+            if self.schema is not None:
+                self.check_group_tag(rule, tag, spans.get(("group by", index)))
+        label_keys = {k for k, _ in rule.labels}
+        for tag in set(rule.group_by) & label_keys:
+            index = [k for k, _ in rule.labels].index(tag)
+            self.diags.warn("label-shadows-tag", f"label `{tag}` has the same name as a `group by` tag",
+                            spans.get(("labels", index)), "the group tag's value wins; rename the label")
+        notified: set[str] = set()
+        for index, channel in enumerate(rule.notify):
+            if channel in notified:
+                self.diags.warn("duplicate-channel", f"channel `{channel}` is listed twice", spans.get(("notify", index)),
+                                "list each channel once")
+            notified.add(channel)
+
+    def check_group_tag(self, rule: a.Rule, tag: str, span) -> None:
+        selectors = {agg.selector.measurement for _, cond in rule.conditions for agg in a.aggregates(cond)}
+        for measurement in sorted(selectors):
+            known = self.schema.measurements.get(measurement)
+            if known is not None and tag not in known.tags:
+                near = closest(tag, known.tags)
+                self.diags.warn("unknown-tag", f"`{measurement}` has no tag `{tag}` to group by", span,
+                                (f"did you mean `{near}`? " if near else "")
+                                + "tags: " + (", ".join(sorted(known.tags)[:20]) or "none"))
+
+    def check_template(self, keyword: str, span: a.Span | None) -> None:
+        if span is None:
+            return
+        raw = self.source.text[span.start:span.end]
+        template = _template_value(raw)
+        for code, line, message, hint in template_problems(template):
+            if line <= 1:
+                where = span
+            else:
+                target = span.line + line - 1
+                start = self.source._line_starts[min(target, len(self.source._line_starts)) - 1]
+                end = self.source.text.find("\n", start)
+                where = self.source.span(start, end if end >= 0 else len(self.source.text))
+            self.diags.add(code, f"{keyword}: {message}", where, hint)
+
+
+def _template_value(raw: str) -> str:
+    """The string literal's value (escapes are validated by the parser)."""
+    from .parser import _ESCAPE, _SIMPLE_ESCAPES
+
+    body = raw[3:-3] if raw.startswith('"""') else raw[1:-1]
+
+    def replace(match):
+        code = match.group(1)
+        if code in _SIMPLE_ESCAPES:
+            return _SIMPLE_ESCAPES[code]
+        if code.startswith("u") and len(code) == 5:
+            return chr(int(code[1:], 16))
+        return code
+
+    return _ESCAPE.sub(replace, body)
+
+
+def _short(node, source: SourceText | None = None) -> str:
+    span = getattr(node, "span", a.NO_SPAN)
+    text = source.text[span.start:span.end] if source is not None and span.end > span.start else print_expr(node)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def check_rules(rules: list[a.Rule], source: SourceText, diags: Diagnostics, schema: Schema | None = None) -> None:
+    """Adds every semantic problem of ``rules`` to ``diags``."""
+    checker = _Checker(source, diags, schema)
+    names: dict[str, a.Rule] = {}
+    for rule in rules:
+        checker.check_rule(rule)
+        if rule.name is not None:
+            if rule.name in names:
+                first = names[rule.name].clause_spans.get("name") or names[rule.name].span
+                diags.add("duplicate-rule-name", f"two rules are named `{rule.name}` (first on line {first.line})",
+                          rule.clause_spans.get("name") or rule.span, "give each rule its own name")
+            else:
+                names[rule.name] = rule

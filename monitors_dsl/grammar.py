@@ -1,0 +1,35 @@
+"""Loads the Lark grammar once per process and hands out the shared parser."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from lark import Lark
+
+__all__ = ["grammar_path", "parser", "START_SYMBOLS"]
+
+START_SYMBOLS = ["start", "clause"]
+_GRAMMAR_FILE = "monitors.lark"
+
+
+def grammar_path() -> Path:
+    """The grammar file: inside the installed package, else the source tree's ``grammars/``."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_grammars" / _GRAMMAR_FILE, here.parent / "grammars" / _GRAMMAR_FILE):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"grammar file {_GRAMMAR_FILE} is missing from the installation")
+
+
+@functools.cache
+def parser() -> Lark:
+    """The LALR parser, built on first use and reused (building costs ~50 parses)."""
+    return Lark(
+        grammar_path().read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="contextual",
+        start=START_SYMBOLS,
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )

@@ -1,0 +1,827 @@
+"""Text → syntax tree, with every problem the parser can find reported by position.
+
+The whole text is parsed in one go. When that fails on a rule document, the
+document is cut into its rules and clauses (by brace depth and clause keywords)
+and each clause is parsed on its own, so one broken clause does not hide the
+errors of the others.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from typing import Iterator, NamedTuple
+
+from lark import Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import ast as a
+from .errors import Diagnostics, closest, did_you_mean
+from .grammar import parser as lark_parser
+
+__all__ = ["SourceText", "parse_text", "INCOMPLETE", "MAX_TEXT_LENGTH", "MAX_NESTING", "CLAUSE_KEYWORDS", "FUNCTIONS"]
+
+MAX_TEXT_LENGTH = 256 * 1024
+MAX_NESTING = 64
+MAX_DURATION_SECONDS = 3650 * 86400
+
+FUNCTIONS = a.AGGREGATES + ("abs",)
+CLAUSE_KEYWORDS = (
+    "when", "critical when", "warning when", "info when", "resolve when", "group by", "every", "for",
+    "keep firing for", "on no data", "severity", "labels", "notify", "repeat every", "title", "message",
+    "description",
+)
+_CLAUSE_FIRST_WORDS = {
+    "when", "resolve", "group", "every", "for", "keep", "on", "severity", "labels", "notify", "repeat",
+    "title", "message", "description",
+}
+_SEVERITY_WORDS = {"critical", "warning", "info"}
+_FUNCTION_ALIASES = {
+    "mean": "avg", "average": "avg", "quantile": "percentile", "p95": "percentile", "p99": "percentile",
+    "std": "stddev", "stdev": "stddev", "latest": "last", "increase": "delta", "change": "delta",
+    "diff": "delta", "deriv": "rate", "irate": "rate", "exists": "absent", "missing": "absent",
+    "avg_over_time": "avg", "max_over_time": "max", "min_over_time": "min", "sum_over_time": "sum",
+    "count_over_time": "count", "last_over_time": "last", "absent_over_time": "absent",
+    "quantile_over_time": "percentile", "stddev_over_time": "stddev", "mad": "stddev",
+}
+_DURATION_PART = re.compile(r"([0-9]+)([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)", re.S)
+_SIMPLE_ESCAPES = {"\\": "\\", '"': '"', "'": "'", "n": "\n", "t": "\t", "`": "`"}
+
+
+class SourceText:
+    """A text with a line index, turning character offsets into spans."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def position(self, offset: int) -> tuple[int, int]:
+        offset = max(0, min(offset, len(self.text)))
+        line = bisect.bisect_right(self._line_starts, offset) - 1
+        return line + 1, offset - self._line_starts[line] + 1
+
+    def span(self, start: int, end: int) -> a.Span:
+        end = max(start, end)
+        line, column = self.position(start)
+        end_line, end_column = self.position(end)
+        return a.Span(start, end, line, column, end_line, end_column)
+
+    def line_text(self, line: int) -> str:
+        start = self._line_starts[line - 1]
+        end = self.text.find("\n", start)
+        return self.text[start:] if end < 0 else self.text[start:end]
+
+
+class _Name(NamedTuple):
+    value: str
+    span: a.Span
+
+
+class _Clause(NamedTuple):
+    keyword: str
+    value: object
+    span: a.Span
+    names: tuple = ()
+
+
+# --- tree → AST -----------------------------------------------------------------
+
+
+@v_args(meta=True)
+class _Builder(Transformer):
+    """Builds AST nodes from Lark's tree, reporting what the grammar lets through."""
+
+    def __init__(self, source: SourceText, diags: Diagnostics, base: int = 0):
+        super().__init__(visit_tokens=False)
+        self.source = source
+        self.diags = diags
+        self.base = base
+
+    # spans ---------------------------------------------------------------
+    def _meta_span(self, meta) -> a.Span:
+        if getattr(meta, "empty", True):
+            return a.NO_SPAN
+        return self.source.span(self.base + meta.start_pos, self.base + meta.end_pos)
+
+    def _token_span(self, token: Token) -> a.Span:
+        return self.source.span(self.base + token.start_pos, self.base + token.end_pos)
+
+    # leaves ----------------------------------------------------------------
+    def _duration_token(self, token: Token) -> a.Duration:
+        span = self._token_span(token)
+        seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(str(token)))
+        if seconds > MAX_DURATION_SECONDS:
+            self.diags.add("duration-too-long", f"duration `{token}` is longer than ten years", span,
+                           "use a duration of at most 3650d")
+            seconds = MAX_DURATION_SECONDS
+        return a.Duration(seconds, span=span)
+
+    def _string_value(self, token: Token) -> str:
+        raw = str(token)
+        body = raw[3:-3] if raw.startswith('"""') else raw[1:-1]
+        offset = token.start_pos + (3 if raw.startswith('"""') else 1)
+        return self._unescape(body, offset)
+
+    def _unescape(self, body: str, offset: int) -> str:
+        if "\\" not in body:
+            return body
+
+        def replace(match: re.Match) -> str:
+            code = match.group(1)
+            if code in _SIMPLE_ESCAPES:
+                return _SIMPLE_ESCAPES[code]
+            if code.startswith("u") and len(code) == 5:
+                return chr(int(code[1:], 16))
+            start = self.base + offset + match.start()
+            self.diags.add(
+                "invalid-escape",
+                f"unknown escape `\\{code}` in a string",
+                self.source.span(start, start + 1 + len(code)),
+                "use \\\\ \\\" \\' \\n \\t or \\uXXXX; write \\\\ for a backslash",
+            )
+            return code
+
+        return _ESCAPE.sub(replace, body)
+
+    def name(self, meta, children) -> _Name:
+        (token,) = children
+        raw = str(token)
+        if token.type == "QUOTED_NAME":
+            value = self._unescape(raw[1:-1], token.start_pos + 1)
+            if not value:
+                self.diags.add("empty-name", "a name in backticks cannot be empty", self._token_span(token))
+        else:
+            value = raw
+        return _Name(value, self._token_span(token))
+
+    def string(self, meta, children) -> tuple[str, a.Span]:
+        (token,) = children
+        return self._string_value(token), self._token_span(token)
+
+    def bad_value(self, meta, children):
+        (token,) = children
+        span = self._token_span(token)
+        self.diags.add(
+            "unquoted-value",
+            f"tag values are strings: `{token}` must be quoted",
+            span,
+            f'write "{token}"',
+        )
+        return str(token), span
+
+    # expressions ---------------------------------------------------------
+    def _expr(self, node):
+        """``node`` as an expression; a bare series or a duration is reported and replaced."""
+        if isinstance(node, a.Selector):
+            from .printer import print_selector
+
+            text = print_selector(node)
+            self.diags.add(
+                "bare-series",
+                f"`{text}` is a series, not a number: wrap it in an aggregate",
+                node.span,
+                f"did you mean `last({text})` or `avg({text}, 5m)`?",
+            )
+            return a.Invalid(text, span=node.span)
+        if isinstance(node, a.Duration):
+            self.diags.add(
+                "unexpected-duration",
+                "a duration is only allowed as a window, an offset or a clause value, not as a number",
+                node.span,
+                "durations go inside an aggregate, e.g. `avg(cpu.usage, 5m)`; compare with a plain number",
+            )
+            return a.Invalid("duration", span=node.span)
+        return node
+
+    def number(self, meta, children) -> a.Number:
+        (token,) = children
+        return a.Number(self._number(token, str(token)), span=self._token_span(token))
+
+    def percent(self, meta, children) -> a.Number:
+        (token,) = children
+        return a.Number(self._number(token, str(token)[:-1]), percent=True, span=self._token_span(token))
+
+    def _number(self, token: Token, text: str) -> float:
+        value = float(text.replace("_", ""))
+        if value == float("inf"):
+            self.diags.add("number-out-of-range", f"number `{token}` is too large", self._token_span(token),
+                           "numbers must be below 1.8e308")
+            return 0.0
+        return value
+
+    def duration(self, meta, children) -> a.Duration:
+        return self._duration_token(children[0])
+
+    def negate(self, meta, children):
+        operand = self._expr(children[0])
+        span = self._meta_span(meta)
+        if isinstance(operand, a.Number):
+            return a.Number(-operand.literal, operand.percent, span=span)
+        return a.Negate(operand, span=span)
+
+    def arith(self, meta, children):
+        left, op, right = children
+        return a.Arithmetic(str(op), self._expr(left), self._expr(right), span=self._meta_span(meta))
+
+    def compare(self, meta, children):
+        left, op, right = children
+        return a.Comparison(str(op), self._expr(left), self._expr(right), span=self._meta_span(meta))
+
+    def and_(self, meta, children):
+        return a.Logical("and", self._expr(children[0]), self._expr(children[1]), span=self._meta_span(meta))
+
+    def or_(self, meta, children):
+        return a.Logical("or", self._expr(children[0]), self._expr(children[1]), span=self._meta_span(meta))
+
+    def not_(self, meta, children):
+        return a.Not(self._expr(children[0]), span=self._meta_span(meta))
+
+    # selectors -----------------------------------------------------------
+    def selector(self, meta, children) -> a.Selector:
+        measurement, field, filters = children
+        return a.Selector(measurement.value, field.value, tuple(filters or ()), span=self._meta_span(meta))
+
+    def filters(self, meta, children):
+        return tuple(f for f in children if f is not None)
+
+    def filter_simple(self, meta, children) -> a.Filter:
+        tag, op, (value, _) = children
+        return a.Filter(tag.value, str(op), value, span=self._meta_span(meta))
+
+    def filter_in(self, meta, children) -> a.Filter:
+        tag, *values = children
+        return a.Filter(tag.value, "in", tuple(v for v, _ in values), span=self._meta_span(meta))
+
+    def filter_not_in(self, meta, children) -> a.Filter:
+        tag, *values = children
+        return a.Filter(tag.value, "not in", tuple(v for v, _ in values), span=self._meta_span(meta))
+
+    # calls ---------------------------------------------------------------
+    def call(self, meta, children):
+        name_token, *args, offset_token = children
+        args = [arg for arg in args if arg is not None]
+        span = self._meta_span(meta)
+        name_span = self._token_span(name_token)
+        function = str(name_token).lower()
+        offset = self._duration_token(offset_token) if offset_token is not None else a.ZERO
+        if function == "abs":
+            return self._abs(args, offset_token, span, name_span)
+        if function not in a.AGGREGATES:
+            if function in _FUNCTION_ALIASES:
+                hint = f"did you mean `{_FUNCTION_ALIASES[function]}`?"
+            else:
+                near = closest(function, FUNCTIONS + tuple(_FUNCTION_ALIASES))
+                near = _FUNCTION_ALIASES.get(near, near)
+                hint = f"did you mean `{near}`?" if near else None
+            self.diags.add(
+                "unknown-function",
+                f"unknown function `{name_token}`",
+                name_span,
+                (hint + " " if hint else "") + "functions: " + ", ".join(FUNCTIONS),
+            )
+            return a.Invalid(str(name_token), span=span)
+        return self._aggregate(function, args, offset, span, name_span)
+
+    def _abs(self, args, offset_token, span, name_span):
+        if offset_token is not None:
+            self.diags.add("misplaced-offset", "`offset` applies to an aggregate, not to `abs`",
+                           self._token_span(offset_token), "put it after the aggregate inside: abs(avg(x, 5m) offset 1d)")
+        if len(args) != 1:
+            self.diags.add("wrong-arity", f"`abs` takes one argument, got {len(args)}", span,
+                           "write abs(EXPRESSION), e.g. abs(delta(cpu.temp, 1h))")
+            return a.Invalid("abs", span=span)
+        return a.Abs(self._expr(args[0]), span=span)
+
+    def _aggregate(self, function, args, offset, span, name_span):
+        usage = (f"{function}(SERIES, RANK, WINDOW), e.g. percentile(http.latency, 95, 5m)"
+                 if function == "percentile" else f"{function}(SERIES, WINDOW), e.g. {function}(cpu.usage_user, 5m)")
+        if not args:
+            self.diags.add("wrong-arity", f"`{function}` needs a series", span, f"write {usage}")
+            return a.Invalid(function, span=span)
+        selector, *rest = args
+        if not isinstance(selector, a.Selector):
+            self.diags.add(
+                "expected-series",
+                f"the first argument of `{function}` must be a series such as `cpu.usage_user{{host=\"a\"}}`",
+                getattr(selector, "span", span),
+                f"write {usage}",
+            )
+            return a.Invalid(function, span=span)
+        parameter = None
+        if function == "percentile":
+            if not rest or not isinstance(rest[0], a.Number):
+                where = rest[0].span if rest else span
+                self.diags.add("expected-rank", "`percentile` needs a rank between 0 and 100 after the series",
+                               where, f"write {usage}")
+                return a.Invalid(function, span=span)
+            rank = rest.pop(0)
+            if rank.percent or not 0 <= rank.literal <= 100:
+                self.diags.add("rank-out-of-range", "the percentile rank must be a number from 0 to 100",
+                               rank.span, "e.g. 95 for the 95th percentile")
+            parameter = rank.literal
+        window = a.DEFAULT_WINDOW
+        if rest:
+            given = rest.pop(0)
+            if isinstance(given, a.Duration):
+                window = given
+            else:
+                hint = f"write {usage}"
+                if isinstance(given, a.Number) and given.literal == int(given.literal) and given.literal > 0:
+                    hint = f"write `{int(given.literal)}s` for seconds or `{int(given.literal)}m` for minutes"
+                self.diags.add("expected-duration", f"the window of `{function}` must be a duration such as 5m",
+                               getattr(given, "span", span), hint)
+        if rest:
+            self.diags.add("wrong-arity", f"too many arguments to `{function}`", rest[0].span, f"write {usage}")
+        return a.Aggregate(function, selector, window, offset, parameter, span=span)
+
+    # clauses ---------------------------------------------------------------
+    def when(self, meta, children):
+        return _Clause("when", self._expr(children[0]), self._meta_span(meta))
+
+    def severity_when(self, meta, children):
+        word, cond = children
+        return _Clause(f"{str(word).lower()} when", self._expr(cond), self._meta_span(meta))
+
+    def resolve_when(self, meta, children):
+        return _Clause("resolve when", self._expr(children[0]), self._meta_span(meta))
+
+    def group_by(self, meta, children):
+        return _Clause("group by", tuple(n.value for n in children), self._meta_span(meta), tuple(children))
+
+    def every(self, meta, children):
+        return _Clause("every", self._duration_token(children[0]), self._meta_span(meta))
+
+    def for_(self, meta, children):
+        return _Clause("for", self._duration_token(children[0]), self._meta_span(meta))
+
+    def keep_firing_for(self, meta, children):
+        return _Clause("keep firing for", self._duration_token(children[0]), self._meta_span(meta))
+
+    def repeat_every(self, meta, children):
+        return _Clause("repeat every", self._duration_token(children[0]), self._meta_span(meta))
+
+    def on_no_data(self, meta, children):
+        (token,) = children
+        value = str(token).lower()
+        if value not in a.NO_DATA_ACTIONS:
+            self.diags.add("unknown-no-data-action", f"unknown no-data action `{token}`", self._token_span(token),
+                           (did_you_mean(value, a.NO_DATA_ACTIONS) or "") + " choose ok, alert or keep")
+            value = "keep"
+        return _Clause("on no data", value, self._meta_span(meta))
+
+    def severity(self, meta, children):
+        (token,) = children
+        value = str(token).lower()
+        if value not in a.SEVERITIES:
+            mapped = {"high": "critical", "error": "critical", "page": "critical", "fatal": "critical",
+                      "warn": "warning", "medium": "warning", "low": "info", "notice": "info"}.get(value)
+            hint = f"did you mean `{mapped}`?" if mapped else did_you_mean(value, a.SEVERITIES)
+            self.diags.add("unknown-severity", f"unknown severity `{token}`", self._token_span(token),
+                           ((hint + " ") if hint else "") + "choose critical, warning or info")
+            value = "warning"
+        return _Clause("severity", value, self._meta_span(meta))
+
+    def label(self, meta, children):
+        key, op, (value, _) = children
+        if str(op) != "=":
+            self.diags.add("bad-label", f"labels are set with `=`, not `{op}`", self._token_span(op),
+                           f'write {key.value} = "{value}"')
+        return key, value
+
+    def labels(self, meta, children):
+        seen = {}
+        for key, _ in children:
+            if key.value in seen:
+                self.diags.add("duplicate-label", f"label `{key.value}` is set twice", key.span,
+                               "keep one value per label")
+            seen[key.value] = True
+        pairs = tuple((k.value, v) for k, v in children)
+        return _Clause("labels", pairs, self._meta_span(meta), tuple(k for k, _ in children))
+
+    def notify(self, meta, children):
+        return _Clause("notify", tuple(n.value for n in children), self._meta_span(meta), tuple(children))
+
+    def text_clause(self, meta, children):
+        keyword, (value, value_span) = children
+        return _Clause(str(keyword).lower(), value, self._meta_span(meta), (_Name(value, value_span),))
+
+    # documents -------------------------------------------------------------
+    def rule(self, meta, children):
+        name, *clauses = children
+        return assemble_rule(name, clauses, self._meta_span(meta), self.diags)
+
+    def document(self, meta, children):
+        return list(children)
+
+    def body(self, meta, children):
+        return [assemble_rule(None, children, self._meta_span(meta), self.diags)]
+
+    def start(self, meta, children):
+        (child,) = children
+        if isinstance(child, list):
+            return child
+        condition = self._expr(child)
+        return [a.Rule(when=condition, span=self._meta_span(meta), clause_spans={"when": self._meta_span(meta)})]
+
+
+_FIELD_OF_CLAUSE = {
+    "when": "when", "critical when": "critical_when", "warning when": "warning_when", "info when": "info_when",
+    "resolve when": "resolve_when", "group by": "group_by", "every": "every", "for": "for_",
+    "keep firing for": "keep_firing_for", "on no data": "on_no_data", "severity": "severity", "labels": "labels",
+    "notify": "notify", "repeat every": "repeat_every", "title": "title", "message": "message",
+    "description": "description",
+}
+
+
+def assemble_rule(name: _Name | None, clauses, span: a.Span, diags: Diagnostics) -> a.Rule:
+    """One ``Rule`` from its clauses; a clause given twice is reported and the first kept."""
+    values: dict = {}
+    spans: dict = {}
+    for clause in clauses:
+        if clause.keyword in values:
+            first = spans[clause.keyword]
+            diags.add(
+                "duplicate-clause",
+                f"`{clause.keyword}` is given twice (first on line {first.line})",
+                clause.span,
+                "give each clause once" + ("; combine conditions with `and`/`or`" if "when" in clause.keyword else ""),
+            )
+            continue
+        values[_FIELD_OF_CLAUSE[clause.keyword]] = clause.value
+        spans[clause.keyword] = clause.span
+        for index, item in enumerate(clause.names):
+            spans[(clause.keyword, index)] = item.span
+    if name is not None:
+        spans["name"] = name.span
+    return a.Rule(name=name.value if name is not None else None, span=span, clause_spans=spans, **values)
+
+
+# --- syntax errors in words -----------------------------------------------------------
+
+_TERMINAL_WORDS = {
+    "NAME": "a name", "QUOTED_NAME": "a `quoted name`", "NUMBER": "a number", "PERCENT": "a percentage",
+    "DURATION": "a duration such as 5m", "STRING": "a string", "LONG_STRING": "a string",
+    "COMPARE": "a comparison (> >= < <= == !=)", "ADD_OP": "+ or -", "MUL_OP": "* or /",
+    "FILTER_OP": "= != =~ !~", "LPAR": "`(`", "RPAR": "`)`", "LBRACE": "`{`", "RBRACE": "`}`", "COMMA": "`,`",
+    "DOT": "`.`", "MINUS": "`-`", "SEVERITY_WORD": "critical/warning/info", "TEMPLATE_KEYWORD": "title/message/description",
+    "$END": "the end of the text",
+}
+
+
+def _terminal_word(name: str) -> str:
+    if name in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[name]
+    if name.startswith("_"):
+        return f"`{name[1:].lower()}`"
+    if name.startswith("__ANON"):
+        return "more text"
+    return name.lower()
+
+
+def _expected_words(expected) -> str:
+    words = sorted({_terminal_word(t) for t in expected})
+    if len(words) > 8:
+        words = words[:8] + ["…"]
+    return ", ".join(words)
+
+
+def report_syntax_error(error: UnexpectedInput, source: SourceText, diags: Diagnostics, base: int, segment_end: int,
+                        *, in_rule: bool) -> int:
+    """Turns Lark's error into a diagnostic; returns the absolute offset where the problem starts."""
+    text = source.text
+    if isinstance(error, UnexpectedCharacters):
+        start = base + error.pos_in_stream
+        char = text[start] if start < len(text) else ""
+        span = source.span(start, start + 1)
+        message, hint = _character_problem(text, start, char)
+        diags.add("unexpected-character", message, span, hint)
+        return start
+    if isinstance(error, UnexpectedEOF):
+        end = segment_end
+        while end > base and text[end - 1].isspace():
+            end -= 1
+        span = source.span(max(base, end - 1), end)
+        expected = set(error.expected)
+        hint = f"expected {_expected_words(expected)}"
+        if "RPAR" in expected:
+            hint = "a `(` is not closed; " + hint
+        diags.add("unexpected-end", "the text ends too early", span, hint)
+        return end
+    assert isinstance(error, UnexpectedToken)
+    token = error.token
+    expected = set(error.expected) | set(getattr(error, "accepts", None) or ())
+    if token.type == "$END":
+        return report_syntax_error(UnexpectedEOF(expected), source, diags, base, segment_end, in_rule=in_rule)
+    start = base + token.start_pos
+    span = source.span(start, base + token.end_pos)
+    value = str(token)
+    hint = f"expected {_expected_words(expected)}"
+    message = f"unexpected {_terminal_word(token.type) if token.type not in ('NAME',) else 'name'} `{value}`"
+    code = "syntax-error"
+    previous = text[start - 1] if start > 0 else ""
+    if token.type == "NAME" and previous.isdigit():
+        message = f"`{_word_at(text, start)}` is not a number or a duration"
+        hint = "durations are a whole number with s, m, h, d or w (e.g. 90s, 5m, 1h30m); numbers have no unit"
+    elif token.type in ("NAME", "SEVERITY_WORD", "TEMPLATE_KEYWORD") and ("$END" in expected or "RBRACE" in expected) and in_rule:
+        code = "unknown-clause"
+        message = f"`{value}` does not start a clause"
+        suggestion = closest(value, CLAUSE_KEYWORDS + tuple(w.split()[0] for w in CLAUSE_KEYWORDS))
+        hint = (f"did you mean `{suggestion}`? " if suggestion else "") + "clauses: " + ", ".join(CLAUSE_KEYWORDS)
+    elif token.type == "NAME" and ("_AND" in expected or "_OR" in expected):
+        suggestion = closest(value, ("and", "or", "offset", "not"))
+        message = f"unexpected name `{value}` after a complete expression"
+        hint = (f"did you mean `{suggestion}`? " if suggestion else "") + "join conditions with `and` / `or`"
+    elif token.type == "FILTER_OP" and value == "=" and "COMPARE" in expected:
+        message = "`=` is not a comparison"
+        hint = "write `==` to compare numbers; `=` is only for tag filters inside `{…}`"
+    elif token.type == "FILTER_OP" and "STRING" in expected:
+        message = f"`{value}` cannot follow a filter operator"
+        hint = 'inside `{…}` write tag = "value" with a single `=`'
+    elif token.type == "COMPARE" and "FILTER_OP" in expected:
+        message = f"`{value}` is not a tag filter operator"
+        hint = 'inside `{…}` write tag = "value", tag != "value", tag =~ "regex" or tag in ("a", "b")'
+    elif token.type == "DOT" and "LPAR" in expected:
+        message = "a series needs an aggregate around it"
+        hint = "write e.g. `last(cpu.usage)`; a series is measurement.field"
+    elif token.type in ("RPAR", "COMMA") and "DOT" in expected:
+        message = "a series is written measurement.field"
+        hint = "e.g. `cpu.usage_user` or `crypto.price{symbol=\"BTC\"}`"
+    elif token.type == "LBRACE" and "DOT" in expected:
+        message = "a series is written measurement.field{…}: the field is missing"
+        hint = "e.g. `crypto.price{symbol=\"BTC\"}`"
+    diags.add(code, message, span, hint)
+    return start
+
+
+def _word_at(text: str, start: int) -> str:
+    end = start
+    begin = start
+    while begin > 0 and (text[begin - 1].isalnum() or text[begin - 1] in "._"):
+        begin -= 1
+    while end < len(text) and (text[end].isalnum() or text[end] == "_"):
+        end += 1
+    return text[begin:end]
+
+
+def _character_problem(text: str, start: int, char: str) -> tuple[str, str | None]:
+    pair = text[start:start + 2]
+    if pair == "&&":
+        return "`&&` is not an operator", "write `and`"
+    if pair == "||":
+        return "`||` is not an operator", "write `or`"
+    if char == "!":
+        return "`!` is not an operator", "write `not` to negate, `!=` to compare"
+    if char in "\"'":
+        return "this string is not closed", f"add the closing {char} on the same line, or use \"\"\"…\"\"\" for text over several lines"
+    if char == "`":
+        return "this backtick name is not closed", "add the closing ` on the same line"
+    if char == "%":
+        return "`%` must follow a number directly", "write 5% (no space), meaning 0.05"
+    if char == "$":
+        return "`$` is not part of the language", "write numbers without currency signs: 70000"
+    if char == ",":
+        return "unexpected `,`", "numbers are written without thousands separators: 70000 or 70_000"
+    if char in ";":
+        return "`;` is not used", "clauses are separated by whitespace or newlines"
+    if char == "[":
+        return "`[` is not used", "the window goes after a comma: avg(cpu.usage, 5m)"
+    if char == "^":
+        return "`^` is not an operator", "powers are not supported; multiply instead"
+    if not char.isprintable() or char.isspace():
+        return f"unexpected character U+{ord(char):04X}", "remove it"
+    return f"unexpected character `{char}`", None
+
+
+# --- recovery: cut a broken document into rules and clauses ------------------------------
+
+_TOKEN = re.compile(
+    r'(?P<ws>\s+)|(?P<comment>#[^\n]*)|(?P<long>"""(?:[^"\\]|\\[\s\S]|"(?!""))*(?:"""|\Z))'
+    r'|(?P<str>"(?:[^"\\\n]|\\.)*"?|\'(?:[^\'\\\n]|\\.)*\'?)|(?P<quoted>`(?:[^`\\\n]|\\.)*`?)'
+    r"|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<other>.)",
+    re.S,
+)
+
+
+class _Lexeme(NamedTuple):
+    kind: str
+    text: str
+    start: int
+    end: int
+
+
+def _lexemes(text: str) -> Iterator[_Lexeme]:
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup
+        if kind in ("ws", "comment"):
+            continue
+        yield _Lexeme(kind, match.group(), match.start(), match.end())
+
+
+def _is_clause_start(lexemes: list[_Lexeme], i: int) -> bool:
+    lex = lexemes[i]
+    if lex.kind != "word":
+        return False
+    word = lex.text.lower()
+    prev = lexemes[i - 1].text.lower() if i > 0 and lexemes[i - 1].kind == "word" else ""
+    nxt = lexemes[i + 1].text.lower() if i + 1 < len(lexemes) and lexemes[i + 1].kind == "word" else ""
+    if word in _SEVERITY_WORDS:
+        return nxt == "when" and prev != "severity"
+    if word not in _CLAUSE_FIRST_WORDS:
+        return False
+    if word == "every" and prev == "repeat":
+        return False
+    if word == "for" and prev == "firing":
+        return False
+    if word == "when" and prev in _SEVERITY_WORDS | {"resolve"}:
+        return False
+    return True
+
+
+def _recover_document(source: SourceText, diags: Diagnostics) -> list[a.Rule]:
+    text = source.text
+    lexemes = list(_lexemes(text))
+    rules: list[a.Rule] = []
+    i = 0
+    while i < len(lexemes):
+        lex = lexemes[i]
+        if not (lex.kind == "word" and lex.text.lower() == "rule"):
+            stop = i
+            while stop < len(lexemes) and not (lexemes[stop].kind == "word" and lexemes[stop].text.lower() == "rule"):
+                stop += 1
+            diags.add("syntax-error", f"unexpected `{lex.text}` outside a rule", source.span(lex.start, lex.end),
+                      "a document is a list of `rule NAME { … }` blocks")
+            i = stop
+            continue
+        rule_start = lex.start
+        i += 1
+        name = None
+        if i < len(lexemes) and lexemes[i].kind in ("word", "quoted") and lexemes[i].text != "{":
+            name_lex = lexemes[i]
+            raw = name_lex.text
+            value = raw[1:-1] if name_lex.kind == "quoted" and len(raw) > 1 and raw.endswith("`") else raw
+            name = _Name(value, source.span(name_lex.start, name_lex.end))
+            i += 1
+        else:
+            where = lexemes[i] if i < len(lexemes) else lex
+            diags.add("missing-rule-name", "a rule needs a name after `rule`", source.span(where.start, where.end),
+                      "write e.g. `rule btc_above_70k { … }`")
+        if i >= len(lexemes) or lexemes[i].text != "{":
+            where = lexemes[i] if i < len(lexemes) else lexemes[-1]
+            diags.add("syntax-error", "expected `{` after the rule name", source.span(where.start, where.end),
+                      "write `rule NAME { when … }`")
+            while i < len(lexemes) and lexemes[i].text != "{" and not (
+                    lexemes[i].kind == "word" and lexemes[i].text.lower() == "rule"):
+                i += 1
+            if i >= len(lexemes) or lexemes[i].text != "{":
+                continue
+        i += 1
+        # Body: up to the matching brace.
+        depth = 1
+        body_start = i
+        while i < len(lexemes):
+            t = lexemes[i].text
+            if t == "{":
+                depth += 1
+            elif t == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            elif depth > 1 and lexemes[i].kind == "word" and t.lower() == "rule" and i + 2 < len(lexemes) \
+                    and lexemes[i + 2].text == "{":
+                break  # a filter brace was never closed; the next rule starts here
+            i += 1
+        body = lexemes[body_start:i]
+        closed = i < len(lexemes) and lexemes[i].text == "}"
+        end_offset = lexemes[i].end if closed else (lexemes[i - 1].end if i > body_start else lexemes[body_start - 1].end)
+        if not closed:
+            last = lexemes[i - 1] if i > 0 else lex
+            diags.add("unclosed-rule", f"rule `{name.value if name else '?'}` is not closed",
+                      source.span(last.start, last.end), "add `}` at the end of the rule")
+        else:
+            i += 1
+        clauses, complete = _parse_clauses(body, source, diags)
+        rule = assemble_rule(name, clauses, source.span(rule_start, end_offset), diags)
+        rules.append(rule if complete else _mark_incomplete(rule))
+    return rules
+
+
+INCOMPLETE = "__incomplete__"
+
+
+def _mark_incomplete(rule: a.Rule) -> a.Rule:
+    """Flags a rule whose text had syntax errors, so rule-level checks skip it."""
+    rule.clause_spans[INCOMPLETE] = True
+    return rule
+
+
+def _parse_clauses(body: list[_Lexeme], source: SourceText, diags: Diagnostics) -> tuple[list[_Clause], bool]:
+    starts = [k for k in range(len(body)) if _is_clause_start(body, k)]
+    complete = True
+    clauses: list[_Clause] = []
+    if body and (not starts or starts[0] != 0):
+        first = body[0]
+        suggestion = closest(first.text, CLAUSE_KEYWORDS + tuple(w.split()[0] for w in CLAUSE_KEYWORDS))
+        diags.add("unknown-clause", f"`{first.text}` does not start a clause", source.span(first.start, first.end),
+                  (f"did you mean `{suggestion}`? " if suggestion else "") + "clauses: " + ", ".join(CLAUSE_KEYWORDS))
+        complete = False
+    bounds = [(body[s].start, body[starts[n + 1] - 1].end if n + 1 < len(starts) else body[-1].end)
+              for n, s in enumerate(starts)]
+    for start, end in bounds:
+        segment = source.text[start:end]
+        try:
+            tree = lark_parser().parse(segment, start="clause")
+        except UnexpectedInput as error:
+            report_syntax_error(error, source, diags, start, end, in_rule=True)
+            complete = False
+            continue
+        try:
+            clause = _Builder(source, diags, base=start).transform(tree)
+        except (VisitError, RecursionError) as error:
+            _report_builder_failure(error, source, diags, start, end)
+            complete = False
+            continue
+        clauses.append(clause)
+    return clauses, complete
+
+
+def _report_builder_failure(error, source, diags, start, end):
+    original = getattr(error, "orig_exc", error)
+    if isinstance(original, RecursionError):
+        diags.add("too-deeply-nested", "the expression is nested too deeply", source.span(start, end),
+                  f"use at most {MAX_NESTING} levels of parentheses and operators")
+        return
+    raise original
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+
+def _nesting_problem(text: str) -> int | None:
+    """Offset of the first `(` past the nesting limit, if any (checked before parsing)."""
+    depth = 0
+    for match in re.finditer(r'"""(?:[^"\\]|\\[\s\S])*?"""|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*|[()]', text):
+        token = match.group()
+        if token == "(":
+            depth += 1
+            if depth > MAX_NESTING:
+                return match.start()
+        elif token == ")":
+            depth = max(0, depth - 1)
+    return None
+
+
+def _text_kind(text: str) -> str:
+    """"document", "body" (clauses without a header) or "condition", from the first words."""
+    lexemes = []
+    for lex in _lexemes(text):
+        lexemes.append(lex)
+        if len(lexemes) == 2:
+            break
+    if lexemes and lexemes[0].kind == "word" and lexemes[0].text.lower() == "rule":
+        return "document"
+    if lexemes and _is_clause_start(lexemes, 0):
+        return "body"
+    return "condition"
+
+
+def _recover_body(source: SourceText, diags: Diagnostics) -> list[a.Rule]:
+    lexemes = list(_lexemes(source.text))
+    clauses, complete = _parse_clauses(lexemes, source, diags)
+    rule = assemble_rule(None, clauses, source.span(lexemes[0].start, lexemes[-1].end), diags)
+    return [rule if complete else _mark_incomplete(rule)]
+
+
+def parse_text(text: str, diags: Diagnostics) -> tuple[SourceText, list[a.Rule]]:
+    """Parses ``text`` into rules, adding every problem found to ``diags``."""
+    source = SourceText(text)
+    if len(text) > MAX_TEXT_LENGTH:
+        diags.add("text-too-long", f"the text is {len(text):,} characters long; at most {MAX_TEXT_LENGTH:,} are read",
+                  source.span(MAX_TEXT_LENGTH, MAX_TEXT_LENGTH + 1), "split the rules over several calls or files")
+        return source, []
+    if not text.strip() or not any(True for _ in _lexemes(text)):
+        diags.add("empty", "there is no rule in this text", source.span(0, len(text)),
+                  'write a condition such as `last(crypto.price{symbol="BTC"}) > 70000` or a `rule NAME { … }` block')
+        return source, []
+    deep = _nesting_problem(text)
+    if deep is not None:
+        diags.add("too-deeply-nested", f"parentheses are nested more than {MAX_NESTING} levels deep",
+                  source.span(deep, deep + 1), "simplify the expression")
+        return source, []
+    try:
+        tree = lark_parser().parse(text, start="start")
+    except UnexpectedInput as error:
+        kind = _text_kind(text)
+        if kind == "document":
+            return source, _recover_document(source, diags)
+        if kind == "body":
+            return source, _recover_body(source, diags)
+        report_syntax_error(error, source, diags, 0, len(text), in_rule=False)
+        return source, []
+    try:
+        rules = _Builder(source, diags).transform(tree)
+    except (VisitError, RecursionError) as error:
+        _report_builder_failure(error, source, diags, 0, len(text))
+        return source, []
+    return source, rules

@@ -1,0 +1,206 @@
+"""The canonical printer: one standard layout for any rule tree.
+
+``parse(print_rules(rules)) == rules`` and printing is idempotent. Keywords and
+function names are lower-case, windows are always written, clauses at their
+default are left out, clauses come in one fixed order, parentheses only where
+precedence needs them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from . import ast as a
+
+__all__ = [
+    "print_rules",
+    "print_rule",
+    "print_expr",
+    "print_selector",
+    "print_duration",
+    "print_string",
+    "print_name",
+    "print_number",
+    "KEYWORDS",
+]
+
+KEYWORDS = frozenset(
+    """rule when critical warning info resolve group by every for keep firing on no data
+    severity labels notify repeat title message description and or not in offset""".split()
+)
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_UNITS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+# Binding strength; higher binds tighter.
+_PRECEDENCE = {"or": 1, "and": 2, "not": 3, "cmp": 4, "+": 5, "-": 5, "*": 6, "/": 6, "neg": 7, "atom": 8}
+
+
+def print_duration(duration: a.Duration | int) -> str:
+    seconds = duration.seconds if isinstance(duration, a.Duration) else int(duration)
+    if seconds == 0:
+        return "0s"
+    parts = []
+    for unit, size in _UNITS:
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def print_name(name: str) -> str:
+    """An identifier as is; anything else (or a keyword) in backticks."""
+    if _IDENT.match(name) and name.lower() not in KEYWORDS:
+        return name
+    escaped = name.replace("\\", "\\\\").replace("`", "\\`").replace("\n", "\\n").replace("\t", "\\t")
+    return f"`{escaped}`"
+
+
+def _escape_char(ch: str) -> str:
+    if ch == "\\":
+        return "\\\\"
+    if ch == "\n":
+        return "\\n"
+    if ch == "\t":
+        return "\\t"
+    if ch == '"':
+        return '\\"'
+    if ord(ch) < 0x20 or ord(ch) == 0x7F or 0xD800 <= ord(ch) <= 0xDFFF:
+        return f"\\u{ord(ch):04x}"
+    return ch
+
+
+def print_string(value: str) -> str:
+    """A double-quoted string; text with newlines as a triple-quoted block."""
+    if "\n" in value:
+        out = []
+        for i, ch in enumerate(value):
+            if ch == "\n":
+                out.append("\n")
+            elif ch == '"':
+                # Escape a quote that starts a run or ends the text, so no `"""` forms.
+                nxt = value[i + 1] if i + 1 < len(value) else ""
+                out.append('\\"' if nxt in ('"', "") else '"')
+            else:
+                out.append(_escape_char(ch))
+        return '"""' + "".join(out) + '"""'
+    return '"' + "".join(_escape_char(ch) for ch in value) + '"'
+
+
+def print_number(value: float) -> str:
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e16:
+        return str(int(value))
+    return repr(float(value))
+
+
+def print_selector(selector: a.Selector) -> str:
+    text = f"{print_name(selector.measurement)}.{print_name(selector.field)}"
+    if selector.filters:
+        text += "{" + ", ".join(_print_filter(f) for f in selector.filters) + "}"
+    return text
+
+
+def _print_filter(flt: a.Filter) -> str:
+    if flt.op in ("in", "not in"):
+        values = ", ".join(print_string(v) for v in flt.value)
+        return f"{print_name(flt.tag)} {flt.op} ({values})"
+    return f"{print_name(flt.tag)}{flt.op}{print_string(flt.value)}"
+
+
+def _precedence(node) -> int:
+    if isinstance(node, a.Logical):
+        return _PRECEDENCE[node.op]
+    if isinstance(node, a.Not):
+        return _PRECEDENCE["not"]
+    if isinstance(node, a.Comparison):
+        return _PRECEDENCE["cmp"]
+    if isinstance(node, a.Arithmetic):
+        return _PRECEDENCE[node.op]
+    if isinstance(node, a.Negate):
+        return _PRECEDENCE["neg"]
+    if isinstance(node, a.Number) and node.literal < 0:
+        return _PRECEDENCE["neg"]
+    return _PRECEDENCE["atom"]
+
+
+def _wrap(node, minimum: int) -> str:
+    text = print_expr(node)
+    return f"({text})" if _precedence(node) < minimum else text
+
+
+def print_expr(node) -> str:
+    if isinstance(node, a.Number):
+        text = print_number(node.literal)
+        return text + "%" if node.percent else text
+    if isinstance(node, a.Aggregate):
+        args = [print_selector(node.selector)]
+        if node.parameter is not None:
+            args.append(print_number(node.parameter))
+        args.append(print_duration(node.window))
+        text = f"{node.function}({', '.join(args)})"
+        if node.offset.seconds:
+            text += f" offset {print_duration(node.offset)}"
+        return text
+    if isinstance(node, a.Abs):
+        return f"abs({print_expr(node.operand)})"
+    if isinstance(node, a.Negate):
+        # `- -x` would read as one token sequence either way, but keep it legible.
+        return "-" + _wrap(node.operand, _PRECEDENCE["neg"])
+    if isinstance(node, a.Not):
+        return "not " + _wrap(node.operand, _PRECEDENCE["not"])
+    if isinstance(node, (a.Arithmetic, a.Comparison, a.Logical)):
+        own = _precedence(node)
+        # Left-associative: the left side may share our level, the right may not.
+        return f"{_wrap(node.left, own)} {node.op} {_wrap(node.right, own + 1)}"
+    if isinstance(node, a.Invalid):
+        return node.text
+    raise TypeError(f"cannot print {type(node).__name__}")
+
+
+def print_rule(rule: a.Rule) -> str:
+    if rule.name is None and _is_bare(rule):
+        return print_expr(rule.when)
+    lines = []
+    if rule.when is not None:
+        lines.append(f"when {print_expr(rule.when)}")
+    for severity, cond in (("critical", rule.critical_when), ("warning", rule.warning_when), ("info", rule.info_when)):
+        if cond is not None:
+            lines.append(f"{severity} when {print_expr(cond)}")
+    if rule.resolve_when is not None:
+        lines.append(f"resolve when {print_expr(rule.resolve_when)}")
+    if rule.group_by:
+        lines.append("group by " + ", ".join(print_name(t) for t in rule.group_by))
+    if rule.every != a.DEFAULT_EVERY:
+        lines.append(f"every {print_duration(rule.every)}")
+    if rule.for_.seconds:
+        lines.append(f"for {print_duration(rule.for_)}")
+    if rule.keep_firing_for.seconds:
+        lines.append(f"keep firing for {print_duration(rule.keep_firing_for)}")
+    if rule.on_no_data != "keep":
+        lines.append(f"on no data {rule.on_no_data}")
+    if rule.severity != "warning":
+        lines.append(f"severity {rule.severity}")
+    if rule.labels:
+        lines.append("labels " + ", ".join(f"{print_name(k)} = {print_string(v)}" for k, v in rule.labels))
+    if rule.notify:
+        lines.append("notify " + ", ".join(print_name(n) for n in rule.notify))
+    if rule.repeat_every is not None:
+        lines.append(f"repeat every {print_duration(rule.repeat_every)}")
+    for keyword in ("title", "message", "description"):
+        value = getattr(rule, keyword)
+        if value is not None:
+            lines.append(f"{keyword} {print_string(value)}")
+    if rule.name is None:
+        return "\n".join(lines)
+    body = "\n".join("    " + line for line in lines)
+    return f"rule {print_name(rule.name)} {{\n{body}\n}}" if body else f"rule {print_name(rule.name)} {{\n}}"
+
+
+def _is_bare(rule: a.Rule) -> bool:
+    return rule.when is not None and rule == a.Rule(when=rule.when)
+
+
+def print_rules(rules) -> str:
+    """Canonical text of a list of rules, ending with a newline."""
+    return "\n\n".join(print_rule(r) for r in rules) + "\n"
