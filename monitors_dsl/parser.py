@@ -729,12 +729,17 @@ def _parse_clauses(body: list[_Lexeme], source: SourceText, diags: Diagnostics) 
     bounds = [(body[s].start, body[starts[n + 1] - 1].end if n + 1 < len(starts) else body[-1].end)
               for n, s in enumerate(starts)]
     for start, end in bounds:
-        segment = source.text[start:end]
-        try:
-            tree = lark_parser().parse(segment, start="clause")
-        except UnexpectedInput as error:
-            report_syntax_error(error, source, diags, start, end, in_rule=True)
-            complete = False
+        tree = None
+        while tree is None and end > start:
+            try:
+                tree = lark_parser().parse(source.text[start:end], start="clause")
+            except UnexpectedInput as error:
+                problem = report_syntax_error(error, source, diags, start, end, in_rule=True)
+                complete = False
+                # When the clause could have ended before the bad word, keep what came before it.
+                could_end = isinstance(error, UnexpectedToken) and bool({"$END", "RBRACE", "_WHEN"} & set(error.expected))
+                end = problem if could_end and start < problem < end else start
+        if tree is None:
             continue
         try:
             clause = _Builder(source, diags, base=start).transform(tree)
