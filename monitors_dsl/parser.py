@@ -464,10 +464,15 @@ _TERMINAL_WORDS = {
     "NAME": "a name", "QUOTED_NAME": "a `quoted name`", "NUMBER": "a number", "PERCENT": "a percentage",
     "DURATION": "a duration such as 5m", "STRING": "a string", "LONG_STRING": "a string",
     "COMPARE": "a comparison (> >= < <= == !=)", "ADD_OP": "+ or -", "MUL_OP": "* or /",
-    "FILTER_OP": "= != =~ !~", "LPAR": "`(`", "RPAR": "`)`", "LBRACE": "`{`", "RBRACE": "`}`", "COMMA": "`,`",
+    "FILTER_OP": "= =~ !~", "NE": "!=", "LPAR": "`(`", "RPAR": "`)`", "LBRACE": "`{`", "RBRACE": "`}`", "COMMA": "`,`",
     "DOT": "`.`", "MINUS": "`-`", "SEVERITY_WORD": "critical/warning/info", "TEMPLATE_KEYWORD": "title/message/description",
     "$END": "the end of the text",
 }
+
+
+_TOKEN_NOUNS = {"NAME": "name", "NUMBER": "number", "PERCENT": "percentage", "DURATION": "duration",
+                "STRING": "string", "LONG_STRING": "string", "COMPARE": "operator", "NE": "operator",
+                "ADD_OP": "operator", "MUL_OP": "operator", "FILTER_OP": "operator"}
 
 
 def _terminal_word(name: str) -> str:
@@ -518,10 +523,23 @@ def report_syntax_error(error: UnexpectedInput, source: SourceText, diags: Diagn
     span = source.span(start, base + token.end_pos)
     value = str(token)
     hint = f"expected {_expected_words(expected)}"
-    message = f"unexpected {_terminal_word(token.type) if token.type not in ('NAME',) else 'name'} `{value}`"
+    if token.type in _TOKEN_NOUNS:
+        message = f"unexpected {_TOKEN_NOUNS[token.type]} `{value}`"
+    else:
+        message = f"unexpected `{value}`"
     code = "syntax-error"
     previous = text[start - 1] if start > 0 else ""
-    if token.type == "NAME" and previous.isdigit():
+    following = text[base + token.end_pos] if base + token.end_pos < len(text) else ""
+    if token.type == "NUMBER" and "DURATION" in expected and following.isalpha():
+        message = f"`{_word_at(text, base + token.end_pos)}` is not a duration"
+        hint = "durations are a whole number with a lower-case unit s, m, h, d or w (e.g. 90s, 5m, 1h30m)"
+    elif token.type == "NUMBER" and "DURATION" in expected:
+        message = f"`{value}` needs a unit"
+        hint = f"write a duration such as {value}s or {value}m"
+    elif token.type == "COMMA" and previous.isdigit() and following.isdigit():
+        message = "numbers are written without thousands separators"
+        hint = f"write {_word_at(text, start - 1)}{_word_at(text, start + 1)} or use `_`: 70_000"
+    elif token.type == "NAME" and previous.isdigit():
         message = f"`{_word_at(text, start)}` is not a number or a duration"
         hint = "durations are a whole number with s, m, h, d or w (e.g. 90s, 5m, 1h30m); numbers have no unit"
     elif token.type in ("NAME", "SEVERITY_WORD", "TEMPLATE_KEYWORD") and ("$END" in expected or "RBRACE" in expected) and in_rule:
@@ -539,7 +557,7 @@ def report_syntax_error(error: UnexpectedInput, source: SourceText, diags: Diagn
     elif token.type == "FILTER_OP" and "STRING" in expected:
         message = f"`{value}` cannot follow a filter operator"
         hint = 'inside `{…}` write tag = "value" with a single `=`'
-    elif token.type == "COMPARE" and "FILTER_OP" in expected:
+    elif token.type in ("COMPARE", "NE") and "FILTER_OP" in expected:
         message = f"`{value}` is not a tag filter operator"
         hint = 'inside `{…}` write tag = "value", tag != "value", tag =~ "regex" or tag in ("a", "b")'
     elif token.type == "DOT" and "LPAR" in expected:

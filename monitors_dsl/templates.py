@@ -48,12 +48,12 @@ def template_problems(template: str) -> list[tuple[str, int, str, str | None]]:
     known = set(TEMPLATE_VARIABLES) | set(env.globals)
     from .errors import did_you_mean
 
-    for name in sorted(meta.find_undeclared_variables(tree)):
-        if name not in known:
-            hint = did_you_mean(name, TEMPLATE_VARIABLES)
-            problems.append(("unknown-template-variable", 1, f"unknown template variable `{name}`",
-                             (hint + " " if hint else "") + "variables: " + ", ".join(TEMPLATE_VARIABLES)))
     try:
+        for name in sorted(meta.find_undeclared_variables(tree)):
+            if name not in known:
+                hint = did_you_mean(name, TEMPLATE_VARIABLES)
+                problems.append(("unknown-template-variable", 1, f"unknown template variable `{name}`",
+                                 (hint + " " if hint else "") + "variables: " + ", ".join(TEMPLATE_VARIABLES)))
         env.compile(tree)
     except TemplateAssertionError as error:
         problems.append(("template-syntax", error.lineno or 1, f"template error: {error.message}",
