@@ -11,11 +11,12 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
-# Timestamps are naive UTC; MySQL keeps microseconds only with an explicit precision.
-# Tables are InnoDB in utf8mb4 on MySQL whatever the server default; ignored elsewhere.
-TABLE_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
+# Tables are InnoDB in utf8mb4 on MySQL whatever the server default, with binary (case-sensitive)
+# comparison as on SQLite: rule and channel names are case-sensitive identifiers. Ignored elsewhere.
+TABLE_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 # Rule text may pass 64 KB of utf8mb4, which is all TEXT holds on MySQL.
 LONG_TEXT = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql")
+# Timestamps are naive UTC; MySQL keeps microseconds only with an explicit precision.
 TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
 
 

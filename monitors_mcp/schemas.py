@@ -1,0 +1,153 @@
+"""What the service returns and the tools send back as structured output (pydantic models).
+
+Field descriptions are kept short: every one of them is sent to the model in
+``tools/list``, whose size is budgeted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "AlertOut",
+    "AlertPage",
+    "ChannelDeleted",
+    "ChannelList",
+    "ChannelOut",
+    "DiagnosticOut",
+    "RuleDeleted",
+    "RuleDetail",
+    "RuleOut",
+    "RulePage",
+    "RuleReading",
+    "RuleSummary",
+    "SeriesState",
+    "SilenceOut",
+    "ValidationOut",
+]
+
+
+class DiagnosticOut(BaseModel):
+    severity: Literal["error", "warning"]
+    code: str
+    message: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    hint: str | None = None
+
+
+class RuleReading(BaseModel):
+    name: str | None
+    sql: str | None = None
+    english: str | None = None
+
+
+class ValidationOut(BaseModel):
+    valid: bool
+    diagnostics: list[DiagnosticOut]
+    canonical: str | None = None
+    rules: list[RuleReading] = Field(default_factory=list, description="Per rule: SQL and plain-English reading")
+    notes: list[str] = Field(default_factory=list)
+
+
+class RuleOut(BaseModel):
+    id: int | None = Field(description="None on a dry run")
+    name: str
+    enabled: bool
+    version: int
+    text: str
+    canonical: str
+    notify: list[str]
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    stored: bool = True
+    warnings: list[str] = Field(default_factory=list)
+
+
+class RuleSummary(BaseModel):
+    id: int
+    name: str
+    enabled: bool
+    version: int
+    canonical: str
+    firing_series: int
+    updated_at: datetime
+
+
+class RulePage(BaseModel):
+    rules: list[RuleSummary]
+    next_cursor: str | None = Field(None, description="Pass as cursor for the next page; None at the end")
+
+
+class SeriesState(BaseModel):
+    labels: dict[str, Any]
+    state: str
+    severity: str | None
+    since: datetime | None
+    last_evaluated_at: datetime | None
+    last_values: dict[str, Any] | None
+
+
+class RuleDetail(RuleOut):
+    series: list[SeriesState] = Field(default_factory=list)
+    series_total: int = 0
+    silenced_until: datetime | None = None
+
+
+class RuleDeleted(BaseModel):
+    deleted: bool
+    id: int
+    name: str
+    note: str
+
+
+class AlertOut(BaseModel):
+    id: int
+    rule_id: int
+    rule_name: str
+    rule_deleted: bool
+    labels: dict[str, Any]
+    severity: str
+    state: Literal["firing", "resolved"]
+    started_at: datetime
+    resolved_at: datetime | None
+    values_at_start: dict[str, Any] | None
+    values_at_resolution: dict[str, Any] | None
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+
+
+class AlertPage(BaseModel):
+    alerts: list[AlertOut]
+    next_cursor: str | None = Field(None, description="Pass as cursor for the next page; None at the end")
+
+
+class SilenceOut(BaseModel):
+    id: int
+    rule_id: int
+    rule_name: str
+    starts_at: datetime
+    ends_at: datetime
+    comment: str | None
+
+
+class ChannelOut(BaseModel):
+    name: str
+    scheme: str
+    host: str | None = Field(description="Only for services addressed by host name")
+    service: str | None
+    created_at: datetime
+
+
+class ChannelList(BaseModel):
+    channels: list[ChannelOut]
+
+
+class ChannelDeleted(BaseModel):
+    deleted: str
+    rules_still_notifying: list[str] = Field(description="Rules whose notify clause still names this channel")

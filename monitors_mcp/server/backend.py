@@ -1,0 +1,38 @@
+"""What the tools need at run time: the store, the encryption keys, and who is calling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.mcpserver.exceptions import ToolError
+
+from ..service import Workspace
+from ..store import Database
+from ..store.secrets import SecretBox
+
+__all__ = ["Backend", "bearer_user", "fixed_user"]
+
+
+def fixed_user(user_id: int) -> Callable[[], int]:
+    """The stdio transport (and in-process clients): one user for the whole connection."""
+    return lambda: user_id
+
+
+def bearer_user() -> int:
+    """The HTTP transport: the user the request's bearer token maps to (see ``auth``)."""
+    token = get_access_token()
+    if token is None or not token.subject or not token.subject.isdigit():
+        raise ToolError("Not authenticated: send an Authorization: Bearer <token> header.")
+    return int(token.subject)
+
+
+@dataclass
+class Backend:
+    db: Database
+    secrets: SecretBox
+    current_user: Callable[[], int]
+
+    def workspace(self) -> Workspace:
+        return Workspace(self.db, self.current_user(), self.secrets)

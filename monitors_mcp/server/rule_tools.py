@@ -1,0 +1,122 @@
+"""Tools for alert rules: validate, create, list, get, update, delete, silence. Thin: each calls the service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from mcp.server.mcpserver import MCPServer
+from mcp_types import CallToolResult, ToolAnnotations
+from pydantic import Field
+
+from ..schemas import RuleDeleted, RuleDetail, RuleOut, RulePage, SilenceOut, ValidationOut
+from .backend import Backend
+from .respond import respond
+
+__all__ = ["register_rule_tools"]
+
+RuleText = Annotated[
+    str,
+    Field(description="Rule in the monitors language: a condition, or one rule NAME { when ... } block"),
+]
+RuleRef = Annotated[int | str, Field(description="Rule id or rule name")]
+Limit = Annotated[int | None, Field(ge=1, le=200, description="Page size, default 50")]
+Cursor = Annotated[str | None, Field(description="next_cursor from the previous page")]
+
+READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+
+
+def register_rule_tools(mcp: MCPServer, backend: Backend) -> None:
+    @mcp.tool(
+        annotations=READ,
+        description=(
+            "Check a rule without storing it. Returns valid, diagnostics (line, column, message, hint), "
+            "the canonical text, and per rule the SQL and a plain-English reading. Use it while drafting; "
+            "read the monitors://docs/language resource for the syntax. Example condition: "
+            'last(crypto.price{symbol="BTC"}) > 70000'
+        ),
+    )
+    def validate_alert_rule(rule: RuleText) -> Annotated[CallToolResult, ValidationOut]:
+        return respond("validate_alert_rule", lambda: backend.workspace().rules.validate(rule))
+
+    @mcp.tool(
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False),
+        description=(
+            "Store a new alert rule for the engine to evaluate. rule is either a bare condition "
+            '(then pass name), e.g. last(crypto.price{symbol="BTC"}) > 70000, or one block '
+            "rule NAME { when COND  every 1m  for 5m  severity critical  notify CHANNEL }. "
+            "Exactly one rule per call; names are unique per user (letters, digits, _). "
+            "dry_run=true checks everything and stores nothing. On invalid text the error lists every "
+            "diagnostic with line, column and hint plus a valid example: fix and call again."
+        ),
+    )
+    def create_alert_rule(
+        rule: RuleText,
+        name: Annotated[str | None, Field(description="Rule name when rule is a bare condition")] = None,
+        dry_run: Annotated[bool, Field(description="Validate only, store nothing")] = False,
+    ) -> Annotated[CallToolResult, RuleOut]:
+        return respond("create_alert_rule", lambda: backend.workspace().rules.create(rule, name, dry_run))
+
+    @mcp.tool(
+        annotations=READ,
+        description=(
+            "List your alert rules by name, with how many series are firing. query filters on name or "
+            "condition text (case-insensitive substring). Page with cursor=next_cursor."
+        ),
+    )
+    def list_alert_rules(
+        query: Annotated[str | None, Field(description="Substring of name or condition")] = None,
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> Annotated[CallToolResult, RulePage]:
+        return respond("list_alert_rules", lambda: backend.workspace().rules.list(query, limit, cursor))
+
+    @mcp.tool(
+        annotations=READ,
+        description=(
+            "One rule by id or name: its text, canonical form, notify channels, whether it is silenced, "
+            "and the current state of each series (inactive, pending, firing) with the last values."
+        ),
+    )
+    def get_alert_rule(rule: RuleRef) -> Annotated[CallToolResult, RuleDetail]:
+        return respond("get_alert_rule", lambda: backend.workspace().rules.get(rule))
+
+    @mcp.tool(
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True),
+        description=(
+            "Change a rule (a patch: what you leave out is kept). text replaces the whole rule text; "
+            "enabled=false pauses the rule, true resumes it. The version goes up by one on each change."
+        ),
+    )
+    def update_alert_rule(
+        rule: RuleRef,
+        text: Annotated[str | None, Field(description="New full rule text")] = None,
+        enabled: Annotated[bool | None, Field(description="Pause (false) or resume (true)")] = None,
+    ) -> Annotated[CallToolResult, RuleOut]:
+        return respond("update_alert_rule", lambda: backend.workspace().rules.update(rule, text, enabled))
+
+    @mcp.tool(
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False),
+        description=(
+            "Delete a rule by id or name: it stops running and its name is free again; its past "
+            "alerts stay in list_alerts. To pause instead, use update_alert_rule with enabled=false."
+        ),
+    )
+    def delete_alert_rule(rule: RuleRef) -> Annotated[CallToolResult, RuleDeleted]:
+        return respond("delete_alert_rule", lambda: backend.workspace().rules.delete(rule))
+
+    @mcp.tool(
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False),
+        description=(
+            "Mute a rule's notifications for a while; alerts are still recorded. Give exactly one of "
+            "duration (30m, 2h, 1d) or until (ISO 8601 time, e.g. 2025-06-01T08:00:00Z)."
+        ),
+    )
+    def silence_alert_rule(
+        rule: RuleRef,
+        duration: Annotated[str | None, Field(description="How long, e.g. 2h")] = None,
+        until: Annotated[str | None, Field(description="End time, ISO 8601")] = None,
+        comment: Annotated[str | None, Field(description="Why, for people")] = None,
+    ) -> Annotated[CallToolResult, SilenceOut]:
+        return respond(
+            "silence_alert_rule", lambda: backend.workspace().rules.silence(rule, duration, until, comment)
+        )

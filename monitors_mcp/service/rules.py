@@ -1,0 +1,329 @@
+"""Alert rules of one user: validate, create, list, read, update, delete, silence.
+
+Every query is filtered on the caller's ``owner_id``; a rule of another user is
+reported exactly like a rule that does not exist.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..schemas import (
+    RuleDeleted,
+    RuleDetail,
+    RuleOut,
+    RulePage,
+    RuleSummary,
+    SeriesState,
+    SilenceOut,
+    ValidationOut,
+)
+from ..store import Alert, Database, NotificationChannel, Rule, RuleState, Silence
+from ..store.types import utcnow
+from .cursors import decode_cursor, encode_cursor
+from .errors import Conflict, InvalidInput, NotFound
+from .language import ParsedRule, parse_one, validate_text
+from .limits import MAX_COMMENT, MAX_QUERY, check_length, check_name, clamp_limit
+from .times import parse_duration, parse_time
+
+__all__ = ["RuleService", "find_rule"]
+
+MAX_SILENCE = timedelta(days=365)
+SERIES_SHOWN = 100
+
+
+def find_rule(session: Session, owner_id: int, ref: int | str) -> Rule:
+    """The caller's live rule with this id or name; ``NotFound`` otherwise (also for another user's rule)."""
+    if isinstance(ref, bool):
+        raise InvalidInput("rule must be a rule id (a number) or a rule name.")
+    text = str(ref).strip()
+    query = select(Rule).where(Rule.owner_id == owner_id, Rule.deleted_at.is_(None))
+    if isinstance(ref, int) or text.isdigit():
+        rule = session.scalars(query.where(Rule.id == int(text))).first() if len(text) < 19 else None
+    else:
+        check_length("rule", text, 128)
+        rule = session.scalars(query.where(Rule.live_name == text)).first()
+    if rule is None:
+        raise NotFound(f"No rule {text[:128]!r}: use list_alert_rules to see your rules and their ids.")
+    return rule
+
+
+class RuleService:
+    def __init__(self, db: Database, user_id: int) -> None:
+        self.db = db
+        self.user_id = user_id
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def validate(self, text: str) -> ValidationOut:
+        return validate_text(text)
+
+    def list(self, query: str | None = None, limit: int | None = None, cursor: str | None = None) -> RulePage:
+        limit = clamp_limit(limit)
+        stmt = select(Rule).where(Rule.owner_id == self.user_id, Rule.deleted_at.is_(None))
+        if query:
+            check_length("query", query, MAX_QUERY)
+            needle = query.lower()  # case-insensitive alike on SQLite and MySQL
+            stmt = stmt.where(
+                or_(
+                    func.lower(Rule.name).contains(needle, autoescape=True),
+                    func.lower(Rule.canonical).contains(needle, autoescape=True),
+                )
+            )
+        if cursor:
+            name, rule_id = decode_cursor("rules", cursor, 2)
+            stmt = stmt.where(or_(Rule.name > name, (Rule.name == name) & (Rule.id > rule_id)))
+        with self.db.session() as session:
+            rules = list(session.scalars(stmt.order_by(Rule.name, Rule.id).limit(limit + 1)))
+            more = len(rules) > limit
+            rules = rules[:limit]
+            firing = self._firing_counts(session, [r.id for r in rules])
+        summaries = [
+            RuleSummary(
+                id=r.id,
+                name=r.name,
+                enabled=r.enabled,
+                version=r.version,
+                canonical=r.canonical,
+                firing_series=firing.get(r.id, 0),
+                updated_at=r.updated_at,
+            )
+            for r in rules
+        ]
+        next_cursor = encode_cursor("rules", rules[-1].name, rules[-1].id) if more else None
+        return RulePage(rules=summaries, next_cursor=next_cursor)
+
+    def get(self, ref: int | str) -> RuleDetail:
+        now = utcnow()
+        with self.db.session() as session:
+            rule = find_rule(session, self.user_id, ref)
+            states = list(
+                session.scalars(
+                    select(RuleState)
+                    .where(RuleState.rule_id == rule.id)
+                    .order_by(RuleState.series_key)
+                    .limit(SERIES_SHOWN)
+                )
+            )
+            total = session.scalar(select(func.count()).select_from(RuleState).where(RuleState.rule_id == rule.id))
+            silenced_until = session.scalar(
+                select(func.max(Silence.ends_at)).where(
+                    Silence.rule_id == rule.id, Silence.ends_at > now, Silence.starts_at <= now
+                )
+            )
+            base = self._out(rule, _stored_rule(rule.text))
+        return RuleDetail(
+            **base.model_dump(),
+            series=[
+                SeriesState(
+                    labels=s.labels or {},
+                    state=s.state,
+                    severity=s.severity,
+                    since=s.since,
+                    last_evaluated_at=s.last_evaluated_at,
+                    last_values=s.last_values,
+                )
+                for s in states
+            ],
+            series_total=total or 0,
+            silenced_until=silenced_until,
+        )
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def create(self, text: str, name: str | None = None, dry_run: bool = False) -> RuleOut:
+        parsed = parse_one(text)
+        final_name = self._resolve_name(parsed, name)
+        with self.db.session() as session:
+            self._check_name_free(session, final_name)
+            rule = Rule(
+                owner_id=self.user_id,
+                name=final_name,
+                live_name=final_name,
+                text=text,
+                canonical=parsed.canonical,
+                enabled=True,
+                version=1,
+                every_seconds=parsed.every_seconds,
+            )
+            warnings = self._warnings(session, parsed)
+            if dry_run:
+                return RuleOut(
+                    id=None,
+                    name=final_name,
+                    enabled=True,
+                    version=1,
+                    text=text,
+                    canonical=parsed.canonical,
+                    notify=list(parsed.notify),
+                    stored=False,
+                    warnings=warnings,
+                )
+            now = utcnow()
+            rule.created_at = rule.updated_at = now
+            session.add(rule)
+            self._flush_unique(session, final_name)
+            return self._out(rule, parsed, warnings)
+
+    def update(self, ref: int | str, text: str | None = None, enabled: bool | None = None) -> RuleOut:
+        if text is None and enabled is None:
+            raise InvalidInput("Nothing to change: give text (the new rule) and/or enabled (true or false).")
+        parsed = parse_one(text) if text is not None else None
+        with self.db.session() as session:
+            rule = find_rule(session, self.user_id, ref)
+            warnings: list[str] = []
+            if parsed is not None and text is not None:
+                if parsed.name is not None and parsed.name != rule.name:
+                    self._check_name_free(session, parsed.name)
+                    rule.name = rule.live_name = parsed.name
+                rule.text = text
+                rule.canonical = parsed.canonical
+                rule.every_seconds = parsed.every_seconds
+                warnings = self._warnings(session, parsed)
+            if enabled is not None:
+                rule.enabled = enabled
+            rule.version += 1
+            rule.updated_at = utcnow()
+            self._flush_unique(session, rule.name)
+            return self._out(rule, parsed or _stored_rule(rule.text), warnings)
+
+    def delete(self, ref: int | str) -> RuleDeleted:
+        with self.db.session() as session:
+            rule = find_rule(session, self.user_id, ref)
+            rule.deleted_at = utcnow()
+            rule.live_name = None
+            rule.enabled = False
+            rule.version += 1
+            return RuleDeleted(
+                deleted=True,
+                id=rule.id,
+                name=rule.name,
+                note="The rule no longer runs; its alert history stays visible in list_alerts.",
+            )
+
+    def silence(
+        self,
+        ref: int | str,
+        duration: str | None = None,
+        until: str | None = None,
+        comment: str | None = None,
+    ) -> SilenceOut:
+        if (duration is None) == (until is None):
+            raise InvalidInput("Give exactly one of duration (such as 2h or 1d) or until (an ISO 8601 time).")
+        now = utcnow()
+        if duration is not None:
+            ends_at = now + parse_duration("duration", duration)
+        else:
+            ends_at = parse_time("until", until or "")
+            if ends_at <= now:
+                raise InvalidInput(f"until {until!r} is in the past; give a future time.")
+        if ends_at - now > MAX_SILENCE:
+            raise InvalidInput("A silence may last at most 365 days; disable the rule instead with update_alert_rule.")
+        if comment is not None:
+            check_length("comment", comment, MAX_COMMENT)
+        with self.db.session() as session:
+            rule = find_rule(session, self.user_id, ref)
+            silence = Silence(
+                owner_id=self.user_id, rule_id=rule.id, starts_at=now, ends_at=ends_at, comment=comment, created_at=now
+            )
+            session.add(silence)
+            session.flush()
+            return SilenceOut(
+                id=silence.id,
+                rule_id=rule.id,
+                rule_name=rule.name,
+                starts_at=now,
+                ends_at=ends_at,
+                comment=comment,
+            )
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _resolve_name(parsed: ParsedRule, name: str | None) -> str:
+        if name is not None:
+            name = check_name("name", name)
+        if parsed.name and name and parsed.name != name:
+            raise InvalidInput(
+                f"The rule text names the rule {parsed.name!r} but name is {name!r}: "
+                "leave name out, or make the two the same."
+            )
+        final = parsed.name or name
+        if not final:
+            raise InvalidInput(
+                "This rule has no name: pass name (for example btc_above_70k), "
+                "or write the rule as rule NAME { when ... }."
+            )
+        return check_name("name", final)
+
+    def _check_name_free(self, session: Session, name: str) -> None:
+        taken = session.scalar(
+            select(Rule.id).where(Rule.owner_id == self.user_id, Rule.live_name == name)
+        )
+        if taken is not None:
+            raise Conflict(
+                f"You already have a rule named {name!r} (id {taken}): choose another name, "
+                "or change that rule with update_alert_rule."
+            )
+
+    @staticmethod
+    def _flush_unique(session: Session, name: str) -> None:
+        try:
+            session.flush()
+        except IntegrityError:
+            raise Conflict(f"You already have a rule named {name!r}: choose another name.") from None
+
+    def _warnings(self, session: Session, parsed: ParsedRule) -> list[str]:
+        warnings = [f"line {d.line}, column {d.column}: {d.message}" for d in parsed.warnings]
+        if parsed.notify:
+            known = set(
+                session.scalars(
+                    select(NotificationChannel.name).where(
+                        NotificationChannel.owner_id == self.user_id,
+                        NotificationChannel.name.in_(parsed.notify),
+                    )
+                )
+            )
+            for missing in [c for c in parsed.notify if c not in known]:
+                warnings.append(
+                    f"No notification channel named {missing!r} yet: add it with add_notification_channel, "
+                    "or alerts are only recorded."
+                )
+        return warnings
+
+    def _firing_counts(self, session: Session, rule_ids: list[int]) -> dict[int, int]:
+        if not rule_ids:
+            return {}
+        rows = session.execute(
+            select(Alert.rule_id, func.count())
+            .where(Alert.rule_id.in_(rule_ids), Alert.state == "firing")
+            .group_by(Alert.rule_id)
+        )
+        return {rule_id: count for rule_id, count in rows}
+
+    @staticmethod
+    def _out(rule: Rule, parsed: ParsedRule | None, warnings: list[str] | None = None) -> RuleOut:
+        return RuleOut(
+            id=rule.id,
+            name=rule.name,
+            enabled=rule.enabled,
+            version=rule.version,
+            text=rule.text,
+            canonical=rule.canonical,
+            notify=list(parsed.notify) if parsed else [],
+            created_at=rule.created_at,
+            updated_at=rule.updated_at,
+            warnings=warnings or [],
+        )
+
+
+def _stored_rule(text: str) -> ParsedRule | None:
+    """A stored rule parsed again, or None if the language no longer accepts it."""
+    try:
+        return parse_one(text)
+    except InvalidInput:
+        return None
