@@ -1,0 +1,218 @@
+"""The MCP tools through the SDK's in-memory client: the happy path, error results, the tool list."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from monitors_mcp.store import Database
+from monitors_mcp.store.types import utcnow
+
+from .helpers import BTC, add_alerts, add_series_state, connect
+
+pytestmark = pytest.mark.anyio
+
+EXPECTED_TOOLS = {
+    "validate_alert_rule": (True, False, True),
+    "create_alert_rule": (False, False, False),
+    "list_alert_rules": (True, False, True),
+    "get_alert_rule": (True, False, True),
+    "update_alert_rule": (False, False, True),
+    "delete_alert_rule": (False, True, False),
+    "list_alerts": (True, False, True),
+    "acknowledge_alert": (False, False, True),
+    "silence_alert_rule": (False, False, False),
+    "add_notification_channel": (False, False, False),
+    "list_notification_channels": (True, False, True),
+    "delete_notification_channel": (False, True, False),
+}
+
+
+async def test_tool_list_is_complete_annotated_and_small(db: Database, secrets, alice: int) -> None:
+    async with connect(db, secrets, alice) as client:
+        listed = await client.list_tools()
+    tools = {t.name: t for t in listed.tools}
+    assert set(tools) == set(EXPECTED_TOOLS)
+    for name, (read_only, destructive, idempotent) in EXPECTED_TOOLS.items():
+        tool = tools[name]
+        assert tool.annotations.read_only_hint is read_only, name
+        assert bool(tool.annotations.destructive_hint) is destructive, name
+        assert bool(tool.annotations.idempotent_hint) is idempotent, name
+        assert tool.output_schema, name
+        assert len(tool.description) > 40, name
+    size = len(json.dumps(listed.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    assert size < 24_000, f"tools/list is {size} bytes"
+
+
+async def test_validate_reports_canonical_text_and_stores_nothing(db: Database, secrets, alice: int) -> None:
+    async with connect(db, secrets, alice) as client:
+        result = await client.call_tool("validate_alert_rule", {"rule": "LAST(crypto.price{symbol='BTC'}) > 70_000"})
+        assert not result.is_error
+        out = result.structured_content
+        assert out["valid"] is True
+        assert out["canonical"].strip() == 'last(crypto.price{symbol="BTC"}, 5m) > 70000'
+        assert len(out["rules"]) == 1
+        listed = await client.call_tool("list_alert_rules", {})
+        assert listed.structured_content["rules"] == []
+
+
+async def test_validate_returns_diagnostics_with_positions(db: Database, secrets, alice: int) -> None:
+    async with connect(db, secrets, alice) as client:
+        result = await client.call_tool("validate_alert_rule", {"rule": "avgg(cpu.usage) > 1"})
+    assert not result.is_error
+    out = result.structured_content
+    assert out["valid"] is False
+    assert out["diagnostics"][0]["line"] == 1
+    assert out["diagnostics"][0]["column"] == 1
+    assert "avg" in (out["diagnostics"][0]["hint"] or "") + out["diagnostics"][0]["message"]
+
+
+async def test_create_list_get_update_delete(db: Database, secrets, alice: int) -> None:
+    async with connect(db, secrets, alice) as client:
+        created = await client.call_tool("create_alert_rule", {"rule": BTC, "name": "btc_high"})
+        assert not created.is_error, created.content
+        rule = created.structured_content
+        assert rule["name"] == "btc_high" and rule["version"] == 1 and rule["stored"] is True
+
+        block = 'rule eth_drop {\n  when pct_change(crypto.price{symbol="ETH"}, 1h) < -5%\n  notify desk\n}'
+        eth = await client.call_tool("create_alert_rule", {"rule": block})
+        assert eth.structured_content["name"] == "eth_drop"
+        assert eth.structured_content["notify"] == ["desk"]
+        assert any("desk" in w for w in eth.structured_content["warnings"])
+
+        listed = (await client.call_tool("list_alert_rules", {})).structured_content
+        assert [r["name"] for r in listed["rules"]] == ["btc_high", "eth_drop"]
+        found = (await client.call_tool("list_alert_rules", {"query": "ETH"})).structured_content
+        assert [r["name"] for r in found["rules"]] == ["eth_drop"]
+
+        add_series_state(db, rule["id"], {"symbol": "BTC"})
+        got = (await client.call_tool("get_alert_rule", {"rule": rule["id"]})).structured_content
+        assert got["series_total"] == 1 and got["series"][0]["state"] == "firing"
+        by_name = (await client.call_tool("get_alert_rule", {"rule": "btc_high"})).structured_content
+        assert by_name["id"] == rule["id"]
+
+        paused = (await client.call_tool("update_alert_rule", {"rule": "btc_high", "enabled": False})).structured_content
+        assert paused["enabled"] is False and paused["version"] == 2 and paused["text"] == BTC
+        changed = await client.call_tool(
+            "update_alert_rule", {"rule": rule["id"], "text": 'last(crypto.price{symbol="BTC"}) > 80000'}
+        )
+        assert changed.structured_content["enabled"] is False
+        assert "80000" in changed.structured_content["canonical"]
+        assert changed.structured_content["version"] == 3
+
+        deleted = await client.call_tool("delete_alert_rule", {"rule": "btc_high"})
+        assert deleted.structured_content["deleted"] is True
+        gone = await client.call_tool("get_alert_rule", {"rule": "btc_high"})
+        assert gone.is_error and "No rule" in gone.content[0].text
+
+
+async def test_dry_run_stores_nothing(db: Database, secrets, alice: int) -> None:
+    async with connect(db, secrets, alice) as client:
+        dry = await client.call_tool("create_alert_rule", {"rule": BTC, "name": "dry", "dry_run": True})
+        assert dry.structured_content["stored"] is False and dry.structured_content["id"] is None
+        assert (await client.call_tool("list_alert_rules", {})).structured_content["rules"] == []
+
+
+async def test_invalid_rule_error_carries_every_diagnostic_and_an_example(db: Database, secrets, alice: int) -> None:
+    text = "rule bad {\n  when avgg(cpu.usage) > 1\n  severity urgent\n}"
+    async with connect(db, secrets, alice) as client:
+        result = await client.call_tool("create_alert_rule", {"rule": text})
+    assert result.is_error
+    body = result.structured_content
+    assert body["code"] == "invalid_rule"
+    assert len(body["diagnostics"]) >= 2
+    for d in body["diagnostics"]:
+        assert {"line", "column", "message", "hint"} <= set(d)
+        assert f"line {d['line']}, column {d['column']}" in result.content[0].text
+    assert "rule btc_above_70k" in body["example"]
+    assert body["example"] in result.content[0].text
+
+
+async def test_example_in_errors_is_itself_valid(db: Database, secrets, alice: int) -> None:
+    from monitors_mcp.service.language import EXAMPLE_RULE
+
+    async with connect(db, secrets, alice) as client:
+        result = await client.call_tool("validate_alert_rule", {"rule": EXAMPLE_RULE})
+    assert result.structured_content["valid"] is True
+
+
+async def test_names_in_text_and_argument_must_agree(db: Database, secrets, alice: int) -> None:
+    async with connect(db, secrets, alice) as client:
+        both = await client.call_tool("create_alert_rule", {"rule": "rule a { when last(x.y) > 1 }", "name": "b"})
+        assert both.is_error and "'a'" in both.content[0].text and "'b'" in both.content[0].text
+        nameless = await client.call_tool("create_alert_rule", {"rule": "last(x.y) > 1"})
+        assert nameless.is_error and "pass name" in nameless.content[0].text
+        two = await client.call_tool(
+            "create_alert_rule", {"rule": "rule a { when last(x.y) > 1 }\nrule b { when last(x.y) > 2 }"}
+        )
+        assert two.is_error and "exactly one rule" in two.content[0].text
+        await client.call_tool("create_alert_rule", {"rule": "last(x.y) > 1", "name": "dup"})
+        dup = await client.call_tool("create_alert_rule", {"rule": "last(x.y) > 2", "name": "dup"})
+        assert dup.is_error and dup.structured_content["code"] == "conflict"
+
+
+async def test_list_alerts_pages_through_history(db: Database, secrets, alice: int) -> None:
+    async with connect(db, secrets, alice) as client:
+        rule = (await client.call_tool("create_alert_rule", {"rule": BTC, "name": "btc"})).structured_content
+        ids = add_alerts(db, rule["id"], alice, 25)
+        seen: list[int] = []
+        cursor = None
+        while True:
+            args = {"limit": 10} | ({"cursor": cursor} if cursor else {})
+            page = (await client.call_tool("list_alerts", args)).structured_content
+            seen += [a["id"] for a in page["alerts"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == ids  # newest first, each once
+        recent = (await client.call_tool("list_alerts", {"since": "5m"})).structured_content
+        assert 4 <= len(recent["alerts"]) <= 6
+        by_rule = (await client.call_tool("list_alerts", {"rule": "btc", "state": "firing", "limit": 3})).structured_content
+        assert len(by_rule["alerts"]) == 3 and by_rule["alerts"][0]["rule_name"] == "btc"
+        resolved = (await client.call_tool("list_alerts", {"state": "resolved"})).structured_content
+        assert resolved["alerts"] == []
+
+
+async def test_acknowledge_and_silence(db: Database, secrets, alice: int) -> None:
+    async with connect(db, secrets, alice) as client:
+        rule = (await client.call_tool("create_alert_rule", {"rule": BTC, "name": "btc"})).structured_content
+        [alert_id] = add_alerts(db, rule["id"], alice, 1)
+        acked = (await client.call_tool("acknowledge_alert", {"alert": alert_id})).structured_content
+        assert acked["acknowledged_at"] and acked["acknowledged_by"].startswith("alice-")
+        again = (await client.call_tool("acknowledge_alert", {"alert": alert_id})).structured_content
+        assert again["acknowledged_at"] == acked["acknowledged_at"]
+
+        silence = (await client.call_tool("silence_alert_rule", {"rule": "btc", "duration": "2h"})).structured_content
+        assert silence["rule_name"] == "btc"
+        got = (await client.call_tool("get_alert_rule", {"rule": "btc"})).structured_content
+        assert got["silenced_until"] == silence["ends_at"]
+        until = (utcnow() + timedelta(days=1)).isoformat()
+        later = await client.call_tool("silence_alert_rule", {"rule": "btc", "until": until})
+        assert not later.is_error
+
+
+async def test_channels(db: Database, secrets, alice: int) -> None:
+    async with connect(db, secrets, alice) as client:
+        added = await client.call_tool(
+            "add_notification_channel", {"name": "desk", "apprise_url": "jsons://user:hunter2@hooks.example.com/alerts"}
+        )
+        assert not added.is_error, added.content
+        assert added.structured_content == added.structured_content | {
+            "name": "desk", "scheme": "jsons", "host": "hooks.example.com"
+        }
+        await client.call_tool("create_alert_rule", {"rule": "rule r { when last(x.y) > 1\n notify desk }"})
+        listed = (await client.call_tool("list_notification_channels", {})).structured_content
+        assert [c["name"] for c in listed["channels"]] == ["desk"]
+        deleted = (await client.call_tool("delete_notification_channel", {"name": "desk"})).structured_content
+        assert deleted == {"deleted": "desk", "rules_still_notifying": ["r"]}
+
+
+async def test_resources_and_prompt(db: Database, secrets, alice: int) -> None:
+    async with connect(db, secrets, alice) as client:
+        resources = {str(r.uri) for r in (await client.list_resources()).resources}
+        assert resources == {"monitors://docs/language", "monitors://docs/examples"}
+        prompt = await client.get_prompt("write_alert_rule", {"request": "tell me if BTC goes above 70k"})
+        text = prompt.messages[0].content.text
+        assert "tell me if BTC goes above 70k" in text and "validate_alert_rule" in text
