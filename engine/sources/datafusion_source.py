@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import threading
 from pathlib import Path
+from typing import Mapping
 
 import pyarrow as pa
 from datafusion import SessionConfig, SessionContext, SQLOptions
@@ -119,12 +120,13 @@ class DataFusionSource(Source):
         if self._closed:
             raise SourceError(self.name, "config", "the source is closed", cause="closed")
 
-    def query(self, sql: str) -> pa.Table:
+    def query(self, sql: str, *, params: Mapping[str, object] | None = None) -> pa.Table:
+        """The result of ``sql``; ``params`` fills ``$name`` placeholders, as InfluxDB 3's query parameters do."""
         if not isinstance(sql, str):
             raise SourceError(self.name, "query", f"expected SQL text, got {type(sql).__name__}")
         self._check_open()
         try:
-            frame = self._context.sql(sql, options=self._options)
+            frame = self._context.sql(sql, options=self._options, param_values=dict(params) if params else None)
             return frame.to_arrow_table()
         except Exception as error:  # DataFusion raises plain Exception / ValueError subclasses
             detail = _detail(error)

@@ -34,23 +34,22 @@ _KINDS = (
     (flight.FlightUnauthorizedError, "forbidden"),
     (flight.FlightTimedOutError, "timeout"),
 )
-_SERVER_MESSAGE = re.compile(r"with message: (.*?)(?:\. gRPC client debug context:|\. Client context:|$)", re.S)
-_GRPC_MESSAGE = re.compile(r'grpc_message:"((?:[^"\\]|\\.)*)"')
+_CONTEXT = re.compile(r"\.? gRPC client debug context:|\. Client context:")
+_FLIGHT_PREFIX = re.compile(r"^Flight returned [\w ]+ error, with message: ")
+_DETAIL_SUFFIX = re.compile(r"\. Detail: [\w ]+$")
 _NOT_FOUND = re.compile(r"not found|no field named|does not exist|unknown (database|table|column)", re.I)
+_READ_ONLY = re.compile(r"(DDL|DML|Statement) not supported|read.only", re.I)
 _DEADLINE = re.compile(r"deadline exceeded", re.I)
 _UNREACHABLE = re.compile(r"failed to connect|connection refused|unavailable|name resolution|DNS resolution", re.I)
 
 
 def server_message(error: BaseException) -> str:
-    """The server's own words inside a Flight error's long text (the whole text when they cannot be found)."""
-    text = str(error)
-    match = _SERVER_MESSAGE.search(text)
-    if match and match.group(1).strip():
-        return match.group(1).strip()
-    match = _GRPC_MESSAGE.search(text)
-    if match:
-        return match.group(1).encode().decode("unicode_escape", errors="replace")
-    return text.strip() or type(error).__name__
+    """The server's own words inside a Flight error's long text (gRPC's debug context left out)."""
+    text = str(error).strip()
+    text = _CONTEXT.split(text, maxsplit=1)[0].strip()
+    text = _FLIGHT_PREFIX.sub("", text)
+    text = _DETAIL_SUFFIX.sub("", text).strip()
+    return text or type(error).__name__
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -75,12 +74,15 @@ def classify(error: BaseException) -> tuple[str, str]:
         return "timeout", detail
     if _NOT_FOUND.search(detail):
         return "not_found", detail
+    if _READ_ONLY.search(detail):
+        return "read_only", detail
     if isinstance(cause, flight.FlightError) and _UNREACHABLE.search(detail):
         return "unreachable", detail
     return "query", detail
 
 
-_CAUSES = {"not_found": "unknown database, table or column", "timeout": "timed out"}
+_CAUSES = {"not_found": "unknown database, table or column", "timeout": "timed out",
+           "read_only": "refused: queries only read"}
 
 
 class InfluxDB3Source(Source):
