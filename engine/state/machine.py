@@ -1,0 +1,169 @@
+"""One evaluation of one series: the contract's section 5, as a pure function.
+
+``step(state, evaluation, clauses, rule_id=…, series_key=…)`` returns the new
+state, the transitions and the notifications to send. It does no I/O and
+reads no clock: the same inputs always give the same outputs, which is what
+makes backtests equal live runs and a re-run tick harmless.
+
+1. *No data* is mapped first: ``keep`` leaves the state as it is (timers
+   included; a due ``repeat every`` still goes out), ``ok`` is the firing
+   condition false and the resolve criterion met, ``alert`` is the firing
+   condition holding at the rule's no-data severity (``for`` still applies).
+2. The state moves: ``inactive → pending`` (or ``→ firing`` when ``for`` is
+   0), ``pending → firing`` once pending for at least ``for``,
+   ``pending → inactive`` when the condition stops holding, and
+   ``firing → inactive`` (resolved) once the resolve criterion has held for at
+   least ``keep firing for`` — the resolve criterion is ``resolve when`` when
+   the rule has one, else "no firing condition holds". A different severity
+   while firing is a ``firing → firing`` change.
+3. Notifications bring the receivers up to date: what they were last told
+   (``notified_severity``) is compared with the new state, giving ``firing``,
+   ``escalation`` (``direction`` up or down), ``resolved``, or a ``repeat``
+   when nothing changed and ``repeat every`` has passed since the last one.
+   At most one notification per evaluation. While flapping, none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from .clauses import Clauses
+from .flapping import update_flapping
+from .keys import idempotency_key
+from .model import (
+    FIRING,
+    INACTIVE,
+    PENDING,
+    SEVERITY_RANK,
+    Evaluation,
+    Notification,
+    SeriesState,
+    Step,
+    Transition,
+    Value,
+)
+
+__all__ = ["step"]
+
+
+def step(state: SeriesState, evaluation: Evaluation, clauses: Clauses, *,
+         rule_id: str, series_key: str) -> Step:
+    """Apply one evaluation to one series' state (see the module docstring)."""
+    at = evaluation.at
+    if state.last_evaluated_at is not None and at <= state.last_evaluated_at:
+        return Step(state)  # already applied (a tick run again): nothing happens twice
+
+    if evaluation.no_data and clauses.on_no_data == "keep":
+        kept = replace(state, last_evaluated_at=at)
+        return _notify(kept, at, (), kept.last_values, kept.last_value, clauses, rule_id, series_key,
+                       changed=False)
+
+    severity, clear = _decide(evaluation, clauses)
+    values = dict(evaluation.values)
+    value = evaluation.value
+    new, transitions = _move(state, at, severity, clear, values, value, clauses)
+    new = replace(new, last_evaluated_at=at)
+    if not evaluation.no_data:
+        new = replace(new, last_values=values, last_value=value)
+    changed = any(t.to_state == FIRING or t.from_state == FIRING for t in transitions)
+    return _notify(new, at, tuple(transitions), values, value, clauses, rule_id, series_key, changed)
+
+
+def _decide(evaluation: Evaluation, clauses: Clauses) -> tuple[str | None, bool]:
+    """``(severity holding or None, resolve criterion met)`` for this evaluation."""
+    if evaluation.no_data:
+        if clauses.on_no_data == "alert":
+            return clauses.no_data_severity, False
+        return None, True  # "ok"
+    severity = evaluation.severity
+    if clauses.has_resolve:
+        return severity, evaluation.resolve is True
+    return severity, severity is None
+
+
+def _move(state: SeriesState, at: datetime, severity: str | None, clear: bool,
+          values: dict[str, Value], value: Value, clauses: Clauses) -> tuple[SeriesState, list[Transition]]:
+    """The state change alone (section 5), before notifications."""
+    if state.state == INACTIVE:
+        if severity is None:
+            return state, []
+        if clauses.for_ == 0:
+            return _start_firing(state, at, severity, values, value, INACTIVE)
+        pending = replace(state, state=PENDING, severity=severity, pending_since=at)
+        return pending, [Transition(at, INACTIVE, PENDING, severity)]
+
+    if state.state == PENDING:
+        if severity is None:
+            return _inactive(state), [Transition(at, PENDING, INACTIVE, state.severity)]
+        if (at - state.pending_since).total_seconds() >= clauses.for_:
+            return _start_firing(state, at, severity, values, value, PENDING)
+        return replace(state, severity=severity), []
+
+    # firing
+    if clear:
+        clear_since = state.clear_since or at
+        if (at - clear_since).total_seconds() >= clauses.keep_firing_for:
+            return _inactive(state), [Transition(at, FIRING, INACTIVE, state.severity)]
+        state = replace(state, clear_since=clear_since)
+    else:
+        state = replace(state, clear_since=None)
+    if severity is not None and severity != state.severity:
+        return replace(state, severity=severity), [Transition(at, FIRING, FIRING, severity)]
+    return state, []
+
+
+def _start_firing(state: SeriesState, at: datetime, severity: str, values: dict[str, Value], value: Value,
+                  previous: str) -> tuple[SeriesState, list[Transition]]:
+    firing = replace(state, state=FIRING, severity=severity, firing_since=at, clear_since=None,
+                     start_values=values, start_value=value)
+    return firing, [Transition(at, previous, FIRING, severity)]
+
+
+def _inactive(state: SeriesState) -> SeriesState:
+    return replace(state, state=INACTIVE, severity=None, pending_since=None, firing_since=None, clear_since=None,
+                   start_values={}, start_value=None)
+
+
+def _notify(new: SeriesState, at: datetime, transitions: tuple[Transition, ...], values: dict[str, Value],
+            value: Value, clauses: Clauses, rule_id: str, series_key: str, changed: bool) -> Step:
+    """Flap bookkeeping, then at most one notification bringing receivers up to date."""
+    flapping, changes = update_flapping(clauses.flap, new.flapping, new.changes, at, changed)
+    new = replace(new, flapping=flapping, changes=changes)
+    if flapping:
+        return Step(new, transitions)
+
+    firing_severity = new.severity if new.state == FIRING else None
+    told = new.notified_severity
+    kind = direction = None
+    if firing_severity is not None and told is None:
+        kind = "firing"
+    elif firing_severity is not None and firing_severity != told:
+        kind = "escalation"
+        direction = "up" if SEVERITY_RANK[firing_severity] > SEVERITY_RANK[told] else "down"
+    elif firing_severity is None and told is not None:
+        kind = "resolved"
+    elif firing_severity is not None and clauses.repeat_every is not None and (
+            new.last_notified_at is None
+            or (at - new.last_notified_at).total_seconds() >= clauses.repeat_every):
+        kind = "repeat"
+    if kind is None:
+        return Step(new, transitions)
+
+    started_at = new.notified_started_at if kind == "resolved" else new.firing_since
+    notification = Notification(
+        kind=kind,
+        at=at,
+        rule_id=str(rule_id),
+        series_key=str(series_key),
+        severity=firing_severity if kind != "resolved" else told,
+        started_at=started_at,
+        values=dict(values),
+        value=value,
+        idempotency_key=idempotency_key(rule_id, series_key, kind, at),
+        direction=direction,
+        previous_severity=told if kind == "escalation" else None,
+    )
+    new = replace(new, notified_severity=firing_severity, last_notified_at=at,
+                  notified_started_at=new.firing_since if firing_severity is not None else None)
+    return Step(new, transitions, (notification,))
