@@ -44,6 +44,10 @@ def influx_session() -> tuple[SessionContext, SQLOptions]:
     return SessionContext(config), options
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _detail(error: BaseException) -> str:
     text = str(error).strip()
     for prefix in ("DataFusion error: ", "Error during planning: ", "Execution error: "):
@@ -107,14 +111,15 @@ class DataFusionSource(Source):
         """Forgets measurement ``name`` (no error when it is unknown)."""
         with self._lock:
             if self._tables.pop(name, None) is not None:
-                self._context.deregister_table(name)
+                self._context.deregister_table(_quote(name))
 
     def _register(self, name: str, table: pa.Table) -> None:
         batches = table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
+        quoted = _quote(name)  # DataFusion parses the name: quoting keeps case, dots and quotes as they are
         with self._lock:
-            if self._context.table_exist(name):
-                self._context.deregister_table(name)
-            self._context.register_record_batches(name, [batches])
+            if self._context.table_exist(quoted):
+                self._context.deregister_table(quoted)
+            self._context.register_record_batches(quoted, [batches])
 
     def _check_open(self) -> None:
         if self._closed:
