@@ -27,7 +27,7 @@ from ..store.types import utcnow
 from .cursors import decode_cursor, encode_cursor
 from .errors import Conflict, InvalidInput, NotFound
 from .language import ParsedRule, parse_one, validate_text
-from .limits import MAX_COMMENT, MAX_QUERY, check_length, check_name, clamp_limit
+from .limits import MAX_COMMENT, MAX_QUERY, MAX_RULE_TEXT, check_length, check_name, clamp_limit
 from .times import parse_duration, parse_time
 
 __all__ = ["RuleService", "find_rule"]
@@ -60,6 +60,8 @@ class RuleService:
     # -- reading --------------------------------------------------------------------------------
 
     def validate(self, text: str) -> ValidationOut:
+        """Diagnostics are the answer here, not an error — except for text that cannot be a rule at all."""
+        check_length("rule", text, MAX_RULE_TEXT)
         return validate_text(text)
 
     def list(self, query: str | None = None, limit: int | None = None, cursor: str | None = None) -> RulePage:
