@@ -191,7 +191,8 @@ class InfluxServer:
         self._http = ThreadingHTTPServer((self.host, 0), _Http)
         self._http.daemon_threads = True
         self._http.influx = self  # type: ignore[attr-defined]
-        thread = threading.Thread(target=self._http.serve_forever, name="influx-http", daemon=True)
+        thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.05},
+                                  name="influx-http", daemon=True)
         thread.start()
         self._threads.append(thread)
         return self
