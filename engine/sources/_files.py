@@ -49,8 +49,9 @@ def read_data_file(path: Path) -> pa.Table:
     except (pa.ArrowException, OSError) as error:
         what = "not a valid CSV file" if suffix == ".csv" else "not a valid Parquet file"
         raise SourceError(source, "bad_data", _first_line(error), cause=what) from None
+    place = (lambda index: f"line {index + 2}") if suffix == ".csv" else (lambda index: f"row {index + 1}")
     try:
-        return to_influx_table(raw)
+        return to_influx_table(raw, place=place)
     except (ValueError, pa.ArrowException) as error:
         raise SourceError(source, "bad_data", _first_line(error)) from None
 

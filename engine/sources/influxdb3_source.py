@@ -104,11 +104,12 @@ class InfluxDB3Source(Source):
         token = token if token is not None else env.get(ENV_TOKEN, "")
         self.host, self.database = host.strip(), database.strip()
         self.timeout = float(timeout)
-        self.name = name or f"influxdb3 {self.host or '(no host)'} database {self.database or '(none)'}"
+        self.name = name or " ".join(["influxdb3", self.host, f"database {self.database}" if self.database else ""]
+                                     ).strip()
         if not self.host:
-            raise SourceError(self.name, "config", f"no host: pass one or set {ENV_HOST}", cause="no host configured")
+            raise SourceError(self.name, "config", f"give the host or set {ENV_HOST}", cause="no host configured")
         if not self.database:
-            raise SourceError(self.name, "config", f"no database: pass one or set {ENV_DATABASE}",
+            raise SourceError(self.name, "config", f"give the database or set {ENV_DATABASE}",
                               cause="no database configured")
         if not self.timeout > 0:
             raise SourceError(self.name, "config", f"timeout must be positive, got {timeout!r}")

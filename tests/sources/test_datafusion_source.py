@@ -177,7 +177,7 @@ def test_single_file(data_dir):
 
 @pytest.mark.parametrize("name, content, words", [
     ("cpu.csv", "host,usage\nweb-1,1\n", ["no `time` column", "host, usage"]),
-    ("cpu.csv", "time,usage\n2024-05-01T12:00:00Z,1\nlast tuesday,2\n", ["row 2", "last tuesday", "RFC 3339"]),
+    ("cpu.csv", "time,usage\n2024-05-01T12:00:00Z,1\nlast tuesday,2\n", ["line 3", "last tuesday", "RFC 3339"]),
     ("cpu.csv", "time,usage\n2024-05-01T12:00:00Z,1,9\n", ["not a valid CSV file", "Expected 2 columns"]),
     ("cpu.csv", "", ["not a valid CSV file"]),
     ("cpu.csv", "time,usage\n,1\n", ["empty value"]),

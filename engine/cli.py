@@ -1,0 +1,169 @@
+"""The engine's ``monitors`` commands, plugged in through the ``monitors.commands`` entry points.
+
+    monitors eval FILE --data DIR --at T [--format json]
+    monitors eval FILE --influxdb3 [--host URL] [--database DB] --at T
+
+``eval`` evaluates each rule of FILE once, at time T (RFC 3339), and prints
+per series its labels, each term's value and the decision. The data comes
+from the embedded source over a directory (or file) of CSV / Parquet data, or
+from InfluxDB 3 (``INFLUXDB3_HOST``, ``INFLUXDB3_DATABASE``,
+``INFLUXDB3_AUTH_TOKEN``; ``--host``/``--database`` override the first two).
+
+JSON output, stable::
+
+    {"rules": [{"name": str|null, "series": [{"labels": {tag: value},
+      "values": {"<canonical term text>": number|bool|null},
+      "result": true|false|null, "severity": "critical"|"warning"|"info"|null}]}]}
+
+Each command module registers itself with one ``register_*`` function; this
+module imports the heavy engine packages only when a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+from monitors_dsl.cli import CommandError, UsageError, format_diagnostic, read_source
+
+__all__ = ["register_eval", "evaluate", "render_text"]
+
+_INSTALL = 'install them with: pip install "monitors-mcp[engine]"'
+
+
+def register_eval(subparsers) -> None:
+    """Adds ``monitors eval`` to the ``monitors`` command."""
+    cmd = subparsers.add_parser(
+        "eval", help="evaluate rules once at a given time over data",
+        description="Evaluate each rule of FILE once at time T and print, per series, its labels, "
+                    "each term's value and the decision.",
+        epilog="Data files: <measurement>.csv (a `time` column in RFC 3339, text columns are tags, "
+               "numeric columns are fields) or <measurement>.parquet. See docs/sources.md.",
+    )
+    cmd.add_argument("file", metavar="FILE", help="rule file, or - for standard input")
+    where = cmd.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data", metavar="DIR", help="directory (or one file) of CSV / Parquet data")
+    where.add_argument("--influxdb3", action="store_true",
+                       help="query InfluxDB 3 (INFLUXDB3_HOST, INFLUXDB3_DATABASE, INFLUXDB3_AUTH_TOKEN)")
+    cmd.add_argument("--host", help="InfluxDB 3 address, e.g. http://localhost:8181 (with --influxdb3)")
+    cmd.add_argument("--database", help="InfluxDB 3 database (with --influxdb3)")
+    cmd.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                     help="query deadline for InfluxDB 3 (default: 30)")
+    cmd.add_argument("--at", required=True, metavar="T", help="evaluation time, RFC 3339 (2024-05-01T12:00:00Z)")
+    cmd.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    cmd.set_defaults(handler=_cmd_eval)
+
+
+def _engine():
+    try:
+        from engine import sources
+    except ImportError as error:
+        raise UsageError(f"`monitors eval` needs the engine's packages ({error.name or error}); {_INSTALL}") from None
+    return sources
+
+
+def _open_source(args, sources):
+    if args.data is not None:
+        if args.host or args.database:
+            raise UsageError("--host and --database go with --influxdb3, not --data")
+        return sources.DataFusionSource(args.data)
+    return sources.InfluxDB3Source(args.host, args.database, timeout=args.timeout)
+
+
+def _compile(name: str, text: str, schema):
+    """The compiled rules of ``text``; diagnostics go to stderr, errors stop the command."""
+    import monitors_dsl
+
+    display = "<stdin>" if name == "-" else name
+    diagnostics = monitors_dsl.validate(text, schema=schema)
+    for diag in diagnostics:
+        print(format_diagnostic(display, text, diag), file=sys.stderr)
+    if any(d.severity == "error" for d in diagnostics):
+        raise CommandError(f"{display}: the rules have errors; nothing was evaluated")
+    rules = monitors_dsl.parse(text)
+    if not rules:
+        raise CommandError(f"{display}: no rule to evaluate")
+    return [monitors_dsl.compile_rule(rule) for rule in rules]
+
+
+def _value(value):
+    """A term's value as JSON holds it: numbers, booleans (``absent``), null for no data."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def evaluate(compiled, source, at) -> dict:
+    """``{"rules": [...]}`` for compiled rules evaluated once at ``at`` (datetime or ns) on ``source``."""
+    out = []
+    for index, rule in enumerate(compiled, start=1):
+        try:
+            table = source.query(rule.sql(at))
+        except Exception as error:  # a SourceError: say which rule needed the data
+            error.add_note(f"while evaluating rule {rule.name or f'#{index}'}")
+            raise
+        series = []
+        for row in table.to_pylist():
+            decision = rule.decide(row)
+            series.append({
+                "labels": {tag: row.get(tag) for tag in rule.group_by},
+                "values": {term.text: _value(row.get(term.column)) for term in rule.terms},
+                "result": decision.result,
+                "severity": decision.severity,
+            })
+        out.append({"name": rule.name, "series": series})
+    return {"rules": out}
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "no data"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format(value, ".12g")
+    return str(value)
+
+
+def render_text(report: dict, at_text: str) -> str:
+    """One readable table per rule: labels, term values, result and severity."""
+    blocks = []
+    for index, rule in enumerate(report["rules"], start=1):
+        title = f"rule {rule['name']}" if rule["name"] else f"rule #{index}"
+        lines = [f"{title} at {at_text}"]
+        if not rule["series"]:
+            lines.append("  (no series)")
+            blocks.append("\n".join(lines))
+            continue
+        tags = list(rule["series"][0]["labels"])
+        terms = list(rule["series"][0]["values"])
+        header = tags + terms + ["result", "severity"]
+        rows = [[_cell(s["labels"][t]) for t in tags] + [_cell(s["values"][t]) for t in terms]
+                + [_cell(s["result"]), s["severity"] or "-"] for s in rule["series"]]
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+        for cells in [header] + rows:
+            lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _cmd_eval(args) -> int:
+    sources = _engine()
+    try:
+        at = sources.parse_rfc3339(args.at)
+    except ValueError as error:
+        raise UsageError(f"--at: {error}") from None
+    text = read_source(args.file)
+    try:
+        with _open_source(args, sources) as source:
+            compiled = _compile(args.file, text, source.schema())
+            report = evaluate(compiled, source, at)
+    except sources.SourceError as error:
+        notes = "".join(f" ({note})" for note in getattr(error, "__notes__", ()))
+        raise CommandError(f"{error}{notes}") from None
+    if args.format == "json":
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(render_text(report, sources.format_rfc3339(at)))
+    return 0
