@@ -9,6 +9,7 @@
 
 from ._api import canonical, parse, validate
 from .ast import Rule
+from .compiler import CompiledRule, Decision, Term, compile_rule
 from .errors import Diagnostic, DslError
 from .schema import MeasurementSchema, Schema
 
@@ -21,4 +22,8 @@ __all__ = [
     "Rule",
     "Schema",
     "MeasurementSchema",
+    "compile_rule",
+    "CompiledRule",
+    "Decision",
+    "Term",
 ]

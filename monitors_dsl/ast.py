@@ -8,8 +8,9 @@ Defaults are filled in when the tree is built (a window left out is ``5m``,
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Sequence, Union
 
 __all__ = [
     "Span",
@@ -43,21 +44,41 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """Where a node sits in its text: character offsets and 1-based line/column.
+    """Where a node sits in its text: character offsets ``start``/``end``.
 
-    ``end_line``/``end_column`` point just past the last character, so a caret
-    line can be drawn from ``column`` to ``end_column``.
+    ``line``/``column`` (1-based) and ``end_line``/``end_column`` (just past the
+    last character) are worked out on demand from the text's line starts, so
+    building a tree costs no line arithmetic.
     """
 
     start: int
     end: int
-    line: int
-    column: int
-    end_line: int
-    end_column: int
+    line_starts: Sequence[int] | None = field(default=None, compare=False, repr=False)
+
+    def _position(self, offset: int) -> tuple[int, int]:
+        if not self.line_starts:
+            return 1, offset + 1
+        line = bisect.bisect_right(self.line_starts, offset) - 1
+        return line + 1, offset - self.line_starts[line] + 1
+
+    @property
+    def line(self) -> int:
+        return self._position(self.start)[0]
+
+    @property
+    def column(self) -> int:
+        return self._position(self.start)[1]
+
+    @property
+    def end_line(self) -> int:
+        return self._position(self.end)[0]
+
+    @property
+    def end_column(self) -> int:
+        return self._position(self.end)[1]
 
 
-NO_SPAN = Span(0, 0, 1, 1, 1, 1)
+NO_SPAN = Span(0, 0)
 
 
 def _span() -> Span:

@@ -12,11 +12,12 @@ import bisect
 import re
 from typing import Iterator, NamedTuple
 
-from lark import Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import ast as a
 from .errors import Diagnostics, closest, did_you_mean
+from .fastparse import fast_parse
 from .grammar import parser as lark_parser
 
 __all__ = ["SourceText", "parse_text", "INCOMPLETE", "MAX_TEXT_LENGTH", "MAX_NESTING", "CLAUSE_KEYWORDS", "FUNCTIONS"]
@@ -55,6 +56,7 @@ class SourceText:
 
     def __init__(self, text: str):
         self.text = text
+        self._length = len(text)
         self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
 
     def position(self, offset: int) -> tuple[int, int]:
@@ -63,10 +65,14 @@ class SourceText:
         return line + 1, offset - self._line_starts[line] + 1
 
     def span(self, start: int, end: int) -> a.Span:
-        end = max(start, end)
-        line, column = self.position(start)
-        end_line, end_column = self.position(end)
-        return a.Span(start, end, line, column, end_line, end_column)
+        length = self._length
+        if start > length:
+            start = length
+        if end < start:
+            end = start
+        elif end > length:
+            end = length
+        return a.Span(start, end, self._line_starts)
 
     def line_text(self, line: int) -> str:
         start = self._line_starts[line - 1]
@@ -89,15 +95,21 @@ class _Clause(NamedTuple):
 # --- tree → AST -----------------------------------------------------------------
 
 
-@v_args(meta=True)
-class _Builder(Transformer):
-    """Builds AST nodes from Lark's tree, reporting what the grammar lets through."""
+class _Builder:
+    """Builds AST nodes bottom-up, one method per grammar rule or alias, each called with
+    ``(meta, children)``; reports what the grammar lets through but the language does not."""
 
     def __init__(self, source: SourceText, diags: Diagnostics, base: int = 0):
-        super().__init__(visit_tokens=False)
         self.source = source
         self.diags = diags
         self.base = base
+
+    def transform(self, tree):
+        """Builds the AST for a Lark parse tree (the slow path's trees)."""
+        if not isinstance(tree, Tree):
+            return tree
+        children = [self.transform(child) for child in tree.children]
+        return getattr(self, tree.data)(tree.meta, children)
 
     # spans ---------------------------------------------------------------
     def _meta_span(self, meta) -> a.Span:
@@ -761,7 +773,7 @@ def _parse_clauses(body: list[_Lexeme], source: SourceText, diags: Diagnostics) 
             continue
         try:
             clause = _Builder(source, diags, base=start).transform(tree)
-        except (VisitError, RecursionError) as error:
+        except RecursionError as error:
             _report_builder_failure(error, source, diags, start, end)
             complete = False
             continue
@@ -769,13 +781,9 @@ def _parse_clauses(body: list[_Lexeme], source: SourceText, diags: Diagnostics) 
     return clauses, complete
 
 
-def _report_builder_failure(error, source, diags, start, end):
-    original = getattr(error, "orig_exc", error)
-    if isinstance(original, RecursionError):
-        diags.add("too-deeply-nested", "the expression is nested too deeply", source.span(start, end),
-                  f"use at most {MAX_NESTING} levels of parentheses and operators")
-        return
-    raise original
+def _report_builder_failure(error: RecursionError, source, diags, start, end):
+    diags.add("too-deeply-nested", "the expression is nested too deeply", source.span(start, end),
+              f"use at most {MAX_NESTING} levels of parentheses and operators")
 
 
 # --- entry point ---------------------------------------------------------------------------
@@ -823,14 +831,20 @@ def parse_text(text: str, diags: Diagnostics) -> tuple[SourceText, list[a.Rule]]
         diags.add("text-too-long", f"the text is {len(text):,} characters long; at most {MAX_TEXT_LENGTH:,} are read",
                   source.span(MAX_TEXT_LENGTH, MAX_TEXT_LENGTH + 1), "split the rules over several calls or files")
         return source, []
-    if not text.strip() or not any(True for _ in _lexemes(text)):
-        diags.add("empty", "there is no rule in this text", source.span(0, len(text)),
-                  'write a condition such as `last(crypto.price{symbol="BTC"}) > 70000` or a `rule NAME { … }` block')
-        return source, []
-    deep = _nesting_problem(text)
+    deep = _nesting_problem(text) if text.count("(") > MAX_NESTING else None
     if deep is not None:
         diags.add("too-deeply-nested", f"parentheses are nested more than {MAX_NESTING} levels deep",
                   source.span(deep, deep + 1), "simplify the expression")
+        return source, []
+    attempt = Diagnostics()
+    rules = fast_parse(text, _Builder(source, attempt))
+    if rules is not None:
+        diags.items.extend(attempt.items)
+        diags._seen |= attempt._seen
+        return source, rules
+    if not text.strip() or not any(True for _ in _lexemes(text)):
+        diags.add("empty", "there is no rule in this text", source.span(0, len(text)),
+                  'write a condition such as `last(crypto.price{symbol="BTC"}) > 70000` or a `rule NAME { … }` block')
         return source, []
     try:
         tree = lark_parser().parse(text, start="start")
@@ -844,7 +858,7 @@ def parse_text(text: str, diags: Diagnostics) -> tuple[SourceText, list[a.Rule]]
         return source, []
     try:
         rules = _Builder(source, diags).transform(tree)
-    except (VisitError, RecursionError) as error:
+    except RecursionError as error:
         _report_builder_failure(error, source, diags, 0, len(text))
         return source, []
     return source, rules

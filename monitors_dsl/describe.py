@@ -1,0 +1,143 @@
+"""A rule read aloud: one English sentence saying when it fires.
+
+    >>> from monitors_dsl import parse
+    >>> describe(parse('rule r { when last(crypto.price{symbol="BTC"}) > 70000 severity critical }')[0])
+    'Fires (critical) when the last value of crypto.price where symbol is "BTC" over the past 5 minutes is above 70000, checked every minute.'
+
+Names and strings appear as the canonical printer writes them, so the reading
+quotes exactly what the rule says.
+"""
+
+from __future__ import annotations
+
+from . import ast as a
+from .printer import print_name, print_number, print_string
+
+__all__ = ["describe", "describe_expr", "duration_words"]
+
+_UNITS = (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+_FUNCTIONS = {
+    "last": "the last value of",
+    "first": "the first value of",
+    "min": "the minimum of",
+    "max": "the maximum of",
+    "avg": "the average of",
+    "sum": "the sum of",
+    "median": "the median of",
+    "count": "the number of points of",
+    "stddev": "the standard deviation of",
+    "spread": "the spread (maximum minus minimum) of",
+    "delta": "the change in",
+    "rate": "the per-second rate of change of",
+    "pct_change": "the relative change (a fraction of the first value) of",
+}
+_COMPARISONS = {">": "is above", ">=": "is at least", "<": "is below", "<=": "is at most",
+                "==": "equals", "!=": "is not equal to"}
+_ARITHMETIC = {"+": "plus", "-": "minus", "*": "times", "/": "divided by"}
+_FILTERS = {"=": "is", "!=": "is not", "=~": "matches", "!~": "does not match",
+            "in": "is one of", "not in": "is none of"}
+
+
+def duration_words(seconds: int, *, drop_one: bool = False) -> str:
+    """``5400`` → ``"1 hour 30 minutes"``; with ``drop_one``, ``60`` → ``"minute"``."""
+    if seconds == 0:
+        return "0 seconds"
+    parts = []
+    for unit, size in _UNITS:
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
+    if drop_one and len(parts) == 1 and parts[0].startswith("1 "):
+        return parts[0][2:]
+    return " ".join(parts)
+
+
+def _ordinal(value: float) -> str:
+    text = print_number(value)
+    if not text.isdigit():
+        return f"{text}th"
+    number = int(text)
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{text}{suffix}"
+
+
+def _selector(selector: a.Selector) -> str:
+    text = f"{print_name(selector.measurement)}.{print_name(selector.field)}"
+    conditions = []
+    for flt in selector.filters:
+        value = (", ".join(print_string(v) for v in flt.value) if isinstance(flt.value, tuple)
+                 else print_string(flt.value))
+        conditions.append(f"{print_name(flt.tag)} {_FILTERS[flt.op]} {value}")
+    return text + (" where " + " and ".join(conditions) if conditions else "")
+
+
+def _window(node: a.Aggregate) -> str:
+    window = duration_words(node.window.seconds, drop_one=True)
+    if node.offset.seconds:
+        return f"over the {window} ending {duration_words(node.offset.seconds)} ago"
+    return f"over the past {window}"
+
+
+def _aggregate(node: a.Aggregate) -> str:
+    if node.function == "absent":
+        return f"no point of {_selector(node.selector)} arrives {_window(node)}"
+    if node.function == "percentile":
+        head = f"the {_ordinal(node.parameter)} percentile of"
+    else:
+        head = _FUNCTIONS[node.function]
+    return f"{head} {_selector(node.selector)} {_window(node)}"
+
+
+def describe_expr(node) -> str:
+    """An expression in words."""
+    if isinstance(node, a.Number):
+        return print_number(node.literal) + ("%" if node.percent else "")
+    if isinstance(node, a.Aggregate):
+        return _aggregate(node)
+    if isinstance(node, a.Abs):
+        return f"the absolute value of {_grouped(node.operand)}"
+    if isinstance(node, a.Negate):
+        return f"minus {_grouped(node.operand)}"
+    if isinstance(node, a.Arithmetic):
+        return f"{_grouped(node.left)} {_ARITHMETIC[node.op]} {_grouped(node.right)}"
+    if isinstance(node, a.Comparison):
+        return f"{describe_expr(node.left)} {_COMPARISONS[node.op]} {describe_expr(node.right)}"
+    if isinstance(node, a.Not):
+        return f"not ({describe_expr(node.operand)})"
+    if isinstance(node, a.Logical):
+        parts = []
+        for side in (node.left, node.right):
+            text = describe_expr(side)
+            parts.append(f"({text})" if isinstance(side, a.Logical) and side.op != node.op else text)
+        return f" {node.op} ".join(parts)
+    raise TypeError(f"cannot describe {type(node).__name__}")
+
+
+def _grouped(node) -> str:
+    text = describe_expr(node)
+    return f"({text})" if isinstance(node, a.Arithmetic) else text
+
+
+def describe(rule: a.Rule) -> str:
+    """One sentence: severity, condition(s), grouping, timing and resolution of ``rule``."""
+    conditions = rule.conditions
+    who = ""
+    if rule.group_by:
+        tags = [print_name(t) for t in rule.group_by]
+        who = " for each " + (tags[0] if len(tags) == 1
+                              else "combination of " + ", ".join(tags[:-1]) + " and " + tags[-1])
+    if rule.when is not None:
+        first = f"Fires ({rule.severity}){who} when {describe_expr(rule.when)}"
+    else:
+        levels = ", ".join(f"{level} when {describe_expr(cond)}" for level, cond in conditions)
+        first = f"Fires{who}: {levels}" if who else f"Fires {levels}"
+    parts = [first]
+    if rule.for_.seconds:
+        parts.append(f"once that has held for {duration_words(rule.for_.seconds)}")
+    if rule.keep_firing_for.seconds:
+        parts.append(f"staying firing for {duration_words(rule.keep_firing_for.seconds)} after it stops holding")
+    if rule.resolve_when is not None:
+        parts.append(f"resolving only when {describe_expr(rule.resolve_when)}")
+    parts.append(f"checked every {duration_words(rule.every.seconds, drop_one=True)}")
+    return ", ".join(parts) + "."

@@ -1,0 +1,128 @@
+"""Hypothesis strategies that build valid rule trees directly (not text)."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from monitors_dsl import ast as a
+from monitors_dsl.printer import KEYWORDS
+
+__all__ = ["names", "expressions", "conditions", "rules", "documents", "selectors", "numeric"]
+
+_IDENT = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
+names = st.one_of(
+    _IDENT,
+    st.sampled_from(sorted(KEYWORDS)),
+    st.text(min_size=1, max_size=8).filter(lambda s: s.strip("\n") == s or True),
+)
+strings = st.text(max_size=12)
+_SAFE_REGEX = st.sampled_from(["^web-", "a|b", "^[0-9]+$", r"\d+", "(?i)prod", "x.*y", ".*", "^$"])
+durations = st.integers(min_value=1, max_value=30 * 86400).map(a.Duration)
+offsets = st.one_of(st.just(a.ZERO), durations)
+
+
+@st.composite
+def filters(draw):
+    op = draw(st.sampled_from(a.FILTER_OPS))
+    tag = draw(names)
+    if op in ("in", "not in"):
+        value = tuple(draw(st.lists(strings, min_size=1, max_size=3)))
+    elif op in ("=~", "!~"):
+        value = draw(_SAFE_REGEX)
+    else:
+        value = draw(strings)
+    return a.Filter(tag, op, value)
+
+
+selectors = st.builds(a.Selector, names, names, st.lists(filters(), max_size=3).map(tuple))
+
+
+@st.composite
+def aggregates(draw, function=None):
+    function = function or draw(st.sampled_from(a.NUMERIC_AGGREGATES))
+    parameter = None
+    if function == "percentile":
+        parameter = draw(st.one_of(st.integers(0, 100).map(float), st.floats(0, 100, allow_nan=False)))
+    return a.Aggregate(function, draw(selectors), draw(durations), draw(offsets), parameter)
+
+
+numbers = st.builds(
+    a.Number,
+    st.one_of(st.integers(-10**6, 10**12).map(float), st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False),
+              st.floats(1e-9, 1e-3)),
+    st.booleans(),
+)
+
+
+def numeric(depth: int = 3):
+    leaves = st.one_of(numbers, aggregates())
+    if depth <= 0:
+        return leaves
+    inner = st.deferred(lambda: numeric(depth - 1))
+    return st.one_of(
+        leaves,
+        st.builds(a.Abs, inner),
+        st.builds(a.Negate, inner.filter(lambda n: not isinstance(n, a.Number))),
+        st.builds(a.Arithmetic, st.sampled_from("+-*/"), inner, inner),
+    )
+
+
+def conditions(depth: int = 3):
+    comparison = st.builds(a.Comparison, st.sampled_from([">", ">=", "<", "<=", "==", "!="]),
+                           numeric(depth - 1), numeric(depth - 1))
+    absent = aggregates("absent")
+    if depth <= 1:
+        return st.one_of(comparison, absent)
+    inner = st.deferred(lambda: conditions(depth - 1))
+    return st.one_of(
+        comparison,
+        absent,
+        st.builds(a.Not, inner),
+        st.builds(a.Logical, st.sampled_from(["and", "or"]), inner, inner),
+    )
+
+
+expressions = st.one_of(numeric(), conditions())
+_templates = st.one_of(
+    st.text(max_size=20).filter(lambda s: "{" not in s and "}" not in s),
+    st.sampled_from(["{{ value }}", "{{ rule }} is {{ state }}", "{% if value > 1 %}high{% endif %}",
+                     "{{ labels.host | default('?') }}\nline two", "{{ values | length }} terms"]),
+)
+
+
+@st.composite
+def rules(draw, name=st.none()):
+    rule_name = draw(name)
+    severity_form = draw(st.booleans())
+    fields = {}
+    if severity_form:
+        chosen = draw(st.lists(st.sampled_from(a.SEVERITIES), min_size=1, max_size=3, unique=True))
+        for severity in chosen:
+            fields[f"{severity}_when"] = draw(conditions(2))
+    else:
+        fields["when"] = draw(conditions(3))
+        fields["severity"] = draw(st.sampled_from(a.SEVERITIES))
+    if draw(st.booleans()):
+        fields["resolve_when"] = draw(conditions(2))
+    fields["group_by"] = tuple(draw(st.lists(names, max_size=3, unique=True)))
+    fields["every"] = draw(durations)
+    fields["for_"] = draw(st.one_of(st.just(a.ZERO), durations))
+    fields["keep_firing_for"] = draw(st.one_of(st.just(a.ZERO), durations))
+    fields["on_no_data"] = draw(st.sampled_from(a.NO_DATA_ACTIONS))
+    fields["labels"] = tuple(draw(st.dictionaries(names, strings, max_size=3)).items())
+    fields["notify"] = tuple(draw(st.lists(names, max_size=3, unique=True)))
+    fields["repeat_every"] = draw(st.one_of(st.none(), durations))
+    fields["title"] = draw(st.one_of(st.none(), _templates))
+    fields["message"] = draw(st.one_of(st.none(), _templates))
+    fields["description"] = draw(st.one_of(st.none(), st.text(max_size=30)))
+    if rule_name is None and draw(st.booleans()):
+        return a.Rule(when=draw(conditions(3)))  # a bare condition
+    return a.Rule(name=rule_name, **fields)
+
+
+@st.composite
+def documents(draw):
+    if draw(st.booleans()):
+        return [draw(rules())]
+    rule_names = draw(st.lists(names, min_size=1, max_size=3, unique=True))
+    return [draw(rules(st.just(n))) for n in rule_names]
