@@ -33,7 +33,7 @@ def _parts(text: str) -> tuple[datetime, int, int]:
     try:
         wall = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
     except ValueError as error:
-        raise ValueError(f"{text!r}: {error}") from None
+        raise ValueError(f"{text!r}: {error}; {_EXPECTED}") from None
     nanos = int((fraction or "").ljust(9, "0"))
     offset = 0
     if zone and zone not in "Zz":
@@ -41,7 +41,7 @@ def _parts(text: str) -> tuple[datetime, int, int]:
         digits = zone[1:].replace(":", "")
         hours, minutes = int(digits[:2]), int(digits[2:])
         if hours > 23 or minutes > 59:
-            raise ValueError(f"{text!r}: offset {zone} out of range")
+            raise ValueError(f"{text!r}: offset {zone} out of range; {_EXPECTED}")
         offset = sign * (hours * 3600 + minutes * 60)
     return wall, nanos, offset
 
