@@ -246,3 +246,48 @@ def test_measurement_names_are_kept_exactly():
     assert set(source.schema().measurements) == {"crypto.price", 'we"ird', "Ünïcode m"}
     assert source.query('SELECT v FROM "crypto.price"').num_rows == 1
     assert source.query('SELECT v FROM "we""ird"').num_rows == 1
+
+
+def test_parquet_with_influxdb3_column_metadata_keeps_string_fields(tmp_path):
+    def marked(name, kind, role):
+        return pa.field(name, kind, metadata={"iox::column::type": role})
+
+    schema = pa.schema([
+        marked("time", pa.timestamp("ns"), "iox::column_type::timestamp"),
+        marked("service", pa.string(), "iox::column_type::tag"),
+        marked("message", pa.string(), "iox::column_type::field::string"),
+    ])
+    pq.write_table(pa.table({"time": pa.array([T0], pa.timestamp("ns")), "service": ["api"],
+                             "message": ["started"]}, schema=schema), tmp_path / "logs.parquet")
+    assert DataFusionSource(tmp_path).schema().measurements["logs"] == MeasurementSchema(
+        {"message": "string"}, frozenset({"service"}))
+
+
+def test_public_names():
+    import engine.sources as sources
+
+    assert sorted(sources.__all__) == sorted([
+        "Source", "SourceError", "DataFusionSource", "InfluxDB3Source", "SCHEMA_SQL", "schema_from_columns",
+        "parse_rfc3339", "parse_rfc3339_datetime", "format_rfc3339"])
+    for name in sources.__all__:
+        assert getattr(sources, name) is not None
+
+
+def test_engine_sources_do_not_import_mcp():
+    import subprocess
+    import sys
+
+    code = "import sys, engine.sources, engine.cli; sys.exit(1 if any(m == 'mcp' or m.startswith('mcp.') " \
+           "for m in sys.modules) else 0)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_schema_from_influxdb3_type_names():
+    from engine.sources import schema_from_columns
+
+    rows = [("cpu", "host", "Dictionary(Int32, Utf8)"), ("cpu", "time", "Timestamp(Nanosecond, None)"),
+            ("cpu", "usage", "Float64"), ("cpu", "n", "Int64"), ("cpu", "u", "UInt64"), ("cpu", "ok", "Boolean"),
+            ("cpu", "s", "Utf8"), ("cpu", "odd", "List(Int64)")]
+    schema = schema_from_columns({"table_name": t, "column_name": c, "data_type": d} for t, c, d in rows)
+    assert schema.measurements["cpu"] == MeasurementSchema(
+        {"n": "integer", "ok": "boolean", "s": "string", "u": "unsigned", "usage": "float"}, frozenset({"host"}))
