@@ -27,8 +27,7 @@ __all__ = ["DataFusionSource", "influx_session"]
 
 CATALOG, SCHEMA = "public", "iox"
 
-_NOT_FOUND = re.compile(r"table '[^']*' not found|no field named|not found|does not exist|schema error",
-                        re.IGNORECASE)
+_NOT_FOUND = re.compile(r"table '[^']*' not found|no field named|not found|does not exist", re.IGNORECASE)
 _READ_ONLY = re.compile(r"(DDL|DML|Statement) not supported")
 
 
@@ -48,11 +47,12 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+_PREFIX = re.compile(r"^(?:DataFusion error: |Error during planning: |Execution error: )+")
+
+
 def _detail(error: BaseException) -> str:
-    text = str(error).strip()
-    for prefix in ("DataFusion error: ", "Error during planning: ", "Execution error: "):
-        text = text.replace(prefix, "", 1) if text.startswith(prefix) else text
-    return text or type(error).__name__
+    """DataFusion's message without its generic prefixes."""
+    return _PREFIX.sub("", str(error).strip()) or type(error).__name__
 
 
 class DataFusionSource(Source):

@@ -12,6 +12,7 @@ deadline (``timeout`` seconds). Every failure becomes a ``SourceError`` whose
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import urllib.parse
@@ -102,8 +103,7 @@ class InfluxDB3Source(Source):
         host = host if host is not None else env.get(ENV_HOST, "")
         database = database if database is not None else env.get(ENV_DATABASE, "")
         token = token if token is not None else env.get(ENV_TOKEN, "")
-        self.host, self.database = host.strip(), database.strip()
-        self.timeout = float(timeout)
+        self.host, self.database = str(host).strip(), str(database).strip()
         self.name = name or " ".join(["influxdb3", self.host, f"database {self.database}" if self.database else ""]
                                      ).strip()
         if not self.host:
@@ -111,8 +111,12 @@ class InfluxDB3Source(Source):
         if not self.database:
             raise SourceError(self.name, "config", f"give the database or set {ENV_DATABASE}",
                               cause="no database configured")
+        try:
+            self.timeout = float(timeout)
+        except (TypeError, ValueError):
+            self.timeout = math.nan
         if not self.timeout > 0:
-            raise SourceError(self.name, "config", f"timeout must be positive, got {timeout!r}")
+            raise SourceError(self.name, "config", f"timeout must be a positive number of seconds, got {timeout!r}")
         url = self.host if "://" in self.host else f"https://{self.host}"
         parsed = urllib.parse.urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:

@@ -239,3 +239,19 @@ def test_installed_command_runs(data):
                              "--at", AT, "--format", "json"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert [r["name"] for r in json.loads(result.stdout)["rules"]][0] == "btc_high"
+
+
+def test_influxdb3_flags_do_not_go_with_data(data, capsys):
+    code, _, err = run(capsys, "eval", str(data / "crypto.rules"), "--data", str(data / "data"), "--at", AT,
+                       "--host", "http://127.0.0.1:8181")
+    assert code == 2 and "--host and --database go with --influxdb3" in err
+
+
+def test_rule_without_group_by_over_no_rows_is_one_series(data, capsys, tmp_path):
+    rules = tmp_path / "r.rules"
+    rules.write_text("rule quiet { when count(crypto.price, 1m) > 0 }\n", encoding="utf-8")
+    code, out, _ = run(capsys, "eval", str(rules), "--data", str(data / "data"), "--at", "2030-01-01T00:00:00Z",
+                       "--format", "json")
+    assert code == 0
+    assert json.loads(out)["rules"][0]["series"] == [
+        {"labels": {}, "values": {"count(crypto.price, 1m)": 0}, "result": False, "severity": None}]

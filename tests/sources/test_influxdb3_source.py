@@ -136,7 +136,8 @@ def test_arguments_win_over_the_environment(loaded, monkeypatch):
     ({"database": "db"}, "no host"),
     ({"host": "http://127.0.0.1:8181"}, "no database"),
     ({"host": "ftp://example", "database": "db"}, "bad host"),
-    ({"host": "http://127.0.0.1:8181", "database": "db", "timeout": 0}, "timeout must be positive"),
+    ({"host": "http://127.0.0.1:8181", "database": "db", "timeout": 0}, "timeout must be a positive number"),
+    ({"host": "http://127.0.0.1:8181", "database": "db", "timeout": "soon"}, "got 'soon'"),
 ])
 def test_bad_configuration(kwargs, words):
     with pytest.raises(SourceError) as caught:
