@@ -30,6 +30,22 @@ class _Meta:
         self.empty = False
 
 
+class _Token(str):
+    """A token as the builder needs it: its text, ``type``, ``start_pos`` and ``end_pos``."""
+
+    type: str
+    start_pos: int
+    end_pos: int
+
+
+def _token(type_: str, value: str, start: int, end: int) -> _Token:
+    token = _Token(value)
+    token.type = type_
+    token.start_pos = start
+    token.end_pos = end
+    return token
+
+
 class _Inline:
     """Children of a helper rule (``__x_star_n``), spliced into the parent by the child filter."""
 
@@ -141,7 +157,7 @@ def fast_parse(text: str, builder, start: str = "start"):
                 continue
             if type_ in callbacks:
                 type_ = callbacks[type_](Token(type_, match.group(0))).type
-            token = Token(type_, match.group(0), start_pos=pos, end_pos=end) if type_ in kept_terminals else None
+            token = _token(type_, match.group(0), pos, end) if type_ in kept_terminals else None
             token_start, token_end = pos, end
             pos = end
             break

@@ -52,7 +52,8 @@ def _to_python(pattern: str) -> str:
 def regex_problem(pattern: str) -> tuple[str, int, str | None] | None:
     """``(message, offset within the pattern, hint)`` when InfluxDB 3 would reject ``pattern``."""
     # Blank out character classes (same length, so offsets hold): `[*+]` is not possessive.
-    outside_classes = re.sub(r"\[\^?\]?(?:\\.|[^\]\\])*\]", lambda m: "x" * len(m.group()), pattern)
+    outside_classes = re.sub(r"\\[pPx]\{[^}]*\}", lambda m: "x" * len(m.group()), pattern)
+    outside_classes = re.sub(r"\[\^?\]?(?:\\.|[^\]\\])*\]", lambda m: "x" * len(m.group()), outside_classes)
     for finder, message, hint in _UNSUPPORTED:
         for match in finder.finditer(outside_classes):
             if not _skip_escaped(outside_classes, match):
