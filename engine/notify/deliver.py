@@ -12,6 +12,10 @@ result (``AppriseResult`` → ``NotifyResult`` → attempts and their logs).
 - An attempt that times out may still have been delivered; it is retried too
   (at-least-once), and the outcome is marked ``uncertain``.
 - A URL apprise does not accept fails at once, without retries.
+- Each attempt uses a fresh ``apprise.Apprise`` object: apprise throttles
+  repeated sends through one plugin instance (e-mail: seconds), which would
+  eat the deadline. An attempt apprise gave up waiting for keeps running in
+  apprise's worker thread and may still deliver: hence ``uncertain``.
 
 The engine writes the notification log (idempotency key) only for delivered
 outcomes, so a crash between sending and logging can only resend, never lose.
@@ -118,14 +122,16 @@ def _deliver_one(index: int, url: str, message: RenderedNotification, policy: Re
     target = display_target(url)
     start = clock()
     deadline = start + policy.deadline
-    apobj = apprise.Apprise(asset=_asset())
-    if not apobj.add(url):
+    if not apprise.Apprise(asset=_asset()).add(url):
         return DeliveryOutcome(index, target, False, 0, "not a notification URL apprise accepts",
                                elapsed=clock() - start)
     attempts, uncertain, reason, service = 0, False, None, None
     while True:
         attempts += 1
         timeout = min(policy.attempt_timeout, max(deadline - clock(), 0.0))
+        # a fresh apprise object per attempt: a plugin throttles repeated sends on one instance
+        apobj = apprise.Apprise(asset=_asset())
+        apobj.add(url)
         try:
             delivered, timed_out, reason, service = _attempt(apobj, message, timeout)
         except Exception as error:  # a plugin bug must not take the engine down
