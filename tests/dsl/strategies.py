@@ -9,11 +9,12 @@ from monitors_dsl.printer import KEYWORDS
 
 __all__ = ["names", "expressions", "conditions", "rules", "documents", "selectors", "numeric"]
 
-_IDENT = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
+_IDENT = st.tuples(st.sampled_from(_LETTERS), st.text(alphabet=_LETTERS + "0123456789", max_size=7)).map("".join)
 names = st.one_of(
     _IDENT,
     st.sampled_from(sorted(KEYWORDS)),
-    st.text(min_size=1, max_size=8).filter(lambda s: s.strip("\n") == s or True),
+    st.text(min_size=1, max_size=8),
 )
 strings = st.text(max_size=12)
 _SAFE_REGEX = st.sampled_from(["^web-", "a|b", "^[0-9]+$", r"\d+", "(?i)prod", "x.*y", ".*", "^$"])
@@ -54,32 +55,34 @@ numbers = st.builds(
 )
 
 
-def numeric(depth: int = 3):
-    leaves = st.one_of(numbers, aggregates())
-    if depth <= 0:
-        return leaves
-    inner = st.deferred(lambda: numeric(depth - 1))
+def _numeric_extend(inner):
     return st.one_of(
-        leaves,
         st.builds(a.Abs, inner),
         st.builds(a.Negate, inner.filter(lambda n: not isinstance(n, a.Number))),
         st.builds(a.Arithmetic, st.sampled_from("+-*/"), inner, inner),
     )
 
 
-def conditions(depth: int = 3):
-    comparison = st.builds(a.Comparison, st.sampled_from([">", ">=", "<", "<=", "==", "!="]),
-                           numeric(depth - 1), numeric(depth - 1))
-    absent = aggregates("absent")
-    if depth <= 1:
-        return st.one_of(comparison, absent)
-    inner = st.deferred(lambda: conditions(depth - 1))
+_NUMERIC = st.recursive(st.one_of(numbers, aggregates()), _numeric_extend, max_leaves=6)
+_COMPARISON = st.builds(a.Comparison, st.sampled_from([">", ">=", "<", "<=", "==", "!="]), _NUMERIC, _NUMERIC)
+
+
+def _condition_extend(inner):
     return st.one_of(
-        comparison,
-        absent,
         st.builds(a.Not, inner),
         st.builds(a.Logical, st.sampled_from(["and", "or"]), inner, inner),
     )
+
+
+_CONDITIONS = st.recursive(st.one_of(_COMPARISON, aggregates("absent")), _condition_extend, max_leaves=5)
+
+
+def numeric(depth: int = 3):
+    return _NUMERIC
+
+
+def conditions(depth: int = 3):
+    return _CONDITIONS
 
 
 expressions = st.one_of(numeric(), conditions())

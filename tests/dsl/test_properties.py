@@ -13,7 +13,7 @@ from monitors_dsl.printer import print_rules
 
 from .strategies import documents
 
-ROUND_TRIP = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+ROUND_TRIP = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @ROUND_TRIP
