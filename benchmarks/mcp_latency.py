@@ -1,0 +1,206 @@
+"""Latency of the MCP server over stdio: ``create_alert_rule`` and ``list_alerts``, on SQLite and MariaDB,
+with 100,000 alerts in the table.
+
+    .venv/bin/python -m benchmarks.mcp_latency                 # both backends, print a table
+    .venv/bin/python -m benchmarks.mcp_latency --write-docs    # also update docs/benchmarks.md
+
+The server runs as a subprocess (``python -m monitors_mcp``) driven by the SDK's own
+stdio client, so every figure includes JSON-RPC framing, argument validation, the
+service layer and the database round trips. MariaDB is the test server (see
+``tests/support/mariadb.py``), in a database ``monitors_bench`` made for the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cryptography.fernet import Fernet  # noqa: E402
+from mcp import Client, StdioServerParameters  # noqa: E402
+
+from monitors_mcp.service import UserService  # noqa: E402
+from monitors_mcp.store import Alert, Database, Rule  # noqa: E402
+
+SECTION = "## MCP server latency"
+RULE = 'last(crypto.price{symbol="BTC"}) > 70000'
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def seed(db: Database, user: str, alerts: int, rules: int = 20) -> None:
+    """``alerts`` alerts for ``user`` over ``rules`` rules, one a minute going back in time."""
+    user_id = UserService(db).ensure_user(user)
+    now = datetime.now(UTC)
+    with db.session() as session:
+        made = [
+            Rule(owner_id=user_id, name=f"seed_{i}", live_name=f"seed_{i}", text=RULE, canonical=RULE + "\n",
+                 created_at=now, updated_at=now)
+            for i in range(rules)
+        ]
+        session.add_all(made)
+        session.flush()
+        rule_ids = [r.id for r in made]
+    table = Alert.__table__
+    batch = []
+    with db.engine.begin() as conn:
+        for i in range(alerts):
+            labels = {"symbol": "BTC", "exchange": f"x{i % 7}"}
+            batch.append(
+                {
+                    "rule_id": rule_ids[i % rules],
+                    "owner_id": user_id,
+                    "series_key": hashlib.sha256(repr(sorted(labels.items())).encode()).hexdigest(),
+                    "labels": labels,
+                    "severity": "critical",
+                    "state": "resolved" if i % 10 else "firing",
+                    "started_at": now - timedelta(minutes=i),
+                    "resolved_at": now - timedelta(minutes=i) + timedelta(seconds=30) if i % 10 else None,
+                    "values_at_start": {"last": 70000.0 + i},
+                }
+            )
+            if len(batch) == 5000:
+                conn.execute(table.insert(), batch)
+                batch = []
+        if batch:
+            conn.execute(table.insert(), batch)
+
+
+async def measure(url: str, user: str, calls: int) -> dict[str, list[float]]:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "monitors_mcp"],
+        env={
+            "MONITORS_DATABASE_URL": url,
+            "MONITORS_USER": user,
+            "MONITORS_SECRET_KEY": Fernet.generate_key().decode(),
+            "PYTHONPATH": str(ROOT),
+        },
+        cwd=str(ROOT),
+    )
+    samples: dict[str, list[float]] = {"create_alert_rule": [], "list_alerts": [], "list_alerts (state=firing, page 2)": []}
+    async with Client(params) as client:
+        for i in range(5):  # warm up: imports, caches, connection pool
+            await client.call_tool("list_alerts", {})
+            await client.call_tool("create_alert_rule", {"rule": RULE, "name": f"warm_{i}"})
+        for i in range(calls):
+            start = time.perf_counter()
+            result = await client.call_tool("create_alert_rule", {"rule": RULE, "name": f"bench_{i}"})
+            samples["create_alert_rule"].append(time.perf_counter() - start)
+            assert not result.is_error, result.content
+
+            start = time.perf_counter()
+            page = await client.call_tool("list_alerts", {"limit": 50})
+            samples["list_alerts"].append(time.perf_counter() - start)
+            assert len(page.structured_content["alerts"]) == 50
+
+            start = time.perf_counter()
+            second = await client.call_tool(
+                "list_alerts", {"state": "firing", "limit": 50, "cursor": page.structured_content["next_cursor"]}
+            )
+            samples["list_alerts (state=firing, page 2)"].append(time.perf_counter() - start)
+            assert not second.is_error
+    return samples
+
+
+def run_backend(name: str, alerts: int, calls: int) -> dict[str, list[float]] | None:
+    if name == "sqlite":
+        tmp = tempfile.mkdtemp(prefix="monitors-bench-")
+        url = f"sqlite:///{tmp}/bench.db"
+    else:
+        from tests.support import mariadb
+
+        base = mariadb.server_url()
+        if base is None:
+            print("MariaDB is not reachable; run `python -m tests.support.mariadb ensure` first", file=sys.stderr)
+            return None
+        url = mariadb.database_url(base, "monitors_bench")
+    db = Database(url)
+    db.migrate()
+    started = time.perf_counter()
+    seed(db, "bench", alerts)
+    print(f"{name}: seeded {alerts:,} alerts in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    db.dispose()
+    return asyncio.run(measure(url, "bench", calls))
+
+
+def table(results: dict[str, dict[str, list[float]]], alerts: int, calls: int) -> str:
+    lines = [
+        SECTION,
+        "",
+        f"`benchmarks/mcp_latency.py`: the server as a stdio subprocess driven by the MCP SDK's client, "
+        f"{alerts:,} alerts of the calling user in the table, {calls} calls of each kind after a warm-up; "
+        "wall time per call as the client sees it (JSON-RPC over pipes, validation, service, database).",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{datetime.now(UTC):%Y-%m-%d}.",
+        "",
+        "| backend | call | p50 (ms) | p99 (ms) | mean (ms) |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for backend, samples in results.items():
+        for call, values in samples.items():
+            ms = [v * 1000 for v in values]
+            lines.append(
+                f"| {backend} | `{call}` | {_percentile(ms, 0.5):.1f} | {_percentile(ms, 0.99):.1f} | "
+                f"{statistics.fmean(ms):.1f} |"
+            )
+    lines += [
+        "",
+        "`list_alerts` is one indexed range scan (`owner_id, started_at, id`, or `owner_id, state, started_at, id` "
+        "with a state filter) whatever the table size; `create_alert_rule` parses and checks the rule, then "
+        "writes one row in one transaction.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_docs(section: str) -> None:
+    path = ROOT / "docs" / "benchmarks.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if SECTION in text:
+        head, _, rest = text.partition(SECTION)
+        following = rest.find("\n## ")
+        tail = rest[following + 1:] if following >= 0 else ""
+        text = head + section + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=100_000)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--backends", default="sqlite,mariadb")
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+    results = {}
+    for backend in args.backends.split(","):
+        samples = run_backend(backend.strip(), args.alerts, args.calls)
+        if samples is not None:
+            results[backend.strip()] = samples
+    section = table(results, args.alerts, args.calls)
+    print(section)
+    if args.write_docs:
+        write_docs(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
