@@ -42,13 +42,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How long and how often to try one channel (seconds)."""
+    """How long and how often to try one channel (seconds).
+
+    Attempts are spaced ``first_delay``, ``first_delay * factor``, … (at most
+    ``max_delay``); each may take ``attempt_timeout``; no attempt starts with
+    less than ``min_attempt`` (or ``attempt_timeout`` if smaller) left before
+    ``deadline``, counted from the first attempt.
+    """
 
     deadline: float = 300.0
     first_delay: float = 1.0
     max_delay: float = 60.0
     factor: float = 2.0
     attempt_timeout: float = 30.0
+    min_attempt: float = 1.0
 
     def delay(self, attempt: int) -> float:
         """The wait after failed attempt number ``attempt`` (1-based)."""
@@ -120,12 +127,12 @@ def _deliver_one(index: int, url: str, message: RenderedNotification, policy: Re
     import apprise
 
     target = display_target(url)
+    if not apprise.Apprise(asset=_asset()).add(url):  # (the first call loads apprise's plugins)
+        return DeliveryOutcome(index, target, False, 0, "not a notification URL apprise accepts")
     start = clock()
     deadline = start + policy.deadline
-    if not apprise.Apprise(asset=_asset()).add(url):
-        return DeliveryOutcome(index, target, False, 0, "not a notification URL apprise accepts",
-                               elapsed=clock() - start)
-    attempts, uncertain, reason, service = 0, False, None, None
+    attempts, uncertain, reason, service, failure = 0, False, None, None, None
+    shortest = min(policy.attempt_timeout, policy.min_attempt)
     while True:
         attempts += 1
         timeout = min(policy.attempt_timeout, max(deadline - clock(), 0.0))
@@ -139,8 +146,12 @@ def _deliver_one(index: int, url: str, message: RenderedNotification, policy: Re
         uncertain = uncertain or timed_out
         if delivered:
             return DeliveryOutcome(index, target, True, attempts, None, service, uncertain, clock() - start)
+        if timed_out and failure:
+            reason = f"{reason}; before that: {failure}"
+        elif not timed_out:
+            failure = reason
         wait = policy.delay(attempts)
-        if clock() + wait >= deadline:
+        if clock() + wait + shortest > deadline:
             reason = f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''} " \
                      f"within the {policy.deadline:g} s deadline)"
             log.warning("notification %s to %s failed: %s", message.idempotency_key, target, reason)
