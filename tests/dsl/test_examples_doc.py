@@ -1,0 +1,45 @@
+"""Every example in docs/examples.md validates cleanly, and together they use the whole language."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import monitors_dsl
+from monitors_dsl import ast as a
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples.md"
+PAIRS = re.findall(r"^### \d+\. (.+?)\n\n```rule\n(.*?)\n```", EXAMPLES.read_text(encoding="utf-8"), re.S | re.M)
+
+
+def test_there_are_at_least_thirty_examples():
+    assert len(PAIRS) >= 30
+
+
+@pytest.mark.parametrize(("words", "rule"), PAIRS, ids=[w[:40] for w, _ in PAIRS])
+def test_example_validates_without_any_diagnostic(words, rule):
+    assert monitors_dsl.validate(rule) == []
+
+
+def test_examples_cover_every_function_filter_and_clause():
+    functions, filters, clauses = set(), set(), set()
+    for _, text in PAIRS:
+        for rule in monitors_dsl.parse(text):
+            clauses.update(k for k in rule.clause_spans if isinstance(k, str))
+            for _, cond in rule.conditions + ((("resolve", rule.resolve_when),) if rule.resolve_when else ()):
+                for node in a.walk(cond):
+                    if isinstance(node, a.Aggregate):
+                        functions.add(node.function)
+                        filters.update(f.op for f in node.selector.filters)
+                        if node.offset.seconds:
+                            functions.add("offset")
+                    elif isinstance(node, a.Abs):
+                        functions.add("abs")
+    assert set(a.AGGREGATES) | {"abs", "offset"} <= functions
+    assert set(a.FILTER_OPS) <= filters
+    expected_clauses = {"when", "critical when", "warning when", "info when", "resolve when", "group by", "every",
+                        "for", "keep firing for", "on no data", "severity", "labels", "notify", "repeat every",
+                        "title", "message", "description"}
+    assert expected_clauses <= clauses, expected_clauses - clauses
