@@ -122,6 +122,7 @@ async def test_channel_secret_is_in_no_output_and_no_log(db: Database, secrets, 
         outputs.append(await client.call_tool("add_notification_channel", {"name": "hook", "apprise_url": url}))
         outputs.append(await client.call_tool("add_notification_channel", {"name": "h2", "apprise_url": f"slack://{SECRET}"}))
         outputs.append(await client.call_tool("add_notification_channel", {"name": "h3", "apprise_url": f"{url} {url}"}))
+        outputs.append(await client.call_tool("add_notification_channel", {"name": "h4", "apprise_url": [url]}))
         outputs.append(await client.call_tool("create_alert_rule", {"rule": "rule r { when last(x.y) > 1\n notify hook }"}))
         outputs.append(await client.call_tool("list_notification_channels", {}))
         outputs.append(await client.call_tool("get_alert_rule", {"rule": "r"}))
@@ -129,5 +130,6 @@ async def test_channel_secret_is_in_no_output_and_no_log(db: Database, secrets, 
     for result in outputs:
         assert SECRET not in result.model_dump_json()
     assert outputs[0].structured_content["host"] == "hooks.example.com"
+    assert [r.is_error for r in outputs[:5]] == [False, True, True, True, True]
     assert all(SECRET not in record.getMessage() for record in caplog.records)
     assert SECRET not in caplog.text
