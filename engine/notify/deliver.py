@@ -39,6 +39,8 @@ __all__ = ["RetryPolicy", "DeliveryOutcome", "deliver", "deliver_async"]
 
 log = logging.getLogger(__name__)
 
+_REASON_LIMIT = 500
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -97,7 +99,8 @@ def _reason(service_result, fallback: str) -> str:
         elif "Exception" in entry.message or "Response Details" in entry.message:
             details.append(entry.message)
     parts = warnings[-2:] + details[-1:]
-    return redact(" ".join(p.strip() for p in parts)) if parts else fallback
+    text = redact(" ".join(" ".join(p.split()) for p in parts)) if parts else fallback
+    return text if len(text) <= _REASON_LIMIT else text[:_REASON_LIMIT - 1] + "…"
 
 
 def _attempt(apobj, message: RenderedNotification, timeout: float):

@@ -43,7 +43,7 @@ _PLAIN_OPTIONS = frozenset({
     "emojis", "tz", "from", "to", "cc", "bcc", "name", "smtp", "reply", "lang", "priority",
 })
 _USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^\s/:@]*):(?P<password>[^\s/@]+)@")
-_HOSTNAME = re.compile(r"^(localhost|[0-9.]+|\[[0-9a-fA-F:.]+\]|([A-Za-z0-9-]+\.)+[A-Za-z0-9-]+)$")
+_HOSTNAME = re.compile(r"^(localhost|\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]|([A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*)$")
 
 
 def _looks_secret(text: str) -> bool:
@@ -64,9 +64,11 @@ def url_secrets(url: str) -> set[str]:
             secrets.add(password)
         if _looks_secret(user):
             secrets.add(user)
-    host = hostport.rsplit(":", 1)[0] if not hostport.startswith("[") else hostport
+    host, port = _split_hostport(hostport)
     if host and not _HOSTNAME.match(host) and len(host) >= 3:
         secrets.add(host)
+    if port and not port.isdigit() and len(port) >= 3:  # tgram://BOTID:TOKEN/… puts a token there
+        secrets.add(port)
     for segment in parts.path.split("/"):
         if _looks_secret(segment):
             secrets.add(segment)
@@ -83,6 +85,14 @@ def url_secrets(url: str) -> set[str]:
     for secret in secrets:
         variants.update({secret, unquote(secret), quote(secret, safe=""), quote(unquote(secret), safe="")})
     return {v for v in variants if len(v) >= 3}
+
+
+def _split_hostport(hostport: str) -> tuple[str, str]:
+    if hostport.startswith("["):
+        host, _, rest = hostport.partition("]")
+        return host + "]", rest.lstrip(":")
+    host, _, port = hostport.partition(":")
+    return host, port
 
 
 class SecretRedactor:
@@ -171,8 +181,8 @@ def display_target(url: str) -> str:
     try:
         parts = urlsplit(url)
         hostport = parts.netloc.rpartition("@")[2]
-        host = hostport.rsplit(":", 1)[0] if not hostport.startswith("[") else hostport
-        shown = hostport if _HOSTNAME.match(host or "-") else MASK
+        host, port = _split_hostport(hostport)
+        shown = hostport if _HOSTNAME.match(host or "-") and (not port or port.isdigit()) else MASK
         rest = "/…" if (parts.path.strip("/") or parts.query) else ""
         return f"{parts.scheme}://{shown}{rest}" if parts.scheme else MASK
     except ValueError:
