@@ -116,6 +116,16 @@ class Evaluation:
         object.__setattr__(self, "values", clean_values(self.values))
         object.__setattr__(self, "value", _clean(self.value))
 
+    @classmethod
+    def from_decision(cls, decision, *, at: datetime, values: Mapping[str, Value] | None = None,
+                      value: Value = None) -> Evaluation:
+        """From a compiled rule's ``Decision`` (``result``, ``severity``, ``resolve``).
+
+        ``result is None`` (the firing condition is unknown) is *no data*.
+        """
+        return cls(at=at, severity=decision.severity, resolve=decision.resolve,
+                   no_data=decision.result is None, values=values or {}, value=value)
+
 
 # --- stored state --------------------------------------------------------------
 

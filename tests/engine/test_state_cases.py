@@ -251,3 +251,15 @@ def test_clauses_from_rule():
     (plain,) = parse("rule p { when last(m.x) > 1 severity info }")
     assert Clauses.from_rule(plain) == Clauses(no_data_severity="info")
 
+
+
+def test_evaluation_from_a_compiled_rule_decision():
+    from monitors_dsl.predicate import Decision
+
+    firing = Evaluation.from_decision(Decision(True, "critical", False), at=T0, values={"last(m.x)": 11.0},
+                                      value=11.0)
+    assert (firing.severity, firing.resolve, firing.no_data, firing.value) == ("critical", False, False, 11.0)
+    unknown = Evaluation.from_decision(Decision(None, None, None), at=T0)
+    assert unknown.no_data and unknown.severity is None
+    clear = Evaluation.from_decision(Decision(False, None, True), at=T0)
+    assert not clear.no_data and clear.resolve is True
