@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+import monitors_dsl
+
 from monitors_mcp.store import Database
 from monitors_mcp.store.types import utcnow
 
@@ -54,6 +56,10 @@ async def test_validate_reports_canonical_text_and_stores_nothing(db: Database, 
         assert out["valid"] is True
         assert out["canonical"].strip() == 'last(crypto.price{symbol="BTC"}, 5m) > 70000'
         assert len(out["rules"]) == 1
+        if hasattr(monitors_dsl, "compile_rule"):
+            assert out["rules"][0]["sql"] and out["rules"][0]["english"]
+        else:
+            assert any("SQL" in note for note in out["notes"])
         listed = await client.call_tool("list_alert_rules", {})
         assert listed.structured_content["rules"] == []
 
@@ -213,6 +219,10 @@ async def test_resources_and_prompt(db: Database, secrets, alice: int) -> None:
     async with connect(db, secrets, alice) as client:
         resources = {str(r.uri) for r in (await client.list_resources()).resources}
         assert resources == {"monitors://docs/language", "monitors://docs/examples"}
+        for uri, needle in [("monitors://docs/language", "pct_change"), ("monitors://docs/examples", "70000")]:
+            contents = (await client.read_resource(uri)).contents
+            assert contents[0].mime_type == "text/markdown"
+            assert needle in contents[0].text and len(contents[0].text) > 1000
         prompt = await client.get_prompt("write_alert_rule", {"request": "tell me if BTC goes above 70k"})
         text = prompt.messages[0].content.text
         assert "tell me if BTC goes above 70k" in text and "validate_alert_rule" in text
