@@ -107,6 +107,8 @@ class Rule(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RuleState(Base):
@@ -127,6 +129,8 @@ class RuleState(Base):
     keep_firing_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"), index=True)
+    machine: Mapped[dict[str, Any] | None] = mapped_column(JsonValue)
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class Alert(Base):
