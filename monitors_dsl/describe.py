@@ -30,7 +30,7 @@ _FUNCTIONS = {
     "spread": "the spread (maximum minus minimum) of",
     "delta": "the change in",
     "rate": "the per-second rate of change of",
-    "pct_change": "the relative change (a fraction of the first value) of",
+    "pct_change": "the percentage change in",
 }
 _COMPARISONS = {">": "is above", ">=": "is at least", "<": "is below", "<=": "is at most",
                 "==": "equals", "!=": "is not equal to"}
