@@ -49,25 +49,35 @@ __all__ = ["step"]
 
 def step(state: SeriesState, evaluation: Evaluation, clauses: Clauses, *,
          rule_id: str, series_key: str) -> Step:
-    """Apply one evaluation to one series' state (see the module docstring)."""
+    """Apply one evaluation to one series' state (see the module docstring).
+
+    When nothing changes, the returned ``Step.state`` *is* ``state`` (the same
+    object): there is nothing to store. ``last_evaluated_at`` is the last
+    evaluation that changed the state; evaluations at or before it are ignored,
+    and evaluations after it that change nothing are harmless to run again.
+    """
     at = evaluation.at
     if state.last_evaluated_at is not None and at <= state.last_evaluated_at:
         return Step(state)  # already applied (a tick run again): nothing happens twice
+    quiet = state.state == INACTIVE and not state.changes and not state.flapping \
+        and state.notified_severity is None
 
     if evaluation.no_data and clauses.on_no_data == "keep":
-        kept = replace(state, last_evaluated_at=at)
-        return _notify(kept, at, (), kept.last_values, kept.last_value, clauses, rule_id, series_key,
-                       changed=False)
+        if quiet:
+            return Step(state)
+        return _notify(state, state, at, (), state.last_values, state.last_value, clauses, rule_id,
+                       series_key, changed=False)
 
     severity, clear = _decide(evaluation, clauses)
+    if quiet and severity is None:
+        return Step(state)  # the common case: inactive and staying so
     values = dict(evaluation.values)
     value = evaluation.value
     new, transitions = _move(state, at, severity, clear, values, value, clauses)
-    new = replace(new, last_evaluated_at=at)
-    if not evaluation.no_data:
+    if new.state == FIRING and not evaluation.no_data:
         new = replace(new, last_values=values, last_value=value)
     changed = any(t.to_state == FIRING or t.from_state == FIRING for t in transitions)
-    return _notify(new, at, tuple(transitions), values, value, clauses, rule_id, series_key, changed)
+    return _notify(state, new, at, tuple(transitions), values, value, clauses, rule_id, series_key, changed)
 
 
 def _decide(evaluation: Evaluation, clauses: Clauses) -> tuple[str | None, bool]:
@@ -106,7 +116,7 @@ def _move(state: SeriesState, at: datetime, severity: str | None, clear: bool,
         if (at - clear_since).total_seconds() >= clauses.keep_firing_for:
             return _inactive(state), [Transition(at, FIRING, INACTIVE, state.severity)]
         state = replace(state, clear_since=clear_since)
-    else:
+    elif state.clear_since is not None:
         state = replace(state, clear_since=None)
     if severity is not None and severity != state.severity:
         return replace(state, severity=severity), [Transition(at, FIRING, FIRING, severity)]
@@ -125,13 +135,15 @@ def _inactive(state: SeriesState) -> SeriesState:
                    start_values={}, start_value=None)
 
 
-def _notify(new: SeriesState, at: datetime, transitions: tuple[Transition, ...], values: dict[str, Value],
-            value: Value, clauses: Clauses, rule_id: str, series_key: str, changed: bool) -> Step:
+def _notify(original: SeriesState, new: SeriesState, at: datetime, transitions: tuple[Transition, ...],
+            values: dict[str, Value], value: Value, clauses: Clauses, rule_id: str, series_key: str,
+            changed: bool) -> Step:
     """Flap bookkeeping, then at most one notification bringing receivers up to date."""
     flapping, changes = update_flapping(clauses.flap, new.flapping, new.changes, at, changed)
-    new = replace(new, flapping=flapping, changes=changes)
+    if flapping != new.flapping or changes != new.changes:
+        new = replace(new, flapping=flapping, changes=changes)
     if flapping:
-        return Step(new, transitions)
+        return Step(_stamp(original, new, at), transitions)
 
     firing_severity = new.severity if new.state == FIRING else None
     told = new.notified_severity
@@ -148,7 +160,7 @@ def _notify(new: SeriesState, at: datetime, transitions: tuple[Transition, ...],
             or (at - new.last_notified_at).total_seconds() >= clauses.repeat_every):
         kind = "repeat"
     if kind is None:
-        return Step(new, transitions)
+        return Step(_stamp(original, new, at), transitions)
 
     started_at = new.notified_started_at if kind == "resolved" else new.firing_since
     notification = Notification(
@@ -164,6 +176,11 @@ def _notify(new: SeriesState, at: datetime, transitions: tuple[Transition, ...],
         direction=direction,
         previous_severity=told if kind == "escalation" else None,
     )
-    new = replace(new, notified_severity=firing_severity, last_notified_at=at,
+    new = replace(new, notified_severity=firing_severity, last_notified_at=at, last_evaluated_at=at,
                   notified_started_at=new.firing_since if firing_severity is not None else None)
     return Step(new, transitions, (notification,))
+
+
+def _stamp(original: SeriesState, new: SeriesState, at: datetime) -> SeriesState:
+    """A changed state, marked with the evaluation that changed it; or ``original`` itself."""
+    return original if new == original else replace(new, last_evaluated_at=at)

@@ -263,3 +263,15 @@ def test_evaluation_from_a_compiled_rule_decision():
     assert unknown.no_data and unknown.severity is None
     clear = Evaluation.from_decision(Decision(False, None, True), at=T0)
     assert not clear.no_data and clear.resolve is True
+
+
+def test_nothing_changed_means_the_same_state_object():
+    clauses = Clauses(for_=120, repeat_every=600)
+    quiet = SeriesState()
+    assert step(quiet, Evaluation(at=T0), clauses, rule_id="r", series_key="s").state is quiet
+    assert step(quiet, Evaluation(at=T0, no_data=True), clauses, rule_id="r", series_key="s").state is quiet
+    pending = step(quiet, Evaluation(at=T0, severity="warning"), clauses, rule_id="r", series_key="s").state
+    assert pending.last_evaluated_at == T0
+    still = step(pending, Evaluation(at=T0 + timedelta(minutes=1), severity="warning"), clauses,
+                 rule_id="r", series_key="s")
+    assert still.state is pending and still.transitions == ()
