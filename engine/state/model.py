@@ -148,8 +148,9 @@ class SeriesState:
     - ``notified_started_at``: ``started_at`` of the alert the receivers were
       told about (a ``resolved`` notification carries it).
     - ``last_notified_at``: the last notification sent (``repeat every``).
-    - ``last_evaluated_at``: evaluations at or before this time are ignored, so
-      re-running a tick after a crash changes nothing.
+    - ``last_evaluated_at``: the last evaluation that changed this state;
+      evaluations at or before it are ignored, so re-running a tick after a
+      crash changes nothing (later ones that changed nothing are harmless).
     - ``flapping`` and ``changes``: flap detection (times of recent changes).
     """
 
