@@ -15,7 +15,7 @@
 
 from .defaults import DEFAULT_MESSAGE, DEFAULT_TITLE
 from .deliver import DeliveryOutcome, RetryPolicy, deliver, deliver_async
-from .redact import display_target, protect_logs, redact
+from .redact import display_target, protect_logs, protect_url, redact
 from .render import RenderedNotification, RenderError, notify_type, render_notification, render_template
 from .sandbox import BoundedSandbox, LimitExceeded, Limits, bounded_sandbox
 from .variables import template_variables
@@ -39,5 +39,6 @@ __all__ = [
     "deliver_async",
     "redact",
     "protect_logs",
+    "protect_url",
     "display_target",
 ]

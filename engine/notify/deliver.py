@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .redact import REDACTOR, display_target, protect_logs, redact
+from .redact import display_target, protect_url, redact
 from .render import RenderedNotification
 
 __all__ = ["RetryPolicy", "DeliveryOutcome", "deliver", "deliver_async"]
@@ -170,8 +170,7 @@ def deliver(message: RenderedNotification, urls: Sequence[str], policy: RetryPol
     """Send ``message`` to every URL (concurrently), retrying each up to the deadline."""
     urls = list(urls)
     for url in urls:
-        REDACTOR.add_url(url)  # before apprise sees the URL, so it cannot log it
-    protect_logs()
+        protect_url(url)  # before apprise sees the URL, so it cannot log it
     if not urls:
         return []
     if len(urls) == 1:

@@ -28,8 +28,8 @@ import re
 import threading
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-__all__ = ["SecretRedactor", "RedactingFilter", "REDACTOR", "protect_logs", "display_target", "redact",
-           "PROTECTED_LOGGERS"]
+__all__ = ["SecretRedactor", "RedactingFilter", "REDACTOR", "protect_logs", "protect_url", "display_target",
+           "redact", "url_secrets", "PROTECTED_LOGGERS"]
 
 MASK = "***"
 
@@ -174,6 +174,12 @@ def protect_logs(names=PROTECTED_LOGGERS) -> None:
             logger = logging.getLogger(name)
             if _INSTALLED not in logger.filters:
                 logger.addFilter(_INSTALLED)
+
+
+def protect_url(url: str) -> None:
+    """Call before handing ``url`` to apprise anywhere (the notifier does it for its URLs)."""
+    REDACTOR.add_url(url)
+    protect_logs()
 
 
 def display_target(url: str) -> str:

@@ -140,3 +140,29 @@ def test_async_wrapper(http):
 def test_retry_policy_delays():
     policy = RetryPolicy(first_delay=1, factor=2, max_delay=5)
     assert [policy.delay(n) for n in range(1, 6)] == [1, 2, 4, 5, 5]
+
+
+def test_from_state_machine_to_receiver(http):
+    from datetime import datetime, timedelta, timezone
+
+    from engine.notify import render_notification
+    from engine.state import Clauses, Evaluation, SeriesState, step
+
+    term = 'last(crypto.price{symbol="BTC"}, 5m)'
+    t0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    state, keys = SeriesState(), []
+    for minute, price in enumerate([69000.0, 71000.0, 72000.0, 69500.0]):
+        severity = "critical" if price > 70000 else None
+        result = step(state, Evaluation(at=t0 + timedelta(minutes=minute), severity=severity,
+                                        values={term: price}, value=price),
+                      Clauses(), rule_id="42", series_key="{}")
+        state = result.state
+        for notification in result.notifications:
+            rendered = render_notification(notification, rule_name="btc_above_70k", condition=f"{term} > 70000",
+                                           message="BTC {{ state }} at {{ value | round(0) }}")
+            (outcome,) = deliver(rendered, [http.url()], QUICK)
+            assert outcome.delivered
+            keys.append(rendered.idempotency_key)
+    assert [r.data["message"] for r in http.received] == ["BTC firing at 71000.0", "BTC resolved at 69500.0"]
+    assert [r.data["type"] for r in http.received] == ["failure", "success"]
+    assert len(set(keys)) == 2

@@ -50,7 +50,7 @@ def test_exports():
         "Limits", "LimitExceeded", "BoundedSandbox", "bounded_sandbox", "RenderError", "RenderedNotification",
         "render_template", "render_notification", "notify_type", "template_variables", "DEFAULT_TITLE",
         "DEFAULT_MESSAGE", "RetryPolicy", "DeliveryOutcome", "deliver", "deliver_async", "redact",
-        "protect_logs", "display_target"}
+        "protect_logs", "protect_url", "display_target"}
 
 
 def test_rule_templates_see_the_contract_variables():
