@@ -1,0 +1,243 @@
+"""Evaluation: run a tick's shared queries, then decide every rule over the shared rows.
+
+:class:`Evaluator` runs the plan's queries on the source with a bounded number
+in flight (a thread pool) and a per-query deadline. A query that fails or
+times out marks only the rules reading one of its terms as errored (their
+state does not change this tick; the error is recorded); the others proceed.
+
+Each answered query is read once into Python lists (NaN becomes ``None``, no
+data). A rule's rows are its scans' rows joined on the group tag values — the
+union of the series, a term missing for a series reads ``None`` — and are
+built once per distinct set of scans, then shared by every rule reading that
+set: the per-rule work is a tight loop of ``compiled.decide(row)`` over shared
+rows, with no per-rule query and no second reading of an Arrow table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable, Mapping, Sequence
+
+from monitors_dsl import Decision
+
+from .plan import Plan, Scan, plan_tick
+from .rules import EngineRule
+from .state import Evaluation
+
+__all__ = [
+    "Evaluator",
+    "ScanRows",
+    "SeriesResult",
+    "RuleResult",
+    "TickEvaluation",
+    "series_key",
+    "to_evaluation",
+    "no_data_evaluation",
+]
+
+log = logging.getLogger(__name__)
+
+
+def series_key(labels: Mapping[str, str]) -> str:
+    """A series' identity within a rule: hex SHA-256 of its group tag values (64 characters)."""
+    text = json.dumps(sorted(labels.items()), separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class ScanRows:
+    """One answered query, read once: group values per row and each term column as a list."""
+
+    groups: tuple[str, ...]
+    keys: list[tuple]
+    columns: dict[str, list]
+
+    @classmethod
+    def from_table(cls, scan: Scan, table) -> ScanRows:
+        groups = tuple(sorted(scan.group_by))
+        names = set(table.column_names)
+        n = table.num_rows
+        if groups:
+            tag_lists = [table.column(tag).to_pylist() if tag in names else [""] * n for tag in groups]
+            keys = [tuple("" if v is None else str(v) for v in values) for values in zip(*tag_lists)]
+        else:
+            keys = [()] * min(n, 1)
+        columns = {}
+        for column in scan.columns:
+            values = table.column(column).to_pylist() if column in names else [None] * n
+            columns[column] = [None if (v.__class__ is float and v != v) else v for v in values]
+        return cls(groups, keys, columns)
+
+
+@dataclass
+class SeriesResult:
+    """One series of one rule at one evaluation: its labels, row and decision."""
+
+    key: str
+    labels: dict[str, str]
+    row: Mapping[str, object]
+    decision: Decision
+
+
+@dataclass
+class RuleResult:
+    """What one evaluation of a rule gave: its series, or the error that stopped it."""
+
+    rule: EngineRule
+    series: list[SeriesResult] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class TickEvaluation:
+    """Every due rule's result at ``at``, the plan, and how the queries went."""
+
+    at: datetime
+    plan: Plan
+    results: list[RuleResult]
+    query_errors: dict[int, str]
+    query_seconds: float = 0.0
+
+    @property
+    def query_count(self) -> int:
+        return self.plan.query_count
+
+
+def to_evaluation(rule: EngineRule, at: datetime, row: Mapping, decision: Decision) -> Evaluation:
+    """The state machine's input for one series (values keyed by canonical term text)."""
+    values = {term.text: row.get(term.column) for term in rule.terms}
+    value = row.get(rule.value_column) if rule.value_column else None
+    return Evaluation(at=at, severity=decision.severity, resolve=decision.resolve, no_data=decision.result is None,
+                      values=values, value=value)
+
+
+def no_data_evaluation(at: datetime) -> Evaluation:
+    """The input for a known series that the query no longer returns."""
+    return Evaluation(at=at, no_data=True)
+
+
+class Evaluator:
+    """Runs plans on a source: at most ``max_in_flight`` queries at once, each within ``query_timeout`` seconds."""
+
+    def __init__(self, source, *, max_in_flight: int = 4, query_timeout: float | None = 60.0) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.source = source
+        self.max_in_flight = max_in_flight
+        self.query_timeout = query_timeout
+        self.queries_issued = 0
+
+    # -- queries -----------------------------------------------------------------------
+
+    def run_queries(self, plan: Plan) -> tuple[dict[int, ScanRows], dict[int, str]]:
+        """``(rows by scan index, error by scan index)`` for every scan of ``plan``."""
+        rows: dict[int, ScanRows] = {}
+        errors: dict[int, str] = {}
+        if not plan.scans:
+            return rows, errors
+        started: dict[int, float] = {}
+
+        def run(index: int, scan: Scan):
+            started[index] = time.monotonic()
+            return ScanRows.from_table(scan, self.source.query(scan.sql))
+
+        self.queries_issued += len(plan.scans)
+        pool = ThreadPoolExecutor(max_workers=min(self.max_in_flight, len(plan.scans)), thread_name_prefix="query")
+        try:
+            futures = {pool.submit(run, i, scan): i for i, scan in enumerate(plan.scans)}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = futures[future]
+                    try:
+                        rows[index] = future.result()
+                    except Exception as error:  # a SourceError, or a bad answer: only this scan's rules fail
+                        errors[index] = _describe(error)
+                        log.warning("query for %s failed: %s", plan.scans[index].measurement, errors[index])
+                if self.query_timeout is None:
+                    continue
+                now = time.monotonic()
+                for future in list(pending):
+                    index = futures[future]
+                    if index in started and now - started[index] > self.query_timeout:
+                        pending.discard(future)
+                        errors[index] = f"query timed out after {self.query_timeout:g} s"
+                        log.warning("query for %s timed out", plan.scans[index].measurement)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # a hung query must not hold up the tick
+        return rows, errors
+
+    # -- rules -------------------------------------------------------------------------
+
+    def evaluate(self, rules: Sequence[EngineRule], at: datetime, plan: Plan | None = None) -> TickEvaluation:
+        """Plan, query and decide every rule of ``rules`` at ``at``."""
+        plan = plan or plan_tick(rules, at)
+        began = time.monotonic()
+        scan_rows, errors = self.run_queries(plan)
+        elapsed = time.monotonic() - began
+        shared: dict[tuple[int, ...], list[tuple[str, dict, dict]] | str] = {}
+        results = []
+        for rule in rules:
+            indices = plan.rule_scans.get(rule.id, ())
+            rows = shared.get(indices)
+            if rows is None:
+                rows = shared[indices] = _join(rule, indices, scan_rows, errors, plan)
+            if isinstance(rows, str):
+                results.append(RuleResult(rule, error=rows))
+                continue
+            decide = rule.compiled.decide
+            try:
+                series = [SeriesResult(key, labels, row, decide(row)) for key, labels, row in rows]
+            except Exception as error:  # a predicate bug must not stop the other rules
+                results.append(RuleResult(rule, error=f"evaluation failed: {_describe(error)}"))
+                continue
+            results.append(RuleResult(rule, series))
+        return TickEvaluation(at, plan, results, errors, elapsed)
+
+
+def _describe(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:1000]
+
+
+def _join(rule: EngineRule, indices: Iterable[int], scan_rows: dict[int, ScanRows], errors: dict[int, str],
+          plan: Plan) -> list[tuple[str, dict, dict]] | str:
+    """The rows of a set of scans joined on group values, or the first error among them."""
+    indices = tuple(indices)
+    failed = [errors[i] for i in indices if i in errors]
+    if failed:
+        return failed[0]
+    if not indices:  # a rule without aggregates: one series when ungrouped, none when grouped
+        return [] if rule.group_by else [(series_key({}), {}, {})]
+    groups = tuple(sorted(rule.group_by))
+    by_key: dict[tuple, dict] = {}
+    order: list[tuple] = []
+    for i in indices:
+        part = scan_rows[i]
+        columns = list(part.columns.items())
+        for position, key in enumerate(part.keys):
+            row = by_key.get(key)
+            if row is None:
+                row = by_key[key] = {}
+                order.append(key)
+            for column, values in columns:
+                row[column] = values[position]
+    all_columns = [c for i in indices for c in plan.scans[i].columns]
+    if not groups and not order:  # no row at all (should not happen): one series with no data
+        order.append(())
+        by_key[()] = {}
+    out = []
+    for key in order:
+        row = by_key[key]
+        for column in all_columns:
+            row.setdefault(column, None)
+        labels = dict(zip(groups, key))
+        out.append((series_key(labels), labels, row))
+    return out

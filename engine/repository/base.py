@@ -1,0 +1,156 @@
+"""The repository interface and what both implementations share: alert changes, outbox payloads.
+
+A transition maps to an alert change (:func:`alert_changes`):
+
+    inactive/pending → firing    open an alert (values at start), event ``fired``
+    firing → firing              change its severity, event ``escalated`` / ``de-escalated``
+    firing → inactive            close it (values at resolution), event ``resolved``
+
+``inactive ↔ pending`` changes no alert (they live in the series state only).
+
+An outbox payload holds everything the dispatcher needs to render the
+notification later, whatever happens to the rule meanwhile: the notification
+(``Notification.to_dict()``), the rule's name, condition, description and
+templates, and the alert's labels.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Mapping, Sequence
+
+from ..rules import EngineRule
+from ..state import FIRING, INACTIVE, SEVERITY_RANK, Evaluation, Notification, SeriesState, Step, Transition
+from ..state.model import parse_time
+
+__all__ = [
+    "OUTBOX_STATUSES",
+    "SeriesUpdate",
+    "AlertChange",
+    "Repository",
+    "alert_changes",
+    "alert_labels",
+    "notification_payload",
+    "notification_from_dict",
+    "outbox_status",
+]
+
+#: pending → sending → sent | pending (retry) | failed; silenced and suppressed are never sent
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "silenced", "suppressed")
+
+
+@dataclass(frozen=True)
+class SeriesUpdate:
+    """One series' step in a tick. ``labels`` is ``None`` for a known series the query no longer returned."""
+
+    series_key: str
+    labels: Mapping[str, str] | None
+    step: Step
+    evaluation: Evaluation
+    previous: SeriesState | None = None
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    """``open``, ``severity`` or ``close``, with the event kind and the transition behind it."""
+
+    action: str
+    event: str
+    transition: Transition
+
+
+def alert_changes(transitions: Sequence[Transition], current_severity: str | None = None) -> list[AlertChange]:
+    """The alert changes of a series' transitions (see the module docstring)."""
+    out = []
+    severity = current_severity
+    for t in transitions:
+        if t.to_state == FIRING and t.from_state != FIRING:
+            out.append(AlertChange("open", "fired", t))
+        elif t.from_state == FIRING and t.to_state == FIRING:
+            up = severity is None or SEVERITY_RANK.get(t.severity, 0) > SEVERITY_RANK.get(severity, 0)
+            out.append(AlertChange("severity", "escalated" if up else "de-escalated", t))
+        elif t.from_state == FIRING and t.to_state == INACTIVE:
+            out.append(AlertChange("close", "resolved", t))
+        else:
+            continue
+        severity = t.severity
+    return out
+
+
+def alert_labels(rule: EngineRule, group_labels: Mapping[str, str]) -> dict[str, str]:
+    """An alert's labels: the series' group tags, then the rule's ``labels`` clause."""
+    labels = dict(group_labels)
+    labels.update(rule.labels)
+    return labels
+
+
+def notification_payload(rule: EngineRule, notification: Notification, labels: Mapping[str, str],
+                         channel: str | None = None) -> dict:
+    """What an outbox row keeps to render and send the notification later."""
+    return {
+        "notification": notification.to_dict(),
+        "rule": {
+            "id": rule.id,
+            "name": rule.name,
+            "condition": rule.condition,
+            "description": rule.description,
+            "title": rule.title,
+            "message": rule.message,
+        },
+        "labels": dict(labels),
+        "channel": channel,
+    }
+
+
+def notification_from_dict(data: Mapping) -> Notification:
+    """The inverse of ``Notification.to_dict()``."""
+    return Notification(
+        kind=data["kind"],
+        at=parse_time(data["at"]),
+        rule_id=data["rule_id"],
+        series_key=data["series_key"],
+        severity=data.get("severity"),
+        started_at=parse_time(data.get("started_at")),
+        values=dict(data.get("values") or {}),
+        value=data.get("value"),
+        idempotency_key=data["idempotency_key"],
+        direction=data.get("direction"),
+        previous_severity=data.get("previous_severity"),
+    )
+
+
+def outbox_status(notification: Notification, *, silenced: bool, acknowledged: bool) -> str:
+    """``silenced`` when the rule is silenced, ``suppressed`` for a repeat of an acknowledged alert, else ``pending``."""
+    if silenced:
+        return "silenced"
+    if acknowledged and notification.kind == "repeat":
+        return "suppressed"
+    return "pending"
+
+
+class Repository(ABC):
+    """Where the runner reads series states and writes what each tick decided."""
+
+    @abstractmethod
+    def load_states(self, rules: Sequence[EngineRule]) -> dict[str, dict[str, SeriesState]]:
+        """``{rule id: {series key: state}}`` for the given rules (series never stored are absent)."""
+
+    @abstractmethod
+    def silenced(self, rules: Sequence[EngineRule], at: datetime) -> set[str]:
+        """Ids of the rules with a silence active at ``at``."""
+
+    @abstractmethod
+    def record(self, rule: EngineRule, at: datetime, updates: Sequence[SeriesUpdate], *, silenced: bool) -> int:
+        """Write one rule's tick in one transaction; returns how many outbox rows were added."""
+
+    @abstractmethod
+    def record_error(self, rule: EngineRule, at: datetime, error: str) -> None:
+        """The rule could not be evaluated at ``at``: keep its state, remember why."""
+
+    def clear_error(self, rule: EngineRule) -> None:
+        """The rule evaluated fine: forget an earlier error (no-op unless one was recorded)."""
+
+    def close(self) -> None:
+        """Release resources."""

@@ -1,0 +1,195 @@
+"""The runner: one tick = plan, query, decide, step every series, record — over real or simulated time.
+
+    runner = Runner(StaticRules(rules), MemoryRepository(), Evaluator(source))
+    report = runner.tick(at)            # the rules due at ``at``
+    report = runner.tick(at, all_rules=True)
+
+A tick takes the rules due at ``at`` (or all of them), evaluates them with
+shared queries, applies the state machine to each series, and records each
+rule's changes through the repository in one transaction per rule. Series
+the query no longer returns are stepped with *no data*. A series never seen
+before whose condition is false changes nothing and is not written, so the
+cost of a tick grows with distinct terms and state changes, not with rules.
+A rule whose query failed keeps its state and gets the error recorded.
+
+:meth:`Runner.run` is the live loop: tick at each second where something is
+due (plus the evaluation delay), reload rules before each tick, and call
+``between_ticks`` (the outbox dispatcher) while waiting; ``stop()`` (SIGTERM)
+lets the current tick finish and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Protocol, Sequence
+
+from .evaluate import Evaluator, TickEvaluation, no_data_evaluation, to_evaluation
+from .repository import Repository, SeriesUpdate
+from .rules import EngineRule
+from .schedule import due_rules, from_epoch, next_due
+from .state import INACTIVE, SeriesState, step
+from .state.model import to_utc
+
+__all__ = ["RuleSet", "StaticRules", "Runner", "TickReport"]
+
+log = logging.getLogger(__name__)
+
+
+class RuleSet(Protocol):
+    """Where the runner gets its rules; ``current()`` is called before every tick and must be cheap."""
+
+    def current(self) -> Sequence[EngineRule]: ...
+
+
+class StaticRules:
+    """A fixed list of rules (backtests, tests); ``replace`` swaps it."""
+
+    def __init__(self, rules: Sequence[EngineRule] = ()) -> None:
+        self.rules = list(rules)
+
+    def replace(self, rules: Sequence[EngineRule]) -> None:
+        self.rules = list(rules)
+
+    def current(self) -> Sequence[EngineRule]:
+        return self.rules
+
+
+@dataclass
+class TickReport:
+    """What one tick did."""
+
+    at: datetime
+    rules: int = 0
+    queries: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+    transitions: int = 0
+    notifications: int = 0
+    outbox_rows: int = 0
+    evaluation: TickEvaluation | None = None
+
+
+class Runner:
+    """Evaluates rules and records what happens; see the module docstring."""
+
+    def __init__(self, rules: RuleSet, repository: Repository, evaluator: Evaluator, *,
+                 evaluation_delay: float = 0.0) -> None:
+        self.rules = rules
+        self.repository = repository
+        self.evaluator = evaluator
+        self.evaluation_delay = evaluation_delay
+        self._stop = threading.Event()
+
+    # -- one tick ----------------------------------------------------------------------
+
+    def tick(self, at: datetime, *, all_rules: bool = False, rules: Sequence[EngineRule] | None = None) -> TickReport:
+        """Evaluate the rules due at ``at`` (every rule with ``all_rules``) and record the results."""
+        at = to_utc(at)
+        pool = list(rules if rules is not None else self.rules.current())
+        due = pool if all_rules else due_rules(pool, at)
+        report = TickReport(at, rules=len(due))
+        if not due:
+            return report
+        evaluation = self.evaluator.evaluate(due, at)
+        report.evaluation = evaluation
+        report.queries = evaluation.query_count
+        ok = [r.rule for r in evaluation.results if r.error is None]
+        states = self.repository.load_states(ok)
+        silenced = self.repository.silenced(ok, at)
+        for result in evaluation.results:
+            rule = result.rule
+            try:
+                if result.error is not None:
+                    report.errors[rule.id] = result.error
+                    self.repository.record_error(rule, at, result.error)
+                    continue
+                updates = self._updates(rule, at, result.series, states.get(rule.id, {}))
+                self.repository.clear_error(rule)
+                if updates:
+                    report.outbox_rows += self.repository.record(rule, at, updates, silenced=rule.id in silenced)
+                    report.transitions += sum(len(u.step.transitions) for u in updates)
+                    report.notifications += sum(len(u.step.notifications) for u in updates)
+            except Exception as error:  # one rule's store failure must not stop the others
+                log.exception("recording rule %s at %s failed", rule.id, at)
+                report.errors[rule.id] = f"recording failed: {' '.join(str(error).split())[:500]}"
+        return report
+
+    def _updates(self, rule: EngineRule, at: datetime, series, known: dict[str, SeriesState]) -> list[SeriesUpdate]:
+        clauses = rule.clauses
+        quiet_no_data = clauses.on_no_data != "alert"
+        updates = []
+        seen = set()
+        for s in series:
+            seen.add(s.key)
+            previous = known.get(s.key)
+            result = s.decision.result
+            if previous is None and (result is False or (result is None and quiet_no_data)):
+                continue  # a series that never did anything and still does nothing: nothing to write
+            evaluation = to_evaluation(rule, at, s.row, s.decision)
+            stepped = step(previous or SeriesState(), evaluation, clauses, rule_id=rule.id, series_key=s.key)
+            if stepped.state is previous:
+                continue  # already applied (a tick run again)
+            updates.append(SeriesUpdate(s.key, s.labels, stepped, evaluation, previous))
+        for key, previous in known.items():
+            if key in seen or (previous.state == INACTIVE and not previous.flapping):
+                continue
+            evaluation = no_data_evaluation(at)
+            stepped = step(previous, evaluation, clauses, rule_id=rule.id, series_key=key)
+            if stepped.state is not previous:
+                updates.append(SeriesUpdate(key, None, stepped, evaluation, previous))
+        return updates
+
+    # -- the live loop -----------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the current tick."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self, *, between_ticks: Callable[[], object] | None = None, clock: Callable[[], float] = time.time,
+            idle: float = 1.0, on_tick: Callable[[TickReport], object] | None = None) -> None:
+        """Tick at each due second until :meth:`stop`; missed ticks are not replayed."""
+        last = clock() - self.evaluation_delay
+        while not self._stop.is_set():
+            try:
+                rules = list(self.rules.current())
+            except Exception:  # the store is away: keep the loop alive, try again shortly
+                log.exception("loading rules failed")
+                rules = []
+                if self._stop.wait(idle):
+                    break
+                continue
+            target = next_due(rules, last)
+            now = clock()
+            if target is None or target + self.evaluation_delay > now:
+                if between_ticks is not None:
+                    try:
+                        between_ticks()
+                    except Exception:
+                        log.exception("dispatching notifications failed")
+                wake = idle if target is None else min(idle, max(0.0, target + self.evaluation_delay - clock()))
+                if self._stop.wait(wake):
+                    break
+                continue
+            # the newest due time not after now: ticks missed while busy or down are skipped
+            behind = now - self.evaluation_delay
+            while True:
+                following = next_due(rules, target)
+                if following is None or following > behind:
+                    break
+                target = following
+            last = target
+            started = time.monotonic()
+            report = self.tick(from_epoch(target), rules=rules)
+            if report.rules:
+                log.info("tick %s: %d rules, %d queries, %d transitions, %d notifications, %d errors in %.3f s",
+                         report.at.isoformat(), report.rules, report.queries, report.transitions,
+                         report.notifications, len(report.errors), time.monotonic() - started)
+            if on_tick is not None:
+                on_tick(report)
