@@ -43,7 +43,8 @@ _PLAIN_OPTIONS = frozenset({
     "emojis", "tz", "from", "to", "cc", "bcc", "name", "smtp", "reply", "lang", "priority",
 })
 _USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^\s/:@]*):(?P<password>[^\s/@]+)@")
-_HOSTNAME = re.compile(r"^(localhost|\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]|([A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*)$")
+_HOSTNAME = re.compile(
+    r"^(localhost|\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]|([A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*)$")
 
 
 def _looks_secret(text: str) -> bool:

@@ -10,7 +10,8 @@ tests and globals, plus guards so that no template can hold the engine:
   ``Limits.value_size`` characters/items (counted through nested containers),
   checked *before* the value is built wherever it can grow fast — ``*``,
   ``+``, ``~``, ``%``, ``**``, ``center``/``indent``/``replace``/``join``/
-  ``format``/``wordwrap`` and the ``str`` methods that pad, replace or join;
+  ``format``/``wordwrap``/``tojson`` and the ``str`` methods that pad,
+  replace or join;
 - **total size**: everything built or written over one render (including
   ``{% set %}`` blocks and macros, whose output never reaches the caller
   directly) counts against ``Limits.total_size``;
@@ -195,6 +196,7 @@ def _check_binop(op: str, left: Any, right: Any, current: _Budget) -> None:
         _check_percent_format(left, right, current)
 
 
+_MAX_INDENT = 16
 _WIDTH_METHODS = frozenset({"ljust", "rjust", "center", "zfill"})
 _REFUSED_METHODS = frozenset({"translate", "maketrans"})
 
@@ -254,6 +256,12 @@ def _filter_check(name: str, value: Any, args: tuple, kwargs: dict, current: _Bu
         return items
     elif name == "format" and isinstance(value, str):
         _check_percent_format(value, (args, kwargs), current)
+    elif name == "tojson":
+        indent = arg(0, "indent", None)
+        pad = len(indent) if isinstance(indent, str) else indent if isinstance(indent, int) else 0
+        if pad > _MAX_INDENT:
+            raise LimitExceeded(f"`tojson` indents by at most {_MAX_INDENT}")
+        current.allow(weight(value, size) * (2 + pad) * 4, "JSON text")
     return None
 
 

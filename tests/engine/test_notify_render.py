@@ -191,6 +191,8 @@ BOMBS = {
     "str.replace": "{{ ('x' * 200000).replace('x', 'y' * 1000) }}",
     "expandtabs": "{{ ('\t' * 200000).expandtabs(100000) }}",
     "translate": "{{ 'x'.translate({120: 'y' * 1000}) }}",
+    "tojson indent": "{{ values | tojson(indent=100000) }}",
+    "tojson of a big value": "{{ ['y' * 100000, 'z' * 100000] | tojson(indent=2) }}",
     "big power": "{{ 7 ** 100000000 }}",
     "big product": "{{ (7 ** 4000) * (7 ** 4000) }}",
 }
@@ -218,10 +220,11 @@ def test_reasonable_templates_still_work():
         "{% for term, v in values | dictsort %}{{ term }}={{ '%.2f' | format(v) }};{% endfor %}"
         "{{ '{:,.0f}'.format(value) }} {{ labels | dictsort | map('join', '=') | join(', ') }} "
         "{{ (severity ~ '!') | upper }} {{ ', '.join(['a', 'b']) }} {{ 'ab' * 3 }} {{ 2 ** 10 }} "
-        "{{ '%5.1f' % value }} {{ rule | center(9) }}|{{ 'x'.ljust(3) }}|"
+        "{{ '%5.1f' % value }} {{ rule | center(9) }}|{{ 'x'.ljust(3) }}|{{ labels | tojson }}"
     )
     out = render_template(template, VARIABLES)
-    assert out == (f"{TERM}=70123.46;70,123 symbol=BTC CRITICAL! a, b ababab 1024 70123.5    btc   |x  |")
+    assert out == (f"{TERM}=70123.46;70,123 symbol=BTC CRITICAL! a, b ababab 1024 70123.5    btc   |x  |"
+                   '{"symbol": "BTC"}')
 
 
 def test_the_cache_compiles_each_template_once():
