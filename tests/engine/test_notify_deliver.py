@@ -103,15 +103,15 @@ def test_smtp_down_then_up(smtp):
 def test_down_past_the_deadline_is_failed_with_the_reason(http, smtp):
     http.down()
     smtp.down()
-    policy = RetryPolicy(deadline=0.6, first_delay=0.05, max_delay=0.1, min_attempt=0.1)
+    policy = RetryPolicy(deadline=1.0, first_delay=0.05, max_delay=0.1, min_attempt=0.1)
     start = time.monotonic()
     outcomes = deliver(MESSAGE, [http.url(), smtp.url()], policy)
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 3.0
     for outcome in outcomes:
         assert isinstance(outcome, DeliveryOutcome)
         assert not outcome.delivered and outcome.attempts >= 2
         assert "connection error" in outcome.reason.lower()
-        assert "within the 0.6 s deadline" in outcome.reason
+        assert "within the 1 s deadline" in outcome.reason
     http.up()
     smtp.up()
     time.sleep(0.3)  # nothing is sent behind the caller's back
