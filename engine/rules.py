@@ -23,7 +23,7 @@ from monitors_dsl.printer import print_expr
 
 from .state import Clauses, FlapDetection
 
-__all__ = ["EngineRule", "RuleBuilder", "rule_from_text", "rules_from_text", "condition_text"]
+__all__ = ["EngineRule", "RuleBuilder", "StoreRules", "rule_from_text", "rules_from_text", "condition_text"]
 
 log = logging.getLogger(__name__)
 
@@ -153,3 +153,50 @@ class RuleBuilder:
         for key in [k for k in self._cache if k not in live]:
             del self._cache[key]
         return [rule for rule in (self.build(row) for row in rows) if rule is not None]
+
+
+class StoreRules:
+    """The enabled, live rules of the store, reloaded only when something changed.
+
+    ``current()`` first reads a fingerprint of the rules table — count, newest
+    ``updated_at``, sum of versions, largest id — which every create, update,
+    enable, disable and delete changes (each bumps ``version``); only when it
+    differs are the rules read again, and only changed rules are compiled
+    again. So rule changes are picked up by the next tick, without a restart.
+    """
+
+    def __init__(self, db, builder: RuleBuilder | None = None) -> None:
+        self.db = db
+        self.builder = builder or RuleBuilder()
+        self._fingerprint: tuple | None = None
+        self._rules: list[EngineRule] = []
+        self.reloads = 0
+
+    def fingerprint(self) -> tuple:
+        from sqlalchemy import func, select
+
+        from monitors_mcp.store import Rule
+
+        with self.db.session() as session:
+            row = session.execute(select(func.count(Rule.id), func.max(Rule.updated_at), func.sum(Rule.version),
+                                         func.max(Rule.id))).one()
+        return tuple(row)
+
+    def current(self) -> list[EngineRule]:
+        from sqlalchemy import select
+
+        from monitors_mcp.store import Rule
+
+        fingerprint = self.fingerprint()
+        if fingerprint == self._fingerprint:
+            return self._rules
+        with self.db.session() as session:
+            rows = session.execute(
+                select(Rule.id, Rule.owner_id, Rule.name, Rule.version, Rule.canonical)
+                .where(Rule.enabled.is_(True), Rule.deleted_at.is_(None)).order_by(Rule.id)
+            ).all()
+        self._rules = self.builder.build_all(rows)
+        self._fingerprint = fingerprint
+        self.reloads += 1
+        log.info("loaded %d rules (%d do not compile)", len(self._rules), len(rows) - len(self._rules))
+        return self._rules

@@ -1,0 +1,205 @@
+"""The store as the engine's repository: one transaction per rule and tick (SQLite, MariaDB, MySQL).
+
+``record`` writes, in one transaction: ``rule_states`` (``machine`` holds
+``SeriesState.to_dict()``; ``state``/``severity``/``since``/``last_values`` are
+kept readable for ``get_alert_rule``), ``alerts`` opened/changed/closed,
+``alert_events`` (one per transition), and ``notification_outbox`` rows (one
+per notification and channel). The outbox insert skips a row whose
+idempotency key exists (``ON CONFLICT DO NOTHING`` / ``ON DUPLICATE KEY``),
+so a tick run again, or by another replica, adds nothing.
+
+A channel the rule names but its owner does not have gets a ``failed`` row
+saying so: the notification is visible, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy import select, update
+
+from monitors_mcp.store import Alert, AlertEvent, Database, NotificationChannel, NotificationOutbox, Rule, RuleState
+from monitors_mcp.store import Silence
+from monitors_mcp.store.types import utcnow
+
+from ..rules import EngineRule
+from ..state import FIRING, SeriesState
+from .base import Repository, SeriesUpdate, alert_changes, alert_labels, notification_payload, outbox_status
+
+__all__ = ["SqlRepository"]
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 500
+
+
+def _chunks(items: list, size: int = _CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _since(state: SeriesState) -> datetime | None:
+    if state.state == FIRING:
+        return state.firing_since
+    if state.state == "pending":
+        return state.pending_since
+    return None
+
+
+class SqlRepository(Repository):
+    """Reads and writes the engine's records in the store."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._errored: set[int] | None = None
+
+    # -- reading -----------------------------------------------------------------------
+
+    def load_states(self, rules: Sequence[EngineRule]) -> dict[str, dict[str, SeriesState]]:
+        ids = [r.store_id for r in rules if r.store_id is not None]
+        out: dict[str, dict[str, SeriesState]] = {}
+        with self.db.session() as session:
+            for chunk in _chunks(ids):
+                rows = session.execute(select(RuleState.rule_id, RuleState.series_key, RuleState.machine)
+                                       .where(RuleState.rule_id.in_(chunk)))
+                for rule_id, key, machine in rows:
+                    if machine:
+                        out.setdefault(str(rule_id), {})[key] = SeriesState.from_dict(machine)
+        return out
+
+    def silenced(self, rules: Sequence[EngineRule], at: datetime) -> set[str]:
+        ids = [r.store_id for r in rules if r.store_id is not None]
+        found: set[str] = set()
+        with self.db.session() as session:
+            for chunk in _chunks(ids):
+                rows = session.scalars(select(Silence.rule_id).where(
+                    Silence.rule_id.in_(chunk), Silence.starts_at <= at, Silence.ends_at > at).distinct())
+                found.update(str(r) for r in rows)
+        return found
+
+    # -- writing -----------------------------------------------------------------------
+
+    def record(self, rule: EngineRule, at: datetime, updates: Sequence[SeriesUpdate], *, silenced: bool) -> int:
+        rule_id = rule.store_id
+        if rule_id is None:
+            raise ValueError(f"rule {rule.id!r} is not a stored rule")
+        added = 0
+        with self.db.session() as session:
+            channels = self._channels(session, rule) if any(u.step.notifications for u in updates) else {}
+            rows = {r.series_key: r for r in session.scalars(select(RuleState).where(
+                RuleState.rule_id == rule_id, RuleState.series_key.in_([u.series_key for u in updates])))}
+            for u in updates:
+                row = rows.get(u.series_key)
+                if row is None:
+                    row = RuleState(rule_id=rule_id, series_key=u.series_key, labels=dict(u.labels or {}))
+                    session.add(row)
+                elif u.labels is not None:
+                    row.labels = dict(u.labels)
+                state = u.step.state
+                labels = alert_labels(rule, row.labels or {})
+                alert = session.get(Alert, row.alert_id) if row.alert_id else None
+                for change in alert_changes(u.step.transitions, alert.severity if alert else None):
+                    t = change.transition
+                    if change.action == "open":
+                        alert = Alert(rule_id=rule_id, owner_id=rule.owner_id, series_key=u.series_key, labels=labels,
+                                      severity=t.severity, state="firing", started_at=t.at,
+                                      values_at_start=dict(u.evaluation.values))
+                        session.add(alert)
+                        session.flush()
+                    elif alert is None:
+                        continue
+                    elif change.action == "severity":
+                        alert.severity = t.severity
+                    else:
+                        alert.state, alert.resolved_at = "resolved", t.at
+                        alert.values_at_resolution = dict(u.evaluation.values)
+                    session.add(AlertEvent(alert_id=alert.id, at=t.at, kind=change.event, from_state=t.from_state,
+                                           to_state=t.to_state, severity=t.severity,
+                                           values=dict(u.evaluation.values)))
+                row.machine = state.to_dict()
+                row.state = state.state
+                row.severity = state.severity
+                row.since = _since(state)
+                row.last_evaluated_at = state.last_evaluated_at
+                row.last_values = dict(state.last_values)
+                row.last_notified_at = state.last_notified_at
+                row.last_error = None
+                row.alert_id = alert.id if (alert is not None and alert.state == "firing") else None
+                acknowledged = bool(alert is not None and alert.acknowledged_at is not None)
+                for n in u.step.notifications:
+                    status = outbox_status(n, silenced=silenced, acknowledged=acknowledged)
+                    for name in rule.channels:
+                        channel_id = channels.get(name)
+                        suffix = str(channel_id) if channel_id is not None else f"missing:{name}"
+                        values = {
+                            "idempotency_key": f"{n.idempotency_key}:{suffix}",
+                            "owner_id": rule.owner_id,
+                            "rule_id": rule_id,
+                            "alert_id": alert.id if alert is not None else None,
+                            "channel_id": channel_id,
+                            "kind": n.kind,
+                            "payload": notification_payload(rule, n, labels, name),
+                            "status": status if channel_id is not None else "failed",
+                            "attempts": 0,
+                            "next_attempt_at": None,
+                            "last_error": None if channel_id is not None
+                            else f"no notification channel named {name!r}",
+                            "created_at": utcnow(),
+                        }
+                        added += self._insert_outbox(session, values)
+        return added
+
+    def _channels(self, session, rule: EngineRule) -> dict[str, int]:
+        if not rule.channels:
+            return {}
+        rows = session.execute(select(NotificationChannel.name, NotificationChannel.id).where(
+            NotificationChannel.owner_id == rule.owner_id, NotificationChannel.name.in_(rule.channels)))
+        return {name: id_ for name, id_ in rows}
+
+    def _insert_outbox(self, session, values: dict) -> int:
+        """Insert one outbox row unless its idempotency key exists; 1 when inserted."""
+        table = NotificationOutbox.__table__
+        if session.scalar(select(table.c.id).where(table.c.idempotency_key == values["idempotency_key"])) is not None:
+            return 0
+        dialect = session.bind.dialect.name
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+
+            stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
+        elif dialect in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import insert
+
+            stmt = insert(table).values(**values)
+            stmt = stmt.on_duplicate_key_update(idempotency_key=stmt.inserted.idempotency_key)
+        else:
+            stmt = sa.insert(table).values(**values)
+        session.execute(stmt)  # still guarded: another writer may have inserted the key meanwhile
+        return 1
+
+    def _load_errored(self) -> set[int]:
+        if self._errored is None:
+            with self.db.session() as session:
+                self._errored = set(session.scalars(select(Rule.id).where(Rule.last_error.is_not(None))))
+        return self._errored
+
+    def record_error(self, rule: EngineRule, at: datetime, error: str) -> None:
+        rule_id = rule.store_id
+        if rule_id is None:
+            return
+        errored = self._load_errored()
+        with self.db.session() as session:
+            session.execute(update(Rule).where(Rule.id == rule_id).values(last_error=error[:2000], last_error_at=at))
+            session.execute(update(RuleState).where(RuleState.rule_id == rule_id).values(last_error=error[:2000]))
+        errored.add(rule_id)
+
+    def clear_error(self, rule: EngineRule) -> None:
+        rule_id = rule.store_id
+        if rule_id is None or rule_id not in self._load_errored():
+            return
+        with self.db.session() as session:
+            session.execute(update(Rule).where(Rule.id == rule_id).values(last_error=None, last_error_at=None))
+            session.execute(update(RuleState).where(RuleState.rule_id == rule_id).values(last_error=None))
+        self._errored.discard(rule_id)
