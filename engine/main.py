@@ -1,0 +1,192 @@
+"""``monitors-engine``: run the engine against the store and a time-series source.
+
+    monitors-engine run [--config FILE] [--data DIR]          the live loop, until SIGTERM / Ctrl-C
+    monitors-engine run --once [--at T] [--config FILE] …     evaluate every enabled rule once at T
+                                                              (default: now), dispatch the outbox, exit
+
+The live loop ticks at each second where a rule is due (multiples of its
+``every``, after the evaluation delay), reloads rules from the store before
+each tick, and dispatches the notification outbox between ticks. SIGTERM or
+SIGINT lets the current tick finish, then the command exits 0.
+
+Configuration: see ``engine.config`` (a TOML/JSON file, then the environment:
+``MONITORS_DATABASE_URL``, ``MONITORS_ENGINE_DATA_DIR``, ``INFLUXDB3_HOST``,
+``INFLUXDB3_DATABASE``, ``INFLUXDB3_AUTH_TOKEN``, ``MONITORS_SECRET_KEY``).
+Every failure ends as one line on stderr (exit 1; 2 for a usage or
+configuration error), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from datetime import datetime, timezone
+from typing import Sequence
+
+__all__ = ["main"]
+
+log = logging.getLogger("engine")
+
+_INSTALL = 'install them with: pip install "monitors-mcp[engine]"'
+
+
+class UsageError(Exception):
+    """A wrong argument or setting (exit 2)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="monitors-engine", description="Evaluate alert rules and send notifications.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the engine", description="Run the engine (see docs/engine.md).")
+    run.add_argument("--config", metavar="FILE", help="settings file (TOML, or JSON by its .json extension)")
+    run.add_argument("--data", metavar="DIR", help="use the embedded source over this data directory")
+    run.add_argument("--database-url", metavar="URL", help="the store (default: $MONITORS_DATABASE_URL, else SQLite)")
+    run.add_argument("--once", action="store_true", help="evaluate every enabled rule once, dispatch, and exit")
+    run.add_argument("--at", metavar="T", help="with --once: the evaluation time, RFC 3339 (default: now)")
+    run.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    return parser
+
+
+def _parse_at(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(timezone.utc).replace(microsecond=0)
+    from .sources import parse_rfc3339
+
+    try:
+        ns = parse_rfc3339(text)
+    except ValueError as error:
+        raise UsageError(f"--at: {error}") from None
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=rest // 1000)
+
+
+class Engine:
+    """The assembled parts: store, source, rules, runner and dispatcher."""
+
+    def __init__(self, config) -> None:
+        from monitors_mcp.store import Database
+        from monitors_mcp.store.secrets import load_secret_box
+
+        from .dispatch import Dispatcher
+        from .evaluate import Evaluator
+        from .repository import SqlRepository
+        from .rules import RuleBuilder, StoreRules
+        from .runner import Runner
+        from .state import SUGGESTED_FLAP_DETECTION
+
+        self.config = config
+        self.db = Database(config.database_url)
+        self.db.migrate()
+        self.secrets = load_secret_box()
+        self.source = config.open_source()
+        flap = SUGGESTED_FLAP_DETECTION if config.flap_detection else None
+        self.rules = StoreRules(self.db, RuleBuilder(flap))
+        self.runner = Runner(self.rules, SqlRepository(self.db),
+                             Evaluator(self.source, max_in_flight=config.max_queries_in_flight,
+                                       query_timeout=config.query_timeout),
+                             evaluation_delay=config.evaluation_delay)
+        self.dispatcher = Dispatcher(self.db, self.secrets, batch=config.dispatch_batch,
+                                     attempt_timeout=config.attempt_timeout, deadline=config.delivery_deadline,
+                                     first_backoff=config.first_backoff, max_backoff=config.max_backoff)
+
+    def once(self, at: datetime) -> int:
+        report = self.runner.tick(at, all_rules=True)
+        for rule_id, error in sorted(report.errors.items()):
+            print(f"rule {rule_id}: {error}", file=sys.stderr)
+        sent = failed = retried = 0
+        while True:  # everything due now, batch after batch
+            result = self.dispatcher.dispatch()
+            sent, failed, retried = sent + result.sent, failed + result.failed, retried + result.retried
+            if result.attempted < self.dispatcher.batch:
+                break
+        print(f"evaluated {report.rules} rules at {at.isoformat().replace('+00:00', 'Z')} with {report.queries} "
+              f"queries: {report.transitions} state changes, {report.notifications} notifications; "
+              f"sent {sent}, retrying {retried}, failed {failed}; {len(report.errors)} rules in error")
+        return 0
+
+    def run(self) -> int:
+        def stop(signum, _frame):
+            log.info("signal %s: stopping after the current tick", signum)
+            self.runner.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        log.info("engine running (source: %s)", self.source.name)
+        self.runner.run(between_ticks=self.dispatcher.dispatch)
+        self.dispatcher.dispatch()
+        log.info("engine stopped")
+        return 0
+
+    def close(self) -> None:
+        try:
+            self.source.close()
+        finally:
+            self.db.dispose()
+
+
+def _describe(error: BaseException) -> str:
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:  # pragma: no cover
+        SQLAlchemyError = ()  # noqa: N806
+    if isinstance(error, SQLAlchemyError):
+        reason = getattr(error, "orig", None)
+        detail = reason.args[-1] if reason is not None and getattr(reason, "args", None) else type(error).__name__
+        return f"database error: {detail}"
+    if isinstance(error, OSError):
+        return f"{error.strerror or error}" + (f": {error.filename}" if getattr(error, "filename", None) else "")
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _run(args) -> int:
+    try:
+        from .config import ConfigError, load_config
+        from .sources import SourceError
+    except ImportError as error:
+        raise UsageError(f"the engine needs its packages ({error.name or error}); {_INSTALL}") from None
+    if args.at is not None and not args.once:
+        raise UsageError("--at goes with --once")
+    at = _parse_at(args.at) if args.once else None
+    try:
+        config = load_config(args.config, data_dir=args.data, database_url=args.database_url)
+        config.source_kind  # noqa: B018 - fails early when no source is configured
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    try:
+        engine = Engine(config)
+    except SourceError as error:
+        raise UsageError(str(error)) from None
+    try:
+        return engine.once(at) if args.once else engine.run()
+    finally:
+        engine.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        from .notify import protect_logs
+
+        protect_logs()
+    except ImportError:
+        pass
+    try:
+        return _run(args)
+    except UsageError as error:
+        print(f"monitors-engine: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # every failure ends as one line, never a traceback
+        print(f"monitors-engine: error: {_describe(error)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
