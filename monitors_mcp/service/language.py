@@ -27,8 +27,6 @@ EXAMPLE_RULE = """rule btc_above_70k {
     severity critical
 }"""
 
-# A reference position for showing SQL: compiled SQL takes the evaluation time as a parameter.
-_SQL_AT = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -102,12 +100,17 @@ def invalid(message: str, found: list[DiagnosticOut]) -> InvalidRule:
     )
 
 
+def _sql_time() -> datetime:
+    """The evaluation time the shown SQL is written for: now, to the minute (SQL takes it as a parameter)."""
+    return datetime.now(UTC).replace(second=0, microsecond=0)
+
+
 def _compiled_reading(rule: Any) -> tuple[str | None, str | None]:
     compile_rule = getattr(monitors_dsl, "compile_rule", None)
     if compile_rule is None:
         return None, None
     compiled = compile_rule(rule)
-    sql = compiled.sql(_SQL_AT) if callable(getattr(compiled, "sql", None)) else getattr(compiled, "sql", None)
+    sql = compiled.sql(_sql_time()) if callable(getattr(compiled, "sql", None)) else getattr(compiled, "sql", None)
     english = None
     for attr in ("describe", "english", "explain", "reading"):
         value = getattr(compiled, attr, None)
@@ -137,6 +140,8 @@ def validate_text(text: str) -> ValidationOut:
         readings.append(RuleReading(name=rule.name, sql=sql, english=english))
     if not hasattr(monitors_dsl, "compile_rule"):
         notes.append("SQL and the English reading are not available in this version.")
+    else:
+        notes.append(f"The SQL is written for an evaluation at {_sql_time():%Y-%m-%dT%H:%MZ}; the engine runs it at each tick.")
     return ValidationOut(
         valid=True,
         diagnostics=found,
