@@ -79,6 +79,9 @@ def seed(db: Database, user: str, alerts: int, rules: int = 20) -> None:
                 batch = []
         if batch:
             conn.execute(table.insert(), batch)
+    # Refresh the optimizer's statistics, as the database does by itself some time after a bulk load.
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE TABLE alerts, rules" if db.dialect == "mysql" else "ANALYZE")
 
 
 async def measure(url: str, user: str, calls: int) -> dict[str, list[float]]:
@@ -148,7 +151,8 @@ def table(results: dict[str, dict[str, list[float]]], alerts: int, calls: int) -
         "wall time per call as the client sees it (JSON-RPC over pipes, validation, service, database).",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"{datetime.now(UTC):%Y-%m-%d}.",
+        f"{datetime.now(UTC):%Y-%m-%d}; load average {os.getloadavg()[0]:.1f} at the end of the run "
+        "(other work was running: read the figures as upper bounds).",
         "",
         "| backend | call | p50 (ms) | p99 (ms) | mean (ms) |",
         "|---|---|---:|---:|---:|",
@@ -164,7 +168,9 @@ def table(results: dict[str, dict[str, list[float]]], alerts: int, calls: int) -
         "",
         "`list_alerts` is one indexed range scan (`owner_id, started_at, id`, or `owner_id, state, started_at, id` "
         "with a state filter) whatever the table size; `create_alert_rule` parses and checks the rule, then "
-        "writes one row in one transaction.",
+        "writes one row in one transaction. Part of each figure is the client's own check of the "
+        "result against the tool's output schema (measured alone: about 25 ms for a page of 50 alerts). The table "
+        "statistics are refreshed after the bulk load (`ANALYZE`), as the database does by itself soon after.",
         "",
     ]
     return "\n".join(lines)
