@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_WINDOW",
     "DEFAULT_EVERY",
     "walk",
+    "depth",
     "aggregates",
 ]
 
@@ -302,6 +303,21 @@ def walk(node):
             stack.append(current.left)
         elif isinstance(current, (Abs, Negate, Not)):
             stack.append(current.operand)
+
+
+def depth(node) -> int:
+    """How deeply ``node`` nests (a leaf is 1), worked out without recursion."""
+    deepest = 0
+    stack = [(node, 1)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(current, (Arithmetic, Comparison, Logical)):
+            stack.append((current.left, level + 1))
+            stack.append((current.right, level + 1))
+        elif isinstance(current, (Abs, Negate, Not)):
+            stack.append((current.operand, level + 1))
+    return deepest
 
 
 def aggregates(node) -> list[Aggregate]:

@@ -14,9 +14,10 @@ from .regexes import regex_problem
 from .schema import NUMERIC_FIELD_TYPES, Schema
 from .templates import template_problems
 
-__all__ = ["check_rules", "NUMBER", "BOOLEAN", "UNKNOWN"]
+__all__ = ["check_rules", "NUMBER", "BOOLEAN", "UNKNOWN", "MAX_DEPTH"]
 
 NUMBER, BOOLEAN, UNKNOWN = "number", "boolean", "unknown"
+MAX_DEPTH = 100
 
 
 class _Checker:
@@ -264,7 +265,13 @@ def check_rules(rules: list[a.Rule], source: SourceText, diags: Diagnostics, sch
     checker = _Checker(source, diags, schema)
     names: dict[str, a.Rule] = {}
     for rule in rules:
-        checker.check_rule(rule)
+        too_deep = [cond for cond in (rule.when, rule.critical_when, rule.warning_when, rule.info_when,
+                                      rule.resolve_when) if cond is not None and a.depth(cond) > MAX_DEPTH]
+        for cond in too_deep:
+            diags.add("too-deeply-nested", f"this condition nests more than {MAX_DEPTH} operators deep",
+                      cond.span, "split it into simpler conditions")
+        if not too_deep:
+            checker.check_rule(rule)
         if rule.name is not None:
             if rule.name in names:
                 first = names[rule.name].clause_spans.get("name") or names[rule.name].span

@@ -674,7 +674,7 @@ def _recover_document(source: SourceText, diags: Diagnostics) -> list[a.Rule]:
     lexemes = list(_lexemes(text))
     rules: list[a.Rule] = []
     i = 0
-    while i < len(lexemes):
+    while i < len(lexemes) and len(diags.items) < diags.LIMIT:
         lex = lexemes[i]
         if not (lex.kind == "word" and lex.text.lower() == "rule"):
             stop = i
