@@ -13,6 +13,7 @@ from tests.support.receivers import HttpReceiver, SmtpReceiver
 
 MESSAGE = RenderedNotification(title="t", body="b", notify_type="warning", idempotency_key="k")
 POLICY = RetryPolicy(deadline=0.8, first_delay=0.05, max_delay=0.1, attempt_timeout=0.5, min_attempt=0.1)
+PATIENT = RetryPolicy(deadline=5.0, first_delay=0.05, max_delay=0.1, attempt_timeout=4.0, min_attempt=0.1)
 
 JSON_SECRETS = ("JsonPa55word", "T0KEN-abc123xyz", "HeaderSecret42", "QuerySecret42", "Bearer-Zq9")
 SMTP_PASSWORD = "Sm7p!Pass:w0rd"
@@ -49,7 +50,7 @@ def assert_clean(text: str, secrets) -> None:
 
 def test_successful_and_failing_http_deliveries_log_no_secret(all_logs):
     with HttpReceiver() as http:
-        ok = deliver(MESSAGE, [json_url(http), json_url(http, "form")], POLICY)
+        ok = deliver(MESSAGE, [json_url(http), json_url(http, "form")], PATIENT)
         assert [o.delivered for o in ok] == [True, True]
         received = http.received[0]
         assert received.headers.get("X-Api-Key") == "HeaderSecret42"  # the header really was a secret sent
@@ -68,7 +69,7 @@ def test_successful_and_failing_http_deliveries_log_no_secret(all_logs):
 
 def test_smtp_password_is_not_logged(all_logs):
     with SmtpReceiver(user="alerts", password=SMTP_PASSWORD) as smtp:
-        (ok,) = deliver(MESSAGE, [smtp.url()], POLICY)
+        (ok,) = deliver(MESSAGE, [smtp.url()], PATIENT)
         assert ok.delivered
         smtp.down()
         (refused,) = deliver(MESSAGE, [smtp.url()], POLICY)
