@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from monitors_mcp.service import UserService
@@ -56,9 +57,7 @@ async def test_stdio_subprocess_acts_as_the_local_user(db: Database, secret_key:
         cwd=str(ROOT),
     )
     with errlog.open("w") as err:
-        async with Client(params) as client:
-            from mcp.client.stdio import stdio_client  # noqa: F401 - the transport Client uses for these params
-
+        async with Client(stdio_client(params, errlog=err)) as client:
             valid = await client.call_tool("validate_alert_rule", {"rule": BTC})
             assert valid.structured_content["valid"] is True
             created = await client.call_tool("create_alert_rule", {"rule": BTC, "name": "btc"})
@@ -79,7 +78,7 @@ async def test_stdio_subprocess_acts_as_the_local_user(db: Database, secret_key:
             assert bad.is_error
     user_id = UserService(db).user_id(local)  # created on first run
     assert user_id > 0
-    log = errlog.read_text() if errlog.exists() else ""
+    log = errlog.read_text()
     assert "Traceback" not in log and SECRET not in log
 
 
