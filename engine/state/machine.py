@@ -132,7 +132,7 @@ def _start_firing(state: SeriesState, at: datetime, severity: str, values: dict[
 
 def _inactive(state: SeriesState) -> SeriesState:
     return replace(state, state=INACTIVE, severity=None, pending_since=None, firing_since=None, clear_since=None,
-                   start_values={}, start_value=None)
+                   start_values={}, start_value=None, last_values={}, last_value=None)
 
 
 def _notify(original: SeriesState, new: SeriesState, at: datetime, transitions: tuple[Transition, ...],

@@ -141,8 +141,9 @@ class SeriesState:
     - ``clear_since``: while firing, since when the resolve criterion holds
       without a break (``keep firing for`` counts from here).
     - ``start_values`` / ``start_value``: the values when firing started.
-    - ``last_values`` / ``last_value``: the values at the last evaluation that
-      had data (repeats during *no data* with ``keep`` carry these).
+    - ``last_values`` / ``last_value``: while firing, the values at the last
+      evaluation that had data (repeats during *no data* with ``keep`` carry
+      these).
     - ``notified_severity``: what the receivers were last told: the severity of
       a firing alert, or ``None`` when they were last told nothing or resolved.
     - ``notified_started_at``: ``started_at`` of the alert the receivers were
