@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from monitors_dsl import ast as a
 
-__all__ = ["AT", "AT_NS", "MEASUREMENTS", "TAGS", "FLOAT_FIELDS", "INT_FIELDS", "datasets", "aggregates",
-           "numeric", "conditions", "rules", "WINDOWS", "OFFSETS"]
+__all__ = ["AT", "AT_NS", "MEASUREMENTS", "TAGS", "FLOAT_FIELDS", "INT_FIELDS", "datasets", "make_dataset",
+           "aggregates", "numeric", "conditions", "rules", "RandomRules", "seeds", "WINDOWS", "OFFSETS", "GROUP_BYS"]
 
 AT = datetime(2024, 3, 1, 12, 0, 0)
 AT_NS = 1709294400 * 10**9
@@ -130,12 +130,20 @@ offsets = st.sampled_from(OFFSETS).map(a.Duration)
 percentiles = st.one_of(st.sampled_from([0.0, 25.0, 50.0, 90.0, 95.0, 99.9, 100.0]), st.floats(0, 100))
 
 
+_functions = st.sampled_from(a.NUMERIC_AGGREGATES)
+
+
+@st.composite
+def _aggregates(draw, function):
+    function = function or draw(_functions)
+    parameter = draw(percentiles) if function == "percentile" else None
+    return a.Aggregate(function, draw(selectors), draw(windows), draw(offsets), parameter)
+
+
 @lru_cache(maxsize=None)
 def aggregates(function=None):
-    functions = st.just(function) if function else st.sampled_from(a.NUMERIC_AGGREGATES)
-    return functions.flatmap(lambda fn: st.builds(
-        a.Aggregate, st.just(fn), selectors, windows, offsets,
-        percentiles if fn == "percentile" else st.none()))
+    """Aggregate calls (numeric ones unless ``function`` is given) over the schema."""
+    return _aggregates(function)
 
 
 thresholds = st.one_of(
@@ -175,7 +183,7 @@ def conditions(depth: int = 2):
     )
 
 
-group_bys = st.sampled_from([(), ("host",), ("host", "régión"), ("régión",)])
+group_bys = st.sampled_from([(), ("host",), ("host", "régión"), ("régión",)])  # as GROUP_BYS
 
 
 @st.composite
@@ -192,3 +200,85 @@ def rules(draw, group_by=group_bys, severities: bool | None = None):
         fields["when"] = draw(conditions(2))
         fields["severity"] = draw(st.sampled_from(a.SEVERITIES))
     return a.Rule(name="r", **fields)
+
+
+# --- the same rules from a seed (fast to draw; the bulk of the differential cases) -------
+
+
+class RandomRules:
+    """Builds the rules the strategies above build, with ``random.Random`` instead of draws."""
+
+    def __init__(self, seed: int):
+        self.rng = random.Random(seed)
+
+    def filter(self) -> a.Filter:
+        rng = self.rng
+        op = rng.choice(a.FILTER_OPS)
+        tag = rng.choice(TAGS)
+        if op in ("in", "not in"):
+            value = tuple(rng.choice(TAG_VALUES) for _ in range(rng.randint(1, 3)))
+        elif op in ("=~", "!~"):
+            value = rng.choice(REGEXES)
+        else:
+            value = rng.choice(TAG_VALUES[:4])
+        return a.Filter(tag, op, value)
+
+    def aggregate(self, function: str | None = None) -> a.Aggregate:
+        rng = self.rng
+        function = function or rng.choice(a.NUMERIC_AGGREGATES)
+        selector = a.Selector(rng.choice(MEASUREMENTS), rng.choice(FLOAT_FIELDS + INT_FIELDS),
+                              tuple(self.filter() for _ in range(rng.choice([0, 0, 1, 2]))))
+        window = rng.choice(WINDOWS) if rng.randrange(3) else rng.randint(1, 7200)
+        parameter = None
+        if function == "percentile":
+            parameter = rng.choice([0.0, 25.0, 50.0, 90.0, 95.0, 99.9, 100.0, rng.uniform(0, 100)])
+        return a.Aggregate(function, selector, a.Duration(window), a.Duration(rng.choice(OFFSETS)), parameter)
+
+    def number(self) -> a.Number:
+        rng = self.rng
+        if rng.randrange(2):
+            return a.Number(rng.choice([0.0, 1.0, 2.0, 0.5, 1e-9, 1e3, 1e12, 1e6]))
+        return a.Number(abs(rng.choice(_MAGNITUDES) * rng.uniform(-10, 10)), percent=rng.randrange(8) == 0)
+
+    def numeric(self, depth: int = 2):
+        rng = self.rng
+        kind = rng.randrange(8) if depth > 0 else rng.randrange(3)
+        if kind in (0, 1):
+            return self.aggregate()
+        if kind == 2:
+            return self.number()
+        if kind in (3, 4):
+            return self.aggregate() if kind == 3 else a.Negate(self.numeric(depth - 1))
+        if kind == 5:
+            return a.Abs(self.numeric(depth - 1))
+        return a.Arithmetic(rng.choice("+-*/"), self.numeric(depth - 1), self.numeric(depth - 1))
+
+    def condition(self, depth: int = 2):
+        rng = self.rng
+        kind = rng.randrange(6) if depth > 1 else rng.randrange(3)
+        if kind in (0, 1):
+            right = self.number() if rng.randrange(2) else self.numeric(1)
+            return a.Comparison(rng.choice([">", ">=", "<", "<=", "==", "!="]), self.numeric(1), right)
+        if kind == 2:
+            return self.aggregate("absent")
+        if kind == 3:
+            return a.Not(self.condition(depth - 1))
+        return a.Logical(rng.choice(["and", "or"]), self.condition(depth - 1), self.condition(depth - 1))
+
+    def rule(self, group_by=None, severities: bool | None = None) -> a.Rule:
+        rng = self.rng
+        fields: dict = {"group_by": rng.choice(GROUP_BYS) if group_by is None else group_by}
+        several = rng.randrange(2) if severities is None else severities
+        if several:
+            for severity in rng.sample(a.SEVERITIES, rng.randint(1, 3)):
+                fields[f"{severity}_when"] = self.condition(2)
+            if rng.randrange(2):
+                fields["resolve_when"] = self.condition(1)
+        else:
+            fields["when"] = self.condition(2)
+            fields["severity"] = rng.choice(a.SEVERITIES)
+        return a.Rule(name="r", **fields)
+
+
+GROUP_BYS = [(), ("host",), ("host", "régión"), ("régión",)]
+seeds = st.integers(0, 2**32 - 1)
