@@ -126,6 +126,9 @@ class _Builder:
 
     def function(self, name: str, body: list[str], result: str) -> str:
         loads = [f"{var} = r[{column!r}]" for column, var in self.loads.items()]
+        body = list(body)
+        if body and body[-1].startswith(f"{result} = "):  # `b = e; return b` → `return e`
+            result = body.pop()[len(result) + 3:]
         lines = [f"def {name}(r):"] + ["    " + line for line in loads + body] + [f"    return {result}"]
         return "\n".join(lines)
 
