@@ -102,3 +102,16 @@ def test_the_english_reading():
 ])
 def test_readings(text, reading):
     assert compile_rule(text).describe() == reading
+
+
+def test_compiling_imports_no_engine_or_server_package():
+    import subprocess
+    import sys
+    code = ("import sys, monitors_dsl, monitors_dsl.reference, monitors_dsl.explain; "
+            "r = monitors_dsl.compile_rule('rule r { when percentile(a.b, 90) > 1 group by h }'); r.sql(0); "
+            "r.describe(); "
+            "bad = [m for m in sys.modules if m.split('.')[0] in "
+            "('pyarrow', 'datafusion', 'sqlalchemy', 'mcp', 'apprise', 'influxdb_client_3', 'engine', 'monitors_mcp')]; "
+            "print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
