@@ -27,7 +27,7 @@ import sys
 
 from monitors_dsl.cli import CommandError, UsageError, format_diagnostic, read_source
 
-__all__ = ["register_eval", "evaluate", "render_text"]
+__all__ = ["register_eval", "register_backtest", "evaluate", "render_text", "render_backtest_text"]
 
 _INSTALL = 'install them with: pip install "monitors-mcp[engine]"'
 
@@ -167,3 +167,93 @@ def _cmd_eval(args) -> int:
     else:
         sys.stdout.write(render_text(report, sources.format_rfc3339(at)))
     return 0
+
+
+# --- monitors backtest ------------------------------------------------------------------
+
+
+def register_backtest(subparsers) -> None:
+    """Adds ``monitors backtest`` to the ``monitors`` command."""
+    cmd = subparsers.add_parser(
+        "backtest", help="replay rules over past data and show what would have fired",
+        description="Run the engine's scheduler, state machine and templates over simulated time from T1 to T2 "
+                    "and print the state changes and the notifications that would have been sent.",
+    )
+    cmd.add_argument("file", metavar="FILE", help="rule file, or - for standard input")
+    cmd.add_argument("--data", required=True, metavar="DIR", help="directory (or one file) of CSV / Parquet data")
+    cmd.add_argument("--from", dest="start", required=True, metavar="T1", help="first evaluation time, RFC 3339 (inclusive)")
+    cmd.add_argument("--to", dest="end", required=True, metavar="T2", help="last evaluation time, RFC 3339 (inclusive)")
+    cmd.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    cmd.add_argument("--chart", metavar="PNG", help="also draw each series, the thresholds and the firing spans")
+    cmd.set_defaults(handler=_cmd_backtest)
+
+
+def _cmd_backtest(args) -> int:
+    sources = _engine()
+    try:
+        from engine.sources._time import parse_rfc3339_datetime
+
+        start = parse_rfc3339_datetime(args.start)
+        end = parse_rfc3339_datetime(args.end)
+    except ValueError as error:
+        raise UsageError(f"--from/--to: {error}") from None
+    if end < start:
+        raise UsageError("--to is before --from")
+    text = read_source(args.file)
+    from engine.backtest import backtest
+    from engine.rules import rules_from_text
+
+    try:
+        with sources.DataFusionSource(args.data) as source:
+            _compile(args.file, text, source.schema())
+            rules = rules_from_text(text)
+            result = backtest(rules, source, start, end)
+    except sources.SourceError as error:
+        raise CommandError(str(error)) from None
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    report = result.to_json()
+    if args.chart:
+        from engine.chart import render_chart
+
+        try:
+            png = render_chart(result)
+        except ImportError as error:
+            raise CommandError(f"--chart needs matplotlib ({error.name}); {_INSTALL}") from None
+        try:
+            with open(args.chart, "wb") as handle:
+                handle.write(png)
+        except OSError as error:
+            raise CommandError(f"{args.chart}: {error.strerror or error}") from None
+    for at, rule_id, error in result.errors[:20]:
+        from engine.backtest import format_rfc3339
+
+        print(f"warning: {rule_id} at {format_rfc3339(at)}: {error}", file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(render_backtest_text(report, result.ticks))
+    return 0
+
+
+def render_backtest_text(report: dict, ticks: int) -> str:
+    """Transitions and notifications per rule, one line each."""
+    blocks = []
+    for index, rule in enumerate(report["rules"], start=1):
+        lines = [f"rule {rule['name'] or f'#{index}'}"]
+        if not rule["transitions"]:
+            lines.append("  no state changes")
+        for t in rule["transitions"]:
+            labels = _labels_text(t["labels"])
+            severity = f" ({t['severity']})" if t["severity"] else ""
+            lines.append(f"  {t['at']}  {t['from']} → {t['to']}{severity}  {labels}".rstrip())
+        for n in rule["notifications"]:
+            lines.append(f"  {n['at']}  notify {n['kind']}: {n['title']}  {_labels_text(n['labels'])}".rstrip())
+            for line in n["message"].splitlines():
+                lines.append(f"      {line}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + f"\n\n{ticks} evaluation{'s' * (ticks != 1)}\n"
+
+
+def _labels_text(labels: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
