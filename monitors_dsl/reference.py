@@ -155,7 +155,7 @@ def term_values(term: Term, points: Mapping, at) -> dict[tuple, object]:
     if not grouped:
         inside = _points(term, points, low, high).get((), [])
         return {(): aggregate(term.function, inside, term.parameter)}
-    if term.function == "absent":
+    if term.function == "absent":  # true for a watched group without points in the window
         watched = _points(term, points, low - LOOKBACK_SECONDS * _NS, high)
         inside = _points(term, points, low, high)
         return {key: key not in inside for key in watched}
@@ -237,9 +237,11 @@ def evaluate(rule: a.Rule, points: Mapping, at: datetime | int) -> list[Series]:
         keys = sorted({key for by_group in per_term.values() for key in by_group})
     else:
         keys = [()]
+    # A series a grouped `absent` does not watch has no point of it at all: absent is false there.
+    missing = {t.column: (False if t.function == "absent" else None) for t in terms}
     series = []
     for key in keys:
-        values = {column: by_group.get(key) for column, by_group in per_term.items()}
+        values = {column: by_group.get(key, missing[column]) for column, by_group in per_term.items()}
         labels = dict(zip(rule.group_by, key))
         series.append(Series(labels, values, decision(rule, values)))
     return series

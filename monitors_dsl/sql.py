@@ -253,7 +253,7 @@ def _aggregate_sql(term: Term, scan: _Scan, grouped: bool, window_low: int) -> s
         if not grouped:
             return f"{count} = 0"
         inside = f'count(CASE WHEN "t" > {timestamp_literal(window_low)} THEN {v} END)'
-        return f"CASE WHEN {count} = 0 THEN NULL ELSE {inside} = 0 END"
+        return f"{count} > 0 AND {inside} = 0"
     raise ValueError(f"no SQL for aggregate {fn!r}")
 
 
@@ -350,7 +350,11 @@ def sql_for_terms(terms: Iterable[Term], at: datetime | int, group_by: Iterable[
         ctes.append(("keys", 'SELECT 1 AS "k"'))
     out = [f"keys.{col} AS {quote_identifier(tag)}" for col, tag in zip(keys, groups)]
     for name, held in joined:
-        out += [f"{name}.{quote_identifier(t.column)}" for t in held]
+        for t in held:
+            column = f"{name}.{quote_identifier(t.column)}"
+            # A grouped `absent` is false for a series its scan does not watch.
+            out.append(f"COALESCE({column}, false) AS {quote_identifier(t.column)}"
+                       if t.function == "absent" and grouped else column)
     joins = []
     for name, _ in joined:
         on = " AND ".join(f"{name}.{col} = keys.{col}" for col in keys)

@@ -150,3 +150,14 @@ def test_evaluation_time_may_be_given_with_a_zone(runner):
     data = {"m": [ago(1, v=1.0)]}
     zoned = (T + timedelta(hours=2)).replace(tzinfo=__import__("datetime").timezone(timedelta(hours=2)))
     assert reference.evaluate(compiled.rule, data, zoned)[0].values == reference.evaluate(compiled.rule, data, T)[0].values
+
+
+def test_a_grouped_absent_is_false_for_a_series_it_does_not_watch(runner):
+    compiled = compile_rule("rule r { when absent(m.v) or last(m.w) > 5 group by host }")
+    data = {"m": [ago(4000, v=1.0, host="a"), ago(10, w=1.0, host="b"), ago(10, w=9.0, host="c")]}
+    rows = run_sql(compiled, source_for(data, TAGS, FLOATS, INTS), T)
+    absent, last = compiled.terms
+    expected = {("a",): (True, None, True), ("b",): (False, 1.0, False), ("c",): (False, 9.0, True)}
+    assert {k: (r[absent.column], r[last.column], compiled.decide(r).result) for k, r in rows.items()} == expected
+    assert {tuple(s.labels.values()): (s.values[absent.column], s.values[last.column], s.decision.result)
+            for s in reference.evaluate(compiled.rule, data, T)} == expected
