@@ -129,9 +129,10 @@ class Runner:
             if previous is None and (result is False or (result is None and quiet_no_data)):
                 continue  # a series that never did anything and still does nothing: nothing to write
             evaluation = to_evaluation(rule, at, s.row, s.decision)
-            stepped = step(previous or SeriesState(), evaluation, clauses, rule_id=rule.id, series_key=s.key)
-            if stepped.state is previous:
-                continue  # already applied (a tick run again)
+            base = previous if previous is not None else SeriesState()
+            stepped = step(base, evaluation, clauses, rule_id=rule.id, series_key=s.key)
+            if stepped.state is base:
+                continue  # nothing changed (or already applied: a tick run again): nothing to write
             updates.append(SeriesUpdate(s.key, s.labels, stepped, evaluation, previous))
         for key, previous in known.items():
             if key in seen or (previous.state == INACTIVE and not previous.flapping):
