@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
-import pytest
 
 from engine.evaluate import Evaluator
 from engine.repository import MemoryRepository
@@ -137,3 +136,38 @@ def test_escalation_and_labels_clause() -> None:
     assert notes == [("firing", "warning", None), ("escalation", "critical", "up"), ("escalation", "warning", "down")]
     assert [e[0] for e in repo.alerts[0].events] == ["fired", "escalated", "de-escalated"]
     assert repo.alerts[0].labels == {"team": "desk"}
+
+
+def test_live_loop_ticks_on_due_seconds_and_dispatches_between() -> None:
+    import time
+
+    runner, repo, _ = make(["rule a { when last(crypto.price, 1m) > 1\n every 1s }"], [5.0])
+    began, origin = time.monotonic(), T0.timestamp() - 0.3
+    ticks, between = [], []
+
+    def on_tick(report):
+        ticks.append(report.at)
+        if len(ticks) == 2:
+            runner.stop()
+
+    runner.run(clock=lambda: origin + time.monotonic() - began, idle=0.05,
+               between_ticks=lambda: between.append(1), on_tick=on_tick)
+    assert ticks == [T0, T0 + timedelta(seconds=1)]
+    assert between and len(repo.alerts) == 1
+
+
+def test_live_loop_does_not_replay_missed_ticks() -> None:
+    import time
+
+    runner, _, _ = make(["rule a { when last(crypto.price, 1m) > 1\n every 1s }"], [5.0])
+    began, origin, jump = time.monotonic(), T0.timestamp() - 0.3, [0.0]
+    ticks = []
+
+    def on_tick(report):
+        ticks.append(report.at)
+        jump[0] = 99.1  # the process was suspended for a while after the first tick
+        if len(ticks) == 2:
+            runner.stop()
+
+    runner.run(clock=lambda: origin + time.monotonic() - began + jump[0], idle=0.05, on_tick=on_tick)
+    assert ticks[0] == T0 and ticks[1] >= T0 + timedelta(seconds=98)  # the newest due second, not the missed ones
