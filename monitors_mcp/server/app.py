@@ -18,6 +18,7 @@ from .alert_tools import register_alert_tools
 from .backend import Backend
 from .channel_tools import register_channel_tools
 from .guides import register_guides
+from .preview_tools import register_preview_tool
 from .rule_tools import register_rule_tools
 
 __all__ = ["INSTRUCTIONS", "MonitorsServer", "build_server"]
@@ -77,5 +78,6 @@ def build_server(
     register_rule_tools(mcp, backend)
     register_alert_tools(mcp, backend)
     register_channel_tools(mcp, backend)
+    register_preview_tool(mcp, backend)
     register_guides(mcp)
     return mcp

@@ -29,6 +29,7 @@ EXPECTED_TOOLS = {
     "add_notification_channel": (False, False, False),
     "list_notification_channels": (True, False, True),
     "delete_notification_channel": (False, True, False),
+    "preview_alert_rule": (True, False, True),
 }
 
 
