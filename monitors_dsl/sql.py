@@ -266,10 +266,6 @@ def _percentile_sql(parameter: float) -> str:
     return f"{low} + ({high} - {low}) * max({h} - floor({h}))"
 
 
-def _group_columns(groups: list[str]) -> list[str]:
-    return [f'"g{i}"' for i in range(len(groups))] or ['"k"']
-
-
 def _constant_query(group_by: Iterable[str]) -> str:
     """A rule without aggregates: one row (of no interest) ungrouped, no series when grouped."""
     tags = list(dict.fromkeys(group_by))
@@ -296,73 +292,95 @@ def sql_for_terms(terms: Iterable[Term], at: datetime | int, group_by: Iterable[
     groups = list(dict.fromkeys(ordered[0].group_by))
     if any(set(t.group_by) != set(groups) for t in ordered):
         raise ValueError("terms with different group tags cannot share a query")
-    grouped = bool(groups)
-    keys = _group_columns(groups)
-    at_ns = time_ns(at)
+    return _Query(groups, time_ns(at)).build(ordered)
 
-    scans: dict[tuple, _Scan] = {}
-    for term in ordered:
-        low, high = term.bounds(at_ns)
-        lookback = term.function == "absent" and grouped
-        scan_low = low - ABSENT_LOOKBACK * _NS if lookback else low
-        filters = tuple(sorted(set(term.filters), key=lambda f: repr((f.tag, f.op, f.value))))
-        scan_key = (term.measurement, filters, scan_low, high, lookback, low)
-        scan = scans.get(scan_key)
-        if scan is None:
-            scan = scans[scan_key] = _Scan(f"s{len(scans)}", term.measurement, filters, scan_low, high)
-        if term.field_name not in scan.fields:
-            scan.fields.append(term.field_name)
-        scan.terms.append(term)
 
-    ctes: list[tuple[str, str]] = []
-    joined: list[tuple[str, list[Term]]] = []  # (cte name, terms it holds)
-    group_list = ", ".join(keys)
-    key_select = group_list if grouped else '1 AS "k"'
-    group_clause = f"\n    GROUP BY {group_list}" if grouped else ""
-    for scan in scans.values():
-        ctes.append((scan.name, _scan_sql(scan, groups)))
+class _Query:
+    """Builds one query: CTEs per scan, then the series joined with every aggregate."""
+
+    def __init__(self, groups: list[str], at_ns: int):
+        self.groups = groups
+        self.grouped = bool(groups)
+        self.at_ns = at_ns
+        self.keys = [f'"g{i}"' for i in range(len(groups))] or ['"k"']  # the series key inside the query
+        self.key_list = ", ".join(self.keys)
+        self.ctes: list[tuple[str, str]] = []
+        self.joined: list[tuple[str, list[Term]]] = []  # aggregate CTE, the terms it holds
+
+    def build(self, terms: list[Term]) -> str:
+        for scan in self.plan(terms):
+            self.ctes.append((scan.name, _scan_sql(scan, self.groups)))
+            self.add_aggregates(scan)
+            for index, field_name in enumerate(scan.fields):
+                self.add_percentiles(scan, index, field_name)
+        return self.select()
+
+    def plan(self, terms: list[Term]) -> list[_Scan]:
+        """One scan per measurement, filter set and time range; a grouped ``absent`` reaches further back."""
+        scans: dict[tuple, _Scan] = {}
+        for term in terms:
+            low, high = term.bounds(self.at_ns)
+            lookback = term.function == "absent" and self.grouped
+            scan_low = low - ABSENT_LOOKBACK * _NS if lookback else low
+            filters = tuple(sorted(set(term.filters), key=lambda f: repr((f.tag, f.op, f.value))))
+            scan_key = (term.measurement, filters, scan_low, high, lookback, low)
+            scan = scans.get(scan_key)
+            if scan is None:
+                scan = scans[scan_key] = _Scan(f"s{len(scans)}", term.measurement, filters, scan_low, high)
+            if term.field_name not in scan.fields:
+                scan.fields.append(term.field_name)
+            scan.terms.append(term)
+        return list(scans.values())
+
+    def aggregate_cte(self, name: str, source: str, columns: list[str], terms: list[Term]) -> None:
+        key_select = self.key_list if self.grouped else '1 AS "k"'
+        group_clause = f"\n    GROUP BY {self.key_list}" if self.grouped else ""
+        body = f"SELECT {key_select},\n      " + ",\n      ".join(columns) + f"\n    FROM {source}{group_clause}"
+        self.ctes.append((name, body))
+        self.joined.append((name, terms))
+
+    def add_aggregates(self, scan: _Scan) -> None:
         plain = [t for t in scan.terms if t.function != "percentile"]
         if plain:
-            window_low = plain[0].bounds(at_ns)[0]
-            columns = [f"{_aggregate_sql(t, scan, grouped, window_low)} AS {quote_identifier(t.column)}" for t in plain]
-            name = "a" + scan.name[1:]
-            ctes.append((name, f"SELECT {key_select},\n      " + ",\n      ".join(columns)
-                         + f"\n    FROM {scan.name}{group_clause}"))
-            joined.append((name, plain))
-        for index, field_name in enumerate(scan.fields):
-            ranked = [t for t in scan.terms if t.function == "percentile" and t.field_name == field_name]
-            if not ranked:
-                continue
-            v = scan.value(field_name)
-            partition = f"PARTITION BY {group_list} " if grouped else ""
-            rank_name, agg_name = f"r{scan.name[1:]}_{index}", f"p{scan.name[1:]}_{index}"
-            select = (group_list + ", ") if grouped else ""
-            ctes.append((rank_name, f"SELECT {select}{v} AS \"v\", row_number() OVER ({partition}ORDER BY {v}) AS \"rn\", "
-                         f"count({v}) OVER ({partition.strip()}) AS \"n\"\n    FROM {scan.name}\n    WHERE {v} IS NOT NULL"))
-            columns = [f"{_percentile_sql(t.parameter)} AS {quote_identifier(t.column)}" for t in ranked]
-            ctes.append((agg_name, f"SELECT {key_select},\n      " + ",\n      ".join(columns)
-                         + f"\n    FROM {rank_name}{group_clause}"))
-            joined.append((agg_name, ranked))
+            window_low = plain[0].bounds(self.at_ns)[0]
+            columns = [f"{_aggregate_sql(t, scan, self.grouped, window_low)} AS {quote_identifier(t.column)}"
+                       for t in plain]
+            self.aggregate_cte("a" + scan.name[1:], scan.name, columns, plain)
 
-    if grouped:
-        ctes.append(("keys", "\n    UNION\n    ".join(f"SELECT {group_list} FROM {name}" for name, _ in joined)))
-    else:
-        ctes.append(("keys", 'SELECT 1 AS "k"'))
-    out = [f"keys.{col} AS {quote_identifier(tag)}" for col, tag in zip(keys, groups)]
-    for name, held in joined:
-        for t in held:
-            column = f"{name}.{quote_identifier(t.column)}"
-            # A grouped `absent` is false for a series its scan does not watch.
-            out.append(f"COALESCE({column}, false) AS {quote_identifier(t.column)}"
-                       if t.function == "absent" and grouped else column)
-    joins = []
-    for name, _ in joined:
-        on = " AND ".join(f"{name}.{col} = keys.{col}" for col in keys)
-        joins.append(f"LEFT JOIN {name} ON {on}")
-    lines = ["WITH " + ",\n".join(f"{name} AS (\n    {body}\n)" for name, body in ctes)]
-    lines.append("SELECT " + ",\n  ".join(out))
-    lines.append("FROM keys")
-    lines += joins
-    if grouped:
-        lines.append("ORDER BY " + ", ".join(f"keys.{col}" for col in keys))
-    return "\n".join(lines)
+    def add_percentiles(self, scan: _Scan, index: int, field_name: str) -> None:
+        """Exact percentiles of one field: rank its values per series, then interpolate."""
+        ranked = [t for t in scan.terms if t.function == "percentile" and t.field_name == field_name]
+        if not ranked:
+            return
+        v = scan.value(field_name)
+        partition = f"PARTITION BY {self.key_list}" if self.grouped else ""
+        keys = f"{self.key_list}, " if self.grouped else ""
+        rank_name = f"r{scan.name[1:]}_{index}"
+        self.ctes.append((rank_name, f'SELECT {keys}{v} AS "v", '
+                          f'row_number() OVER ({partition}{" " if partition else ""}ORDER BY {v}) AS "rn", '
+                          f'count({v}) OVER ({partition}) AS "n"\n    FROM {scan.name}\n    WHERE {v} IS NOT NULL'))
+        columns = [f"{_percentile_sql(t.parameter)} AS {quote_identifier(t.column)}" for t in ranked]
+        self.aggregate_cte(f"p{scan.name[1:]}_{index}", rank_name, columns, ranked)
+
+    def select(self) -> str:
+        """Every series seen by any aggregate (one row without group by), each aggregate joined on it."""
+        if self.grouped:
+            union = "\n    UNION\n    ".join(f"SELECT {self.key_list} FROM {name}" for name, _ in self.joined)
+            self.ctes.append(("keys", union))
+        else:
+            self.ctes.append(("keys", 'SELECT 1 AS "k"'))
+        out = [f"keys.{col} AS {quote_identifier(tag)}" for col, tag in zip(self.keys, self.groups)]
+        joins = []
+        for name, held in self.joined:
+            for t in held:
+                column = f"{name}.{quote_identifier(t.column)}"
+                # A grouped `absent` is false for a series its scan does not watch.
+                out.append(f"COALESCE({column}, false) AS {quote_identifier(t.column)}"
+                           if t.function == "absent" and self.grouped else column)
+            on = " AND ".join(f"{name}.{col} = keys.{col}" for col in self.keys)
+            joins.append(f"LEFT JOIN {name} ON {on}")
+        lines = ["WITH " + ",\n".join(f"{name} AS (\n    {body}\n)" for name, body in self.ctes),
+                 "SELECT " + ",\n  ".join(out), "FROM keys", *joins]
+        if self.grouped:
+            lines.append("ORDER BY " + ", ".join(f"keys.{col}" for col in self.keys))
+        return "\n".join(lines)
