@@ -112,6 +112,8 @@ class Term:
     column: str = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.parameter is not None:  # 95 and 95.0 are one rank, one term
+            object.__setattr__(self, "parameter", float(self.parameter))
         sel = self.selector
         filters = tuple(sorted({(f.tag, f.op, f.value) for f in sel.filters}, key=repr))
         key = (self.function, sel.measurement, sel.field, filters, self.window, self.offset,

@@ -140,3 +140,10 @@ def test_term_is_built_from_an_aggregate():
     rule = parse("avg(cpu.user{host='a'}, 1h) offset 5m > 1")[0]
     term = Term.from_aggregate(rule.when.left, ("host",))
     assert term.bounds(AT) == (time_ns(AT) - 3900 * 10**9, time_ns(AT) - 300 * 10**9)
+
+
+def test_an_integer_rank_is_the_same_term_as_its_float():
+    from monitors_dsl.ast import Aggregate, Selector
+    parsed = compile_rule("percentile(a.b, 95) > 1").terms[0]
+    built = Term.from_aggregate(Aggregate("percentile", Selector("a", "b"), parameter=95))
+    assert built.key == parsed.key and built.column == parsed.column
