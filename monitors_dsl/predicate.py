@@ -212,7 +212,14 @@ class Predicate:
         self._decide = namespace["decide"]
 
     def decide(self, row: Mapping) -> Decision:
-        return Decision(*self._decide(row))
+        outcome = self._decide(row)
+        decision = _DECISIONS.get(outcome)
+        if decision is None:  # at most 3 × 4 × 3 of them: share the (immutable) instances
+            decision = _DECISIONS[outcome] = Decision(*outcome)
+        return decision
+
+
+_DECISIONS: dict[tuple, Decision] = {}
 
 
 def compile_predicate(rule: a.Rule, column_of: Callable[[a.Aggregate], str], filename: str = "<rule>") -> Predicate:
