@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from ..service import ServiceError
 from ..service.language import parse_one
+from ..service.limits import MAX_RULE_TEXT, check_length
 from .backend import Backend
 from .respond import error_result
 
@@ -79,9 +80,13 @@ def _iso(moment: datetime) -> str:
 
 def preview(rule_text: str, since: str, until: str | None) -> CallToolResult:
     try:
+        check_length("rule", rule_text, MAX_RULE_TEXT)
         parsed = parse_one(rule_text)
     except ServiceError as error:
         return error_result(error)
+    for what, value in (("since", since), ("until", until or "")):
+        if len(value) > 64:
+            raise ToolError(f"{what} is too long: give an RFC 3339 time or a duration such as 24h.")
     now = datetime.now(timezone.utc).replace(microsecond=0)
     start = _parse_time(since, now, "since")
     end = _parse_time(until, now, "until") if until else now

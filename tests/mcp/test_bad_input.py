@@ -82,6 +82,12 @@ BAD_CALLS = [
     ("delete_notification_channel", {"name": "nope"}, "No channel named 'nope'"),
     ("delete_notification_channel", {"name": MB}, "No channel named"),
     ("delete_notification_channel", {"name": 5}, "valid string"),
+    ("preview_alert_rule", {"rule": MB, "since": "1h"}, "limit is 20,000"),
+    ("preview_alert_rule", {"rule": "avgg(x.y) > 1", "since": "1h"}, "line 1, column 1"),
+    ("preview_alert_rule", {"rule": BTC, "since": MB}, "too long"),
+    ("preview_alert_rule", {"rule": BTC, "since": "soon"}, "RFC 3339"),
+    ("preview_alert_rule", {"rule": BTC}, "Field required"),
+    ("preview_alert_rule", {"rule": BTC, "since": "1h", "until": 5}, "valid string"),
 ]
 
 
