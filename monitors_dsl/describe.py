@@ -119,14 +119,18 @@ def _grouped(node) -> str:
     return f"({text})" if isinstance(node, a.Arithmetic) else text
 
 
+def _listed(words: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def describe(rule: a.Rule) -> str:
     """One sentence: severity, condition(s), grouping, timing and resolution of ``rule``."""
     conditions = rule.conditions
     who = ""
     if rule.group_by:
         tags = [print_name(t) for t in rule.group_by]
-        who = " for each " + (tags[0] if len(tags) == 1
-                              else "combination of " + ", ".join(tags[:-1]) + " and " + tags[-1])
+        who = " for each " + (tags[0] if len(tags) == 1 else "combination of " + _listed(tags))
     if rule.when is not None:
         first = f"Fires ({rule.severity}){who} when {describe_expr(rule.when)}"
     else:
@@ -139,5 +143,11 @@ def describe(rule: a.Rule) -> str:
         parts.append(f"staying firing for {duration_words(rule.keep_firing_for.seconds)} after it stops holding")
     if rule.resolve_when is not None:
         parts.append(f"resolving only when {describe_expr(rule.resolve_when)}")
+    if rule.on_no_data == "alert":
+        parts.append("firing on no data too")
+    elif rule.on_no_data == "ok":
+        parts.append("resolving on no data")
     parts.append(f"checked every {duration_words(rule.every.seconds, drop_one=True)}")
+    if rule.notify:
+        parts.append("notifying " + _listed([print_name(n) for n in rule.notify]))
     return ", ".join(parts) + "."

@@ -115,3 +115,14 @@ def test_compiling_imports_no_engine_or_server_package():
             "print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("clauses, tail", [
+    ("notify slack", ", checked every minute, notifying slack."),
+    ("notify slack, pager, `on call` on no data alert",
+     ", firing on no data too, checked every minute, notifying slack, pager and `on call`."),
+    ("on no data ok every 1h", ", resolving on no data, checked every hour."),
+])
+def test_readings_of_no_data_and_notify(clauses, tail):
+    reading = compile_rule(f"rule r {{ when last(a.b) > 1 {clauses} }}").describe()
+    assert reading == "Fires (warning) when the last value of a.b over the past 5 minutes is above 1" + tail
