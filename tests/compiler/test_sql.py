@@ -147,3 +147,10 @@ def test_an_integer_rank_is_the_same_term_as_its_float():
     parsed = compile_rule("percentile(a.b, 95) > 1").terms[0]
     built = Term.from_aggregate(Aggregate("percentile", Selector("a", "b"), parameter=95))
     assert built.key == parsed.key and built.column == parsed.column
+
+
+def test_rules_with_the_same_terms_have_the_same_query():
+    one = compile_rule('rule a { when last(crypto.price{symbol="BTC"}) > 70000 severity critical }')
+    two = compile_rule('rule b { when last(crypto.price{symbol="BTC"}, 5m) < 100 notify x }')
+    assert one.sql(AT) == two.sql(AT)
+    assert one.terms[0].column == two.terms[0].column
