@@ -154,3 +154,11 @@ def test_rules_with_the_same_terms_have_the_same_query():
     two = compile_rule('rule b { when last(crypto.price{symbol="BTC"}, 5m) < 100 notify x }')
     assert one.sql(AT) == two.sql(AT)
     assert one.terms[0].column == two.terms[0].column
+
+
+def test_generated_rules_use_only_documented_functions():
+    from . import strategies as s
+    for seed in range(300):
+        rule = s.RandomRules(seed).rule()
+        sql = compile_rule(rule).sql(AT)
+        assert _functions(sql) <= DOCUMENTED, (seed, _functions(sql) - DOCUMENTED)
