@@ -16,10 +16,10 @@ Shape of the query, for an evaluation time ``T`` given as a literal::
 
 Terms reading the same measurement with the same filters, window and offset
 share one scan. Only what InfluxDB 3 Core's SQL reference documents is used:
-``first_value``/``last_value`` with ``ORDER BY``, ``CAST(… AS DOUBLE)``, ``CAST(time AS BIGINT)``, ``min``/``max``/``avg``/``sum``/
+``first_value``/``last_value`` with ``ORDER BY``, ``min``/``max``/``avg``/``sum``/
 ``median``/``count``/``stddev_samp``, ``row_number()`` and ``count`` as window
-functions, ``floor``/``ceil``/``abs``, ``CASE``, ``NULLIF``, ``COALESCE``, ``~``,
-``UNION`` and ``LEFT JOIN``.
+functions, ``floor``/``ceil``/``abs``, ``CAST(… AS DOUBLE)``, ``CAST(time AS
+BIGINT)``, ``CASE``, ``NULLIF``, ``COALESCE``, ``~``, ``UNION``, ``LEFT JOIN``.
 
 Every identifier is double-quoted and every string single-quoted, each with
 its quote doubled inside, so no user text can change the shape of the query.
