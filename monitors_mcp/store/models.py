@@ -34,6 +34,7 @@ __all__ = [
     "ApiToken",
     "Base",
     "EngineLease",
+    "EngineReplica",
     "NotificationChannel",
     "NotificationLog",
     "NotificationOutbox",
@@ -254,7 +255,19 @@ class EngineLease(Base):
     """Which engine replica evaluates a rule, until when."""
 
     __tablename__ = "engine_leases"
+    __table_args__ = (Index("ix_engine_leases_holder_expires_at", "holder", "expires_at"),)
 
     rule_id: Mapped[int] = mapped_column(ForeignKey("rules.id", ondelete="CASCADE"), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class EngineReplica(Base):
+    """A running engine replica: its heartbeat, renewed with its leases, until ``expires_at``."""
+
+    __tablename__ = "engine_replicas"
+
+    replica: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
