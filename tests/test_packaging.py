@@ -29,6 +29,7 @@ def test_wheel_ships_the_grammar_and_the_three_packages(wheel):
     assert "monitors_dsl/_grammars/monitors.lark" in names
     for package in ("monitors_dsl/__init__.py", "monitors_mcp/__init__.py", "engine/__init__.py"):
         assert package in names
+    assert not [n for n in names if n.startswith(("engine/k8s/", "engine/Dockerfile", "tests/"))]
 
 
 def test_base_install_validates_rules_and_brings_no_engine_packages(wheel, tmp_path):
