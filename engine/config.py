@@ -15,6 +15,14 @@
     first_backoff = 10                     # seconds before the first retry (doubling, at most max_backoff)
     max_backoff = 600
     flap_detection = false                 # hold notifications of series that change too often
+    http_host = "127.0.0.1"                # health and metrics server; or $MONITORS_ENGINE_HTTP_HOST
+    http_port = 9464                       # or $MONITORS_ENGINE_HTTP_PORT; 0 turns the server off
+    replica = "engine-0"                   # this replica's identity; or $MONITORS_ENGINE_REPLICA
+                                           # (default: hostname-pid)
+    lease_duration = 30                    # seconds a rule's lease lasts unless renewed;
+                                           # or $MONITORS_ENGINE_LEASE_DURATION
+    log_format = "json"                    # json or text; or $MONITORS_ENGINE_LOG_FORMAT
+                                           # (default: json unless stderr is a terminal)
 
 The environment wins over the file. The encryption key of channel URLs comes
 from ``$MONITORS_SECRET_KEY`` (see ``monitors_mcp.store.secrets``). Exactly
@@ -37,6 +45,11 @@ _ENV = {
     "influxdb3_host": "INFLUXDB3_HOST",
     "influxdb3_database": "INFLUXDB3_DATABASE",
     "influxdb3_token": "INFLUXDB3_AUTH_TOKEN",
+    "http_host": "MONITORS_ENGINE_HTTP_HOST",
+    "http_port": "MONITORS_ENGINE_HTTP_PORT",
+    "replica": "MONITORS_ENGINE_REPLICA",
+    "lease_duration": "MONITORS_ENGINE_LEASE_DURATION",
+    "log_format": "MONITORS_ENGINE_LOG_FORMAT",
 }
 
 
@@ -60,9 +73,20 @@ class EngineConfig:
     first_backoff: float = 10.0
     max_backoff: float = 600.0
     flap_detection: bool = False
+    http_host: str = "127.0.0.1"
+    http_port: int = 9464
+    replica: str | None = None
+    lease_duration: float = 30.0
+    log_format: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("query_timeout", "attempt_timeout", "delivery_deadline", "first_backoff", "max_backoff"):
+        if not 0 <= self.http_port <= 65535:
+            raise ConfigError("http_port must be a port number (0 turns the server off)")
+        if self.log_format not in (None, "json", "text"):
+            raise ConfigError("log_format must be json or text")
+        if self.replica is not None and not 0 < len(self.replica) <= 128:
+            raise ConfigError("replica must be 1 to 128 characters")
+        for name in ("lease_duration", "query_timeout", "attempt_timeout", "delivery_deadline", "first_backoff", "max_backoff"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")
         if self.evaluation_delay < 0:

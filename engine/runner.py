@@ -70,6 +70,9 @@ class TickReport:
     notifications: int = 0
     outbox_rows: int = 0
     evaluation: TickEvaluation | None = None
+    seconds: float = 0.0  # how long the tick took
+    lag: float = 0.0  # how late the live loop started it (seconds after its due time and the delay)
+    unheld: int = 0  # results not recorded: the rule set no longer holds the rule (its lease ran out)
 
 
 class Runner:
@@ -88,6 +91,7 @@ class Runner:
     def tick(self, at: datetime, *, all_rules: bool = False, rules: Sequence[EngineRule] | None = None) -> TickReport:
         """Evaluate the rules due at ``at`` (every rule with ``all_rules``) and record the results."""
         at = to_utc(at)
+        began = time.monotonic()
         pool = list(rules if rules is not None else self.rules.current())
         due = pool if all_rules else due_rules(pool, at)
         report = TickReport(at, rules=len(due))
@@ -99,8 +103,12 @@ class Runner:
         ok = [r.rule for r in evaluation.results if r.error is None]
         states = self.repository.load_states(ok)
         silenced = self.repository.silenced(ok, at)
+        holds = getattr(self.rules, "holds", None)  # a leased rule set: record only what it still holds
         for result in evaluation.results:
             rule = result.rule
+            if holds is not None and not holds(rule):
+                report.unheld += 1
+                continue
             try:
                 if result.error is not None:
                     report.errors[rule.id] = result.error
@@ -115,6 +123,7 @@ class Runner:
             except Exception as error:  # one rule's store failure must not stop the others
                 log.exception("recording rule %s at %s failed", rule.id, at)
                 report.errors[rule.id] = f"recording failed: {' '.join(str(error).split())[:500]}"
+        report.seconds = time.monotonic() - began
         return report
 
     def _updates(self, rule: EngineRule, at: datetime, series, known: dict[str, SeriesState]) -> list[SeriesUpdate]:
@@ -187,7 +196,9 @@ class Runner:
                 target = following
             last = target
             started = time.monotonic()
+            lag = max(0.0, clock() - target - self.evaluation_delay)
             report = self.tick(from_epoch(target), rules=rules)
+            report.lag = lag
             if report.rules:
                 log.info("tick %s: %d rules, %d queries, %d transitions, %d notifications, %d errors in %.3f s",
                          report.at.isoformat(), report.rules, report.queries, report.transitions,
