@@ -14,6 +14,7 @@ from typing import Any
 import monitors_dsl
 
 from ..schemas import DiagnosticOut, RuleReading, ValidationOut
+from .data_schema import current_schema
 from .errors import InvalidRule
 from .limits import MAX_RULE_TEXT
 
@@ -82,7 +83,7 @@ def diagnostics(text: str) -> list[DiagnosticOut]:
                 hint="write a condition such as last(crypto.price{symbol=\"BTC\"}) > 70000",
             )
         ]
-    return [_diag(d) for d in monitors_dsl.validate(text)]
+    return [_diag(d) for d in monitors_dsl.validate(text, schema=current_schema())]
 
 
 def invalid(message: str, found: list[DiagnosticOut]) -> InvalidRule:

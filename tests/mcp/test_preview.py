@@ -63,3 +63,12 @@ async def test_preview_without_a_source_says_how_to_configure_one(db: Database, 
     async with connect(db, secrets, alice) as client:
         result = await client.call_tool("preview_alert_rule", {"rule": "last(a.b) > 1", "since": "1h"})
     assert result.is_error and "MONITORS_ENGINE_DATA_DIR" in result.content[0].text
+
+
+async def test_names_are_checked_against_the_configured_source(db: Database, secrets, alice: int,  # noqa: F811
+                                                               data_dir) -> None:
+    async with connect(db, secrets, alice) as client:
+        result = await client.call_tool("validate_alert_rule", {"rule": 'last(crypto.prices{symbl="BTC"}) > 1'})
+    found = {d["code"]: d for d in result.structured_content["diagnostics"]}
+    assert found["unknown-field"]["hint"].startswith("did you mean `price`?")
+    assert found["unknown-tag"]["hint"].startswith("did you mean `symbol`?")
