@@ -7,7 +7,15 @@
 The live loop ticks at each second where a rule is due (multiples of its
 ``every``, after the evaluation delay), reloads rules from the store before
 each tick, and dispatches the notification outbox between ticks. SIGTERM or
-SIGINT lets the current tick finish, then the command exits 0.
+SIGINT lets the current tick finish, then the command releases this
+replica's leases, stops the health server and exits 0.
+
+Replicas share the rules through leases in the store (``engine.leases``); on
+SQLite one engine holds them all and a second one exits 1 saying so. The live
+loop serves ``/healthz``, ``/readyz`` and ``/metrics`` (``engine.http``) on
+``http_host:http_port`` (``MONITORS_ENGINE_HTTP_HOST``/``_PORT``, default
+127.0.0.1:9464; 0 turns it off). Logs are JSON lines unless stderr is a
+terminal (``--log-format``).
 
 Configuration: see ``engine.config`` (a TOML/JSON file, then the environment:
 ``MONITORS_DATABASE_URL``, ``MONITORS_ENGINE_DATA_DIR``, ``INFLUXDB3_HOST``,
@@ -20,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+import time
 from datetime import datetime, timezone
 from typing import Sequence
 
@@ -46,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--once", action="store_true", help="evaluate every enabled rule once, dispatch, and exit")
     run.add_argument("--at", metavar="T", help="with --once: the evaluation time, RFC 3339 (default: now)")
     run.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    run.add_argument("--log-format", choices=("json", "text"),
+                     help="log lines as JSON or text (default: $MONITORS_ENGINE_LOG_FORMAT, log_format, "
+                          "else json unless stderr is a terminal)")
     return parser
 
 
@@ -65,25 +78,36 @@ def _parse_at(text: str | None) -> datetime:
 class Engine:
     """The assembled parts: store, source, rules, runner and dispatcher."""
 
-    def __init__(self, config) -> None:
+    def __init__(self, config, *, once: bool = False) -> None:
         from monitors_mcp.store import Database
         from monitors_mcp.store.secrets import load_secret_box
 
         from .dispatch import Dispatcher
         from .evaluate import Evaluator
+        from .leases import LeasedRules, default_replica_id
+        from .metrics import EngineMetrics
         from .repository import SqlRepository
         from .rules import RuleBuilder, StoreRules
         from .runner import Runner
         from .state import SUGGESTED_FLAP_DETECTION
 
         self.config = config
+        self.replica = config.replica or default_replica_id()
         self.db = Database(config.database_url)
         self.db.migrate()
         self.secrets = load_secret_box()
         self.source = config.open_source()
         flap = SUGGESTED_FLAP_DETECTION if config.flap_detection else None
         self.rules = StoreRules(self.db, RuleBuilder(flap))
-        self.runner = Runner(self.rules, SqlRepository(self.db),
+        # --once takes every rule, so it refuses to run beside live replicas
+        self.leases = LeasedRules(self.rules, self.db, self.replica, lease_duration=config.lease_duration,
+                                  exclusive=True if once or self.db.dialect == "sqlite" else None)
+        self.metrics = EngineMetrics()
+        self.metrics.bind_leases(self.leases)
+        self.http = None
+        self.readiness = None
+        self._depth_at = 0.0
+        self.runner = Runner(self.leases, SqlRepository(self.db),
                              Evaluator(self.source, max_in_flight=config.max_queries_in_flight,
                                        query_timeout=config.query_timeout),
                              evaluation_delay=config.evaluation_delay)
@@ -92,7 +116,11 @@ class Engine:
                                      first_backoff=config.first_backoff, max_backoff=config.max_backoff)
 
     def once(self, at: datetime) -> int:
-        report = self.runner.tick(at, all_rules=True)
+        self.leases.acquire()
+        try:
+            report = self.runner.tick(at, all_rules=True)
+        finally:
+            self.leases.release()
         for rule_id, error in sorted(report.errors.items()):
             print(f"rule {rule_id}: {error}", file=sys.stderr)
         sent = failed = retried = 0
@@ -109,15 +137,82 @@ class Engine:
     def run(self) -> int:
         def stop(signum, _frame):
             log.info("signal %s: stopping after the current tick", signum)
+            if self.readiness is not None:
+                self.readiness.stopping = True
             self.runner.stop()
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        log.info("engine running (source: %s)", self.source.name)
-        self.runner.run(between_ticks=self.dispatcher.dispatch)
-        self.dispatcher.dispatch()
+        self.leases.acquire()
+        try:
+            self._serve()
+            signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
+            log.info("engine running (source: %s, replica %s, %d of %d rules held)", self.source.name,
+                     self.replica, len(self.leases.held), self.leases.total)
+            self.runner.run(between_ticks=self._between_ticks, on_tick=self._on_tick)
+            self._dispatch()
+        finally:
+            self._shutdown()
         log.info("engine stopped")
         return 0
+
+    def _serve(self) -> None:
+        from .http import HealthServer, Readiness
+
+        def store() -> None:
+            from sqlalchemy import text
+
+            with self.db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+
+        self.readiness = Readiness(store=store, source=self.source.ping, leases=self.leases,
+                                   timeout=min(self.config.query_timeout, 10.0),
+                                   interval=min(5.0, max(0.5, self.config.lease_duration / 6)))
+        if self.config.http_port:
+            self.http = HealthServer(self.config.http_host, self.config.http_port, readiness=self.readiness,
+                                     metrics=self.metrics)
+            self.http.start()
+        self.readiness.start()
+
+    def _shutdown(self) -> None:
+        try:
+            self.leases.release()
+        except Exception as error:  # the store is away: the leases run out by themselves
+            log.warning("releasing leases failed: %s", _describe(error))
+        if self.readiness is not None:
+            self.readiness.stop()
+        if self.http is not None:
+            self.http.stop()
+
+    def _dispatch(self):
+        report = self.dispatcher.dispatch()
+        self.metrics.observe_dispatch(report)
+        return report
+
+    def _between_ticks(self) -> None:
+        if self.leases.last_error is not None:
+            self.metrics.rule_load_failures.inc()
+        self._dispatch()
+        now = time.monotonic()
+        if now - self._depth_at >= 5.0:
+            self._depth_at = now
+            self.metrics.outbox_depth.set(self._outbox_depth())
+
+    def _outbox_depth(self) -> int:
+        from sqlalchemy import func, select
+
+        from monitors_mcp.store import NotificationOutbox
+
+        with self.db.session() as session:
+            return session.scalar(select(func.count()).select_from(NotificationOutbox)
+                                  .where(NotificationOutbox.status.in_(("pending", "sending")))) or 0
+
+    def _on_tick(self, report) -> None:
+        self.metrics.observe_tick(report)
+        if report.evaluation is not None and log.isEnabledFor(logging.DEBUG):
+            held = self.leases.held
+            ids = sorted(int(r.rule.id) for r in report.evaluation.results if r.rule.store_id in held)
+            log.debug("tick evaluated", extra={"event": "tick", "at": report.at.isoformat(), "rule_ids": ids,
+                                               "unheld": report.unheld})
 
     def close(self) -> None:
         try:
@@ -155,21 +250,32 @@ def _run(args) -> int:
         config.source_kind  # noqa: B018 - fails early when no source is configured
     except ConfigError as error:
         raise UsageError(str(error)) from None
+    from .leases import LeaseConflict, default_replica_id
+    from .logs import protect_secrets, setup_logging
+
+    setup_logging(args.log_level, args.log_format or config.log_format, replica=config.replica or default_replica_id())
+    protect_secrets(config.database_url, [config.influxdb3_token, os.environ.get("MONITORS_SECRET_KEY")])
     try:
-        engine = Engine(config)
+        engine = Engine(config, once=args.once)
     except SourceError as error:
         raise UsageError(str(error)) from None
     try:
         return engine.once(at) if args.once else engine.run()
+    except LeaseConflict as error:
+        print(f"monitors-engine: {error}", file=sys.stderr)
+        return 1
     finally:
         engine.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        from .logs import setup_logging
+
+        setup_logging(args.log_level, args.log_format)
+    except ImportError:  # the engine's packages are missing: said below, in one line
+        logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr)
     try:
         from .notify import protect_logs
 
