@@ -59,6 +59,15 @@ class ScanRows:
     columns: dict[str, list]
 
     @classmethod
+    def empty(cls, scan: Scan) -> ScanRows:
+        """What the query gives when no point exists at all: one row without group tags
+        (``count`` 0, ``absent`` true, the rest no data), no rows with them."""
+        if scan.group_by:
+            return cls(tuple(sorted(scan.group_by)), [], {column: [] for column in scan.columns})
+        values = {"count": 0, "absent": True}
+        return cls((), [()], {t.column: [values.get(t.function)] for t in scan.terms})
+
+    @classmethod
     def from_table(cls, scan: Scan, table) -> ScanRows:
         groups = tuple(sorted(scan.group_by))
         names = set(table.column_names)
@@ -145,7 +154,13 @@ class Evaluator:
 
         def run(index: int, scan: Scan):
             started[index] = time.monotonic()
-            return ScanRows.from_table(scan, self.source.query(scan.sql))
+            try:
+                table = self.source.query(scan.sql)
+            except Exception as error:
+                if _never_written(error):
+                    return ScanRows.empty(scan)
+                raise
+            return ScanRows.from_table(scan, table)
 
         self.queries_issued += len(plan.scans)
         pool = ThreadPoolExecutor(max_workers=min(self.max_in_flight, len(plan.scans)), thread_name_prefix="query")
@@ -200,6 +215,17 @@ class Evaluator:
                 continue
             results.append(RuleResult(rule, series))
         return TickEvaluation(at, plan, results, errors, elapsed)
+
+
+def _never_written(error: BaseException) -> bool:
+    """A table or column the source does not know (yet): nothing was ever written there, so no points.
+
+    An unknown *database* stays an error: that is a configuration mistake, not missing data.
+    """
+    if getattr(error, "kind", None) != "not_found":
+        return False
+    detail = str(getattr(error, "detail", "") or "").lower()
+    return "database" not in detail and "no such file" not in detail and "directory" not in detail
 
 
 def _describe(error: BaseException) -> str:

@@ -160,3 +160,25 @@ def test_a_rule_that_does_not_compile_is_skipped() -> None:
     builder = RuleBuilder()
     assert builder.build_all([Row()]) == []
     assert 1 in builder.failed
+
+
+def test_a_measurement_never_written_is_no_points_not_an_error() -> None:
+    """`absent` on data that never arrived fires; `count` is 0; other aggregates are no data."""
+    from datetime import datetime, timezone
+
+    from engine.evaluate import Evaluator
+    from engine.rules import rule_from_text
+    from engine.sources import DataFusionSource
+
+    with DataFusionSource() as source:
+        rules = [rule_from_text('absent(heartbeat.up{service="api"}, 5m)', id="absent"),
+                 rule_from_text("count(heartbeat.up, 5m) == 0", id="count"),
+                 rule_from_text("last(heartbeat.up, 5m) > 0", id="last"),
+                 rule_from_text("rule grouped { when absent(heartbeat.up, 5m) group by service }", id="grouped")]
+        result = Evaluator(source).evaluate(rules, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    by_id = {r.rule.id: r for r in result.results}
+    assert all(r.error is None for r in result.results), [r.error for r in result.results]
+    assert by_id["absent"].series[0].decision.result is True
+    assert by_id["count"].series[0].decision.result is True
+    assert by_id["last"].series[0].decision.result is None
+    assert by_id["grouped"].series == []

@@ -107,11 +107,27 @@ def test_a_series_that_disappears_is_stepped_as_no_data() -> None:
     assert repo.alerts[0].labels == {"symbol": "BTC"}
 
 
+def test_a_dropped_table_is_no_data_not_an_error() -> None:
+    """A measurement that disappears reads as no points: the rule keeps its state (on no data keep)."""
+    runner, repo, src = make(['rule btc { when last(crypto.price{symbol="BTC"}, 1m) > 70000 }'], [70_500, 60_000])
+    runner.tick(T0)
+    src.remove_table("crypto")
+    report = runner.tick(T0 + MIN)
+    assert report.errors == {}
+    assert repo.states["r0"][next(iter(repo.states["r0"]))].state == "firing"
+
+
 def test_query_error_keeps_state_and_records_the_error() -> None:
     text = 'rule btc { when last(crypto.price{symbol="BTC"}, 1m) > 70000 }'
     runner, repo, src = make([text], [70_500, 60_000])
     runner.tick(T0)
-    src.remove_table("crypto")
+
+    def unreachable(sql):
+        from engine.sources import SourceError
+
+        raise SourceError("test source", "unreachable", "connection refused")
+
+    src.query = unreachable
     report = runner.tick(T0 + MIN)
     assert "r0" in report.errors and "r0" in repo.errors
     assert repo.states["r0"][next(iter(repo.states["r0"]))].state == "firing"
