@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 import monitors_dsl
 from monitors_dsl import ast as a
 from monitors_dsl.printer import print_expr
+from monitors_dsl.shapes import BoundRule, Shape, Split, compile_shape, split_canonical
 
 from .state import Clauses, FlapDetection
 
@@ -28,7 +29,7 @@ __all__ = ["EngineRule", "RuleBuilder", "StoreRules", "rule_from_text", "rules_f
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class EngineRule:
     """One rule, ready to evaluate. ``id`` is a string (the store's id, or a name for text rules)."""
 
@@ -121,13 +122,48 @@ def rule_from_text(text: str, *, id: str | None = None, name: str | None = None,
     return build_rule(compiled, id=id or name or compiled.name or "#1", name=name, flap=flap)
 
 
+class _Meta:
+    """The clauses of a rule other than its conditions, shared by every rule written with the same ones."""
+
+    __slots__ = ("channels", "every", "labels", "title", "message", "description", "for_", "keep_firing_for",
+                 "on_no_data", "severity", "repeat_every")
+
+    def __init__(self, rule: a.Rule) -> None:
+        self.channels = tuple(rule.notify)
+        self.every = max(1, rule.every.seconds)
+        self.labels = dict(rule.labels)
+        self.title, self.message, self.description = rule.title, rule.message, rule.description
+        self.for_ = rule.for_.seconds
+        self.keep_firing_for = rule.keep_firing_for.seconds
+        self.on_no_data = rule.on_no_data
+        self.severity = rule.severity
+        self.repeat_every = rule.repeat_every.seconds if rule.repeat_every is not None else None
+
+
+_UNSHARED = object()  # a skeleton or meta whose rules are compiled one by one
+
+
 class RuleBuilder:
-    """Store rows → engine rules, compiled once per ``(id, version)``."""
+    """Store rows → engine rules, compiled once per ``(id, version)``, and once per *shape*.
+
+    Rules whose canonical texts differ only in the numbers compared with
+    (``last(crypto.price{symbol="BTC"}) > 70000`` and ``… > 65000``) share one
+    :class:`monitors_dsl.shapes.Shape` (terms and one generated predicate with
+    the numbers as parameters), and rules with the same other clauses share
+    their channels, labels, templates and :class:`Clauses`. The first rule of
+    a shape or of a set of clauses is parsed and checked in full; the others
+    cost a regular-expression pass over their text. Identical texts share
+    one compiled rule.
+    """
 
     def __init__(self, flap: FlapDetection | None = None) -> None:
         self.flap = flap
         self._cache: dict[tuple[int, int], EngineRule | None] = {}
         self.failed: dict[int, str] = {}  # rule id → why it did not compile
+        self._shapes: dict[str, list] = {}  # skeleton → shapes (one per set of fixed numbers), or _UNSHARED
+        self._metas: dict[str, object] = {}  # meta text → _Meta, or _UNSHARED
+        self._clauses: dict[tuple, Clauses] = {}
+        self.full_compiles = 0
 
     def build(self, row: Any) -> EngineRule | None:
         """The engine rule for a ``monitors_mcp.store.Rule`` row (or any object with its columns)."""
@@ -135,9 +171,12 @@ class RuleBuilder:
         if key in self._cache:
             return self._cache[key]
         try:
-            compiled = monitors_dsl.compile_rule(row.canonical)
-            rule = build_rule(compiled, id=str(row.id), name=row.name, owner_id=row.owner_id, version=row.version,
-                              flap=self.flap)
+            rule = self._shared(row)
+            if rule is None:
+                compiled = monitors_dsl.compile_rule(row.canonical)
+                self.full_compiles += 1
+                rule = build_rule(compiled, id=str(row.id), name=row.name, owner_id=row.owner_id,
+                                  version=row.version, flap=self.flap)
             self.failed.pop(key[0], None)
         except Exception as error:  # a stored rule the language no longer accepts: skip it, keep running
             reason = " ".join(str(error).split())[:500]
@@ -147,12 +186,114 @@ class RuleBuilder:
         self._cache[key] = rule
         return rule
 
+    # -- shapes ------------------------------------------------------------------------
+
+    def _shared(self, row: Any) -> EngineRule | None:
+        """The rule built from a known shape and known clauses; ``None`` to compile it on its own."""
+        canonical = row.canonical
+        split = split_canonical(canonical)
+        if split is None:
+            return None
+        shape = self._find_shape(split)
+        meta = self._metas.get(split.meta)
+        if shape is _UNSHARED or meta is _UNSHARED:
+            return None
+        if shape is None or meta is None:
+            if not self._learn(canonical, split, shape, meta):
+                return None
+            shape = self._find_shape(split)
+            meta = self._metas.get(split.meta)
+            if shape is None or shape is _UNSHARED or meta is _UNSHARED:
+                return None
+        return self._assemble(row, canonical, split, shape, meta)
+
+    def _find_shape(self, split: Split):
+        found = self._shapes.get((split.skeleton, split.severity))
+        if found is None or found is _UNSHARED:
+            return found
+        for shape in found:
+            if shape.matches(split):
+                return shape
+        return None
+
+    def _learn(self, canonical: str, split: Split, shape, meta) -> bool:
+        """Compile one rule in full and remember its shape and clauses (checked against the plain build)."""
+        compiled = monitors_dsl.compile_rule(canonical)  # raises for a rule that does not compile
+        self.full_compiles += 1
+        parsed = compiled.rule
+        key = (split.skeleton, split.severity)
+        if shape is None:
+            try:
+                shape = compile_shape(parsed, canonical, split)
+            except Exception:  # not a form this handles: compile its rules one by one
+                log.debug("no shared shape for %r", canonical, exc_info=True)
+                self._shapes[key] = _UNSHARED
+                return False
+        if meta is None:
+            meta = _Meta(parsed)
+        reference = build_rule(compiled, id="0", flap=self.flap)
+        candidate = self._assemble(None, canonical, split, shape, meta)
+        if candidate is None or not _same(reference, candidate, compiled):
+            log.debug("shape of %r does not reproduce the rule; compiled one by one", canonical)
+            self._shapes[key] = _UNSHARED
+            return False
+        found = self._shapes.setdefault(key, [])
+        if shape not in found:
+            found.append(shape)
+        self._metas.setdefault(split.meta, meta)
+        return True
+
+    def _assemble(self, row: Any, canonical: str, split: Split, shape: Shape, meta: _Meta) -> EngineRule | None:
+        params = shape.values(split)
+        if params is None:
+            return None
+        no_data_severity = shape.severities[0] if shape.severities else meta.severity
+        clause_key = (meta.for_, meta.keep_firing_for, shape.has_resolve, meta.on_no_data, no_data_severity,
+                      meta.repeat_every)
+        clauses = self._clauses.get(clause_key)
+        if clauses is None:
+            clauses = self._clauses[clause_key] = Clauses(
+                for_=meta.for_, keep_firing_for=meta.keep_firing_for, has_resolve=shape.has_resolve,
+                on_no_data=meta.on_no_data, no_data_severity=no_data_severity, repeat_every=meta.repeat_every,
+                flap=self.flap)
+        if row is None:
+            id_, name, owner_id, version = "0", None, None, 1
+        else:
+            id_, name, owner_id, version = str(row.id), row.name, row.owner_id, row.version
+        return EngineRule(
+            id=id_, name=name, compiled=BoundRule(shape, params, canonical, name), clauses=clauses,
+            owner_id=owner_id, version=version, channels=meta.channels, every=meta.every, labels=meta.labels,
+            title=meta.title, message=meta.message, description=meta.description,
+            condition=shape.condition_text(split), value_column=shape.value_column)
+
     def build_all(self, rows: Iterable[Any]) -> list[EngineRule]:
         rows = list(rows)
         live = {(int(r.id), int(r.version)) for r in rows}
-        for key in [k for k in self._cache if k not in live]:
-            del self._cache[key]
-        return [rule for rule in (self.build(row) for row in rows) if rule is not None]
+        if len(live) != len(self._cache) or any(k not in live for k in self._cache):
+            for key in [k for k in self._cache if k not in live]:
+                del self._cache[key]
+        cache = self._cache
+        out = []
+        for row in rows:
+            rule = cache.get((int(row.id), int(row.version)), _UNSHARED)
+            if rule is _UNSHARED:
+                rule = self.build(row)
+            if rule is not None:
+                out.append(rule)
+        return out
+
+
+def _same(reference: EngineRule, candidate: EngineRule, compiled: monitors_dsl.CompiledRule) -> bool:
+    """Whether a rule built from shape and clauses is the rule compiled on its own."""
+    fields = ("clauses", "channels", "every", "labels", "title", "message", "description", "condition",
+              "value_column")
+    if any(getattr(reference, f) != getattr(candidate, f) for f in fields):
+        return False
+    if [t.key for t in reference.terms] != [t.key for t in candidate.terms]:
+        return False
+    if [t.text for t in reference.terms] != [t.text for t in candidate.terms]:
+        return False
+    return tuple(reference.group_by) == tuple(candidate.group_by)
 
 
 class StoreRules:

@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 
 from . import ast as a
 
-__all__ = ["Decision", "Predicate", "compile_predicate", "generate_source"]
+__all__ = ["Decision", "Predicate", "ShapePredicate", "compile_predicate", "decision_of", "generate_source"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +48,9 @@ class Decision:
 class _Builder:
     """Emits straight-line statements; each sub-expression becomes a (text, guards) pair."""
 
-    def __init__(self, column_of: Callable[[a.Aggregate], str]):
+    def __init__(self, column_of: Callable[[a.Aggregate], str], params: Mapping[int, str] | None = None):
         self.column_of = column_of
+        self.params = params or {}  # id(Number node) → name of the parameter standing for it
         self.loads: dict[str, str] = {}  # column → local variable
         self.lines: list[str] = []
         self.counter = 0
@@ -68,7 +69,8 @@ class _Builder:
     # and the expression may only be evaluated when none is.
     def numeric(self, node) -> tuple[str, list[str]]:
         if isinstance(node, a.Number):
-            return _number(node.value), []
+            param = self.params.get(id(node))
+            return (param, []) if param is not None else (_number(node.value), [])
         if isinstance(node, a.Aggregate):
             name = self.term(node)
             return name, [f"{name} is None"]
@@ -174,17 +176,24 @@ def _either(variables: list[str]) -> str:
     return f"True if ({any_true}) else (None if ({any_none}) else False)"
 
 
-def generate_source(rule: a.Rule, column_of: Callable[[a.Aggregate], str]) -> str:
-    """Python source defining ``condition(r)`` and ``decide(r)`` for ``rule``."""
+def generate_source(rule: a.Rule, column_of: Callable[[a.Aggregate], str],
+                    params: Mapping[int, str] | None = None) -> str:
+    """Python source defining ``condition(r)`` and ``decide(r)`` for ``rule``.
+
+    With ``params`` (``id`` of a ``Number`` node of the rule → parameter name),
+    those numbers are read from the named variables instead of being written
+    in: the source then defines ``make(k0, k1, …)`` returning
+    ``(condition, decide)`` for one set of values (see :class:`ShapePredicate`).
+    """
     conditions = rule.conditions
     if not conditions:
         raise ValueError("the rule has no firing condition")
 
-    builder = _Builder(column_of)
+    builder = _Builder(column_of, params)
     names = [builder.boolean(cond) for _, cond in conditions]
     condition_src = builder.function("condition", builder.lines, _either(names))
 
-    builder = _Builder(column_of)
+    builder = _Builder(column_of, params)
     names = [builder.boolean(cond) for _, cond in conditions]
     builder.lines.append(f"result = {_either(names)}")
     if rule.resolve_when is not None:
@@ -196,7 +205,11 @@ def generate_source(rule: a.Rule, column_of: Callable[[a.Aggregate], str]) -> st
     for (level, _), name in reversed(list(zip(conditions, names))):
         severity = f"{level!r} if {name} is True else {severity}"
     decide_src = builder.function("decide", builder.lines, f"(result, {severity}, {resolve})")
-    return condition_src + "\n\n\n" + decide_src + "\n"
+    if not params:
+        return condition_src + "\n\n\n" + decide_src + "\n"
+    names = sorted(set(params.values()), key=lambda n: int(n[1:]))
+    body = "\n".join("    " + line for line in (condition_src + "\n" + decide_src).splitlines())
+    return f"def make({', '.join(names)}):\n{body}\n    return condition, decide\n"
 
 
 class Predicate:
@@ -220,6 +233,35 @@ class Predicate:
 
 
 _DECISIONS: dict[tuple, Decision] = {}
+
+
+def decision_of(outcome: tuple) -> Decision:
+    """The shared ``Decision`` for a generated ``decide``'s ``(result, severity, resolve)``."""
+    decision = _DECISIONS.get(outcome)
+    if decision is None:
+        decision = _DECISIONS[outcome] = Decision(*outcome)
+    return decision
+
+
+class ShapePredicate:
+    """The compiled conditions of every rule of one shape: ``bind(params)`` gives one rule's functions.
+
+    Rules whose trees are equal but for the numbers they compare with share
+    one generated source (the numbers are parameters ``k0``, ``k1`` …) and
+    one ``compile()``; binding a rule's values is a function call.
+    """
+
+    __slots__ = ("source", "_make")
+
+    def __init__(self, source: str, filename: str = "<shape>"):
+        namespace: dict = {"__builtins__": {}}
+        exec(compile(source, filename, "exec"), namespace)
+        self.source = source
+        self._make = namespace["make"]
+
+    def bind(self, params: tuple) -> tuple[Callable, Callable]:
+        """``(condition, decide)`` of the rule with these parameter values (``decide`` gives the raw tuple)."""
+        return self._make(*params)
 
 
 def compile_predicate(rule: a.Rule, column_of: Callable[[a.Aggregate], str], filename: str = "<rule>") -> Predicate:
