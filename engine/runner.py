@@ -93,6 +93,7 @@ class Runner:
         at = to_utc(at)
         began = time.monotonic()
         pool = list(rules if rules is not None else self.rules.current())
+        self._forget_newly_held(pool)
         due = pool if all_rules else due_rules(pool, at)
         report = TickReport(at, rules=len(due))
         if not due:
@@ -114,7 +115,8 @@ class Runner:
                     report.errors[rule.id] = result.error
                     self.repository.record_error(rule, at, result.error)
                     continue
-                updates = self._updates(rule, at, result.series, states.get(rule.id, {}))
+                known = states.get(rule.id, {})
+                updates = self._updates(rule, at, result.relevant(known), known)
                 self.repository.clear_error(rule)
                 if updates:
                     report.outbox_rows += self.repository.record(rule, at, updates, silenced=rule.id in silenced)
@@ -125,6 +127,18 @@ class Runner:
                 report.errors[rule.id] = f"recording failed: {' '.join(str(error).split())[:500]}"
         report.seconds = time.monotonic() - began
         return report
+
+    def _forget_newly_held(self, pool: Sequence[EngineRule]) -> None:
+        """A rule this runner did not hold at its last tick may have been evaluated elsewhere meanwhile:
+        its states are read from the store again (repositories that keep states between ticks)."""
+        forget = getattr(self.repository, "forget", None)
+        if forget is None:
+            return
+        ids = {r.id for r in pool}
+        held = getattr(self, "_held", None)
+        if held is not None and ids != held:
+            forget(ids - held)
+        self._held = ids
 
     def _updates(self, rule: EngineRule, at: datetime, series, known: dict[str, SeriesState]) -> list[SeriesUpdate]:
         clauses = rule.clauses
@@ -178,11 +192,7 @@ class Runner:
             target = next_due(rules, last)
             now = clock()
             if target is None or target + self.evaluation_delay > now:
-                if between_ticks is not None:
-                    try:
-                        between_ticks()
-                    except Exception:
-                        log.exception("dispatching notifications failed")
+                self._between(between_ticks)
                 wake = idle if target is None else min(idle, max(0.0, target + self.evaluation_delay - clock()))
                 if self._stop.wait(wake):
                     break
@@ -205,3 +215,13 @@ class Runner:
                          report.notifications, len(report.errors), time.monotonic() - started)
             if on_tick is not None:
                 on_tick(report)
+            self._between(between_ticks)  # also when ticks run back to back: queued notifications go out
+
+    @staticmethod
+    def _between(between_ticks: Callable[[], object] | None) -> None:
+        if between_ticks is None:
+            return
+        try:
+            between_ticks()
+        except Exception:
+            log.exception("dispatching notifications failed")
