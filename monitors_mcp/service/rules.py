@@ -22,7 +22,7 @@ from ..schemas import (
     SilenceOut,
     ValidationOut,
 )
-from ..store import Alert, Database, NotificationChannel, Rule, RuleState, Silence
+from ..store import Alert, AlertEvent, Database, NotificationChannel, Rule, RuleState, Silence
 from ..store.types import utcnow
 from .cursors import decode_cursor, encode_cursor
 from .errors import Conflict, InvalidInput, NotFound
@@ -179,6 +179,8 @@ class RuleService:
             rule = find_rule(session, self.user_id, ref)
             warnings: list[str] = []
             if parsed is not None and text is not None:
+                if _evaluation_of(text) != _evaluation_of(rule.text):
+                    _close_episodes(session, rule, "rule changed")
                 if parsed.name is not None and parsed.name != rule.name:
                     self._check_name_free(session, parsed.name)
                     rule.name = rule.live_name = parsed.name
@@ -187,6 +189,8 @@ class RuleService:
                 rule.every_seconds = parsed.every_seconds
                 warnings = self._warnings(session, parsed)
             if enabled is not None:
+                if rule.enabled and not enabled:
+                    _close_episodes(session, rule, "rule disabled")
                 rule.enabled = enabled
             rule.version += 1
             rule.updated_at = utcnow()
@@ -196,6 +200,7 @@ class RuleService:
     def delete(self, ref: int | str) -> RuleDeleted:
         with self.db.session() as session:
             rule = find_rule(session, self.user_id, ref)
+            _close_episodes(session, rule, "rule deleted")
             rule.deleted_at = utcnow()
             rule.live_name = None
             rule.enabled = False
@@ -329,3 +334,28 @@ def _stored_rule(text: str) -> ParsedRule | None:
         return parse_one(text)
     except InvalidInput:
         return None
+
+
+def _evaluation_of(text: str) -> tuple:
+    """What decides a rule's alerts (conditions, grouping, timing); templates, channels and labels do not."""
+    import monitors_dsl
+
+    try:
+        (rule,) = monitors_dsl.parse(text)
+    except (ValueError, TypeError):
+        return (text,)
+    return (rule.when, rule.critical_when, rule.warning_when, rule.info_when, rule.resolve_when, rule.group_by,
+            rule.for_, rule.keep_firing_for, rule.on_no_data, rule.severity)
+
+
+def _close_episodes(session: Session, rule: Rule, reason: str) -> None:
+    """Closes the rule's open alerts (without notifying) and forgets its series state, so that a rule
+    that is disabled, deleted or given a new condition starts afresh rather than staying firing."""
+    now = utcnow()
+    for alert in session.scalars(select(Alert).where(Alert.rule_id == rule.id, Alert.state == "firing")):
+        alert.state = "resolved"
+        alert.resolved_at = now
+        session.add(AlertEvent(alert_id=alert.id, at=now, kind="closed", from_state="firing", to_state="inactive",
+                               severity=alert.severity, values={"reason": reason}))
+    for state in session.scalars(select(RuleState).where(RuleState.rule_id == rule.id)):
+        session.delete(state)
