@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import time
+from bisect import bisect_left, bisect_right
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,13 +95,111 @@ class SeriesResult:
     decision: Decision
 
 
-@dataclass
 class RuleResult:
-    """What one evaluation of a rule gave: its series, or the error that stopped it."""
+    """What one evaluation of a rule gave: its series, or the error that stopped it.
 
-    rule: EngineRule
-    series: list[SeriesResult] = field(default_factory=list)
-    error: str | None = None
+    For a rule decided with others of its shape (``candidates`` is not
+    ``None``), ``series`` is worked out on first use from the shared ``rows``;
+    ``candidates`` are the positions in ``rows`` where its firing condition may
+    hold (found by binary search over the shape's sorted thresholds): at every
+    other position it is false or without data (and ``on no data`` is not
+    ``alert``), which changes nothing for a series that is not already active.
+    """
+
+    __slots__ = ("rule", "_series", "error", "rows", "candidates", "_index")
+
+    def __init__(self, rule: EngineRule, series: list[SeriesResult] | None = None, error: str | None = None, *,
+                 rows: list | None = None, candidates: Sequence[int] | None = None) -> None:
+        self.rule = rule
+        self._series = series if series is not None or rows is not None else []
+        self.error = error
+        self.rows = rows
+        self.candidates = candidates
+        self._index = None
+
+    @property
+    def series(self) -> list[SeriesResult]:
+        if self._series is None:
+            decide = self.rule.compiled.decide
+            self._series = [SeriesResult(key, labels, row, decide(row)) for key, labels, row in self.rows]
+        return self._series
+
+    @series.setter
+    def series(self, value: list[SeriesResult]) -> None:
+        self._series = value
+
+    def relevant(self, known: Mapping[str, object]) -> list[SeriesResult]:
+        """The series whose step may change something: every series, or (decided together) the candidates
+        and the series with a known state."""
+        if self.candidates is None or self._series is not None:
+            return self.series
+        rows = self.rows
+        positions = set(self.candidates)
+        if known:
+            index = self._index
+            if index is None:
+                index = self._index = _row_index(rows)
+            for key in known:
+                position = index.get(key)
+                if position is not None:
+                    positions.add(position)
+        decide = self.rule.compiled.decide
+        out = []
+        for position in sorted(positions):
+            key, labels, row = rows[position]
+            out.append(SeriesResult(key, labels, row, decide(row)))
+        return out
+
+    def __repr__(self) -> str:
+        return f"RuleResult({self.rule!r}, error={self.error!r})"
+
+
+_ROW_INDEXES: dict[int, tuple[list, dict]] = {}
+
+
+def _row_index(rows: list) -> dict[str, int]:
+    """Series key → position in a shared rows list (built once per list)."""
+    found = _ROW_INDEXES.get(id(rows))
+    if found is not None and found[0] is rows:
+        return found[1]
+    if len(_ROW_INDEXES) > 4096:
+        _ROW_INDEXES.clear()
+    index = {key: position for position, (key, _, _) in enumerate(rows)}
+    _ROW_INDEXES[id(rows)] = (rows, index)
+    return index
+
+
+def _mark_candidates(members: list[RuleResult]) -> None:
+    """Set ``candidates`` of rules of one shape over the same rows (see :class:`RuleResult`)."""
+    shape = members[0].rule.compiled.shape
+    rows = members[0].rows
+    sorted_thresholds = []
+    for column, op, position in shape.thresholds:
+        pairs = sorted((m.rule.compiled.params[position], i) for i, m in enumerate(members))
+        sorted_thresholds.append((column, op, [k for k, _ in pairs], [i for _, i in pairs]))
+    on_no_data_alert = [i for i, m in enumerate(members) if m.rule.clauses.on_no_data == "alert"]
+    found: dict[int, list[int]] = {}
+    for s, (_key, _labels, row) in enumerate(rows):
+        no_data = False
+        for column, op, keys, order in sorted_thresholds:
+            v = row.get(column)
+            if v is None:
+                no_data = True
+                continue
+            if op == ">" or op == ">=":  # k <= v (equality included: a candidate is decided exactly later)
+                chosen = order[:bisect_right(keys, v)]
+            elif op == "<" or op == "<=":
+                chosen = order[bisect_left(keys, v):]
+            else:  # ==
+                chosen = order[bisect_left(keys, v):bisect_right(keys, v)]
+            for i in chosen:
+                found.setdefault(i, []).append(s)
+        if no_data:
+            for i in on_no_data_alert:
+                found.setdefault(i, []).append(s)
+    empty: tuple = ()
+    for i, member in enumerate(members):
+        member.candidates = found.get(i, empty)
 
 
 @dataclass
@@ -199,6 +298,7 @@ class Evaluator:
         elapsed = time.monotonic() - began
         shared: dict[tuple[int, ...], list[tuple[str, dict, dict]] | str] = {}
         results = []
+        together: dict[tuple, list[RuleResult]] = {}  # rules of one shape over the same rows
         for rule in rules:
             indices = plan.rule_scans.get(rule.id, ())
             rows = shared.get(indices)
@@ -207,6 +307,16 @@ class Evaluator:
             if isinstance(rows, str):
                 results.append(RuleResult(rule, error=rows))
                 continue
+            shape = getattr(rule.compiled, "shape", None)
+            if shape is not None and shape.thresholds is not None:
+                result = RuleResult(rule, rows=rows)
+                results.append(result)
+                group = together.get((indices, shape))
+                if group is None:
+                    together[(indices, shape)] = [result]
+                else:
+                    group.append(result)
+                continue
             decide = rule.compiled.decide
             try:
                 series = [SeriesResult(key, labels, row, decide(row)) for key, labels, row in rows]
@@ -214,6 +324,8 @@ class Evaluator:
                 results.append(RuleResult(rule, error=f"evaluation failed: {_describe(error)}"))
                 continue
             results.append(RuleResult(rule, series))
+        for members in together.values():
+            _mark_candidates(members)
         return TickEvaluation(at, plan, results, errors, elapsed)
 
 

@@ -55,30 +55,64 @@ class SqlRepository(Repository):
     def __init__(self, db: Database) -> None:
         self.db = db
         self._errored: set[int] | None = None
+        # The states this repository wrote or read, per rule (and the rule version they were read for): a
+        # tick reads only the rules it has not seen yet, so steady state costs no read of the table.
+        self._states: dict[str, dict[str, SeriesState]] = {}
+        self._loaded: dict[str, int] = {}
 
     # -- reading -----------------------------------------------------------------------
 
+    def forget(self, rule_ids=None) -> None:
+        """Read these rules' states from the store again next time (all rules with ``None``).
+
+        For when another writer may have written them: a rule this replica did
+        not hold for a while (another replica may have evaluated it meanwhile).
+        """
+        if rule_ids is None:
+            self._states.clear()
+            self._loaded.clear()
+            return
+        for rule_id in rule_ids:
+            self._loaded.pop(str(rule_id), None)
+            self._states.pop(str(rule_id), None)
+
     def load_states(self, rules: Sequence[EngineRule]) -> dict[str, dict[str, SeriesState]]:
-        ids = [r.store_id for r in rules if r.store_id is not None]
-        out: dict[str, dict[str, SeriesState]] = {}
+        loaded = self._loaded
+        missing = [r for r in rules if loaded.get(r.id) != r.version and r.store_id is not None]
+        if missing:
+            self._read_states(missing)
+        states = self._states
+        return {r.id: states[r.id] for r in rules if r.id in states}
+
+    def _read_states(self, rules: Sequence[EngineRule]) -> None:
+        ids = [r.store_id for r in rules]
+        for rule in rules:
+            self._states.pop(rule.id, None)
+        out = self._states
         with self.db.session() as session:
-            for chunk in _chunks(ids):
-                rows = session.execute(select(RuleState.rule_id, RuleState.series_key, RuleState.machine)
-                                       .where(RuleState.rule_id.in_(chunk)))
+            if len(ids) > 5 * _CHUNK:  # most of the table: one pass, keep the rules asked for
+                wanted = set(ids)
+                rows = session.execute(select(RuleState.rule_id, RuleState.series_key, RuleState.machine))
+                chunks = [rows]
+            else:
+                wanted = None
+                chunks = (session.execute(select(RuleState.rule_id, RuleState.series_key, RuleState.machine)
+                                          .where(RuleState.rule_id.in_(chunk))) for chunk in _chunks(ids))
+            for rows in chunks:
                 for rule_id, key, machine in rows:
-                    if machine:
+                    if machine and (wanted is None or rule_id in wanted):
                         out.setdefault(str(rule_id), {})[key] = SeriesState.from_dict(machine)
-        return out
+        for rule in rules:
+            self._loaded[rule.id] = rule.version
 
     def silenced(self, rules: Sequence[EngineRule], at: datetime) -> set[str]:
-        ids = [r.store_id for r in rules if r.store_id is not None]
-        found: set[str] = set()
-        with self.db.session() as session:
-            for chunk in _chunks(ids):
-                rows = session.scalars(select(Silence.rule_id).where(
-                    Silence.rule_id.in_(chunk), Silence.starts_at <= at, Silence.ends_at > at).distinct())
-                found.update(str(r) for r in rows)
-        return found
+        ids = {r.store_id for r in rules if r.store_id is not None}
+        if not ids:
+            return set()
+        with self.db.session() as session:  # the silences active now are few: read them all at once
+            rows = session.scalars(select(Silence.rule_id).where(Silence.starts_at <= at, Silence.ends_at > at)
+                                   .distinct())
+            return {str(r) for r in rows if r in ids}
 
     # -- writing -----------------------------------------------------------------------
 
@@ -86,6 +120,19 @@ class SqlRepository(Repository):
         rule_id = rule.store_id
         if rule_id is None:
             raise ValueError(f"rule {rule.id!r} is not a stored rule")
+        try:
+            added = self._record(rule, rule_id, at, updates, silenced)
+        except BaseException:
+            self.forget([rule.id])  # unknown what was committed: read it again
+            raise
+        if rule.id in self._loaded:
+            known = self._states.setdefault(rule.id, {})
+            for u in updates:
+                known[u.series_key] = u.step.state
+        return added
+
+    def _record(self, rule: EngineRule, rule_id: int, at: datetime, updates: Sequence[SeriesUpdate],
+                silenced: bool) -> int:
         added = 0
         with self.db.session() as session:
             channels = self._channels(session, rule) if any(u.step.notifications for u in updates) else {}
