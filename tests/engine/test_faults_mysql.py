@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
 from monitors_mcp.service import UserService, Workspace
-from monitors_mcp.store import AlertEvent, NotificationOutbox
+from monitors_mcp.store import AlertEvent, EngineLease, NotificationOutbox
 from monitors_mcp.store.secrets import SecretBox
 from tests.engine.test_faults import write_prices
 from tests.engine.test_faults_support import EngineProcess, TcpProxy, base_env, receipts, rule_text, wait_until
@@ -107,6 +107,8 @@ def test_three_replicas_one_killed_mid_run(rig) -> None:
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(NotificationOutbox)) == 48
         events = s.execute(select(AlertEvent.alert_id, AlertEvent.kind)).all()
+        holders = set(s.scalars(select(EngineLease.holder)))
+    assert holders == {""}  # SIGTERM released the survivors' leases
     assert len(events) == len(set(events)) == 48  # one fired and one resolved per alert, never twice
     seen: dict[tuple[int, str], str] = {}
     for r in replicas:
