@@ -185,6 +185,28 @@ class LeasedRules:
             self.discarded += 1
         return ok
 
+    def begin_tick(self, rules: Sequence, at: datetime) -> list:
+        """The rules of ``rules`` this replica may evaluate for the due time ``at``: held, and not yet
+        evaluated for ``at`` by any holder (``engine_leases.last_tick_at``, marked here). A rule handed over
+        between two replicas' ticks at the same due time is thus evaluated once. Exclusive: all of them."""
+        if self.exclusive:
+            return list(rules)
+        ids = [r.store_id for r in rules if r.store_id is not None and r.store_id in self.held]
+        now = self.clock()
+        allowed: set[int] = set()
+        for chunk in _chunks(ids, 1000):
+            with self._session() as session:
+                mine = list(session.scalars(select(EngineLease.rule_id).where(
+                    EngineLease.holder == self.replica, EngineLease.rule_id.in_(chunk), EngineLease.expires_at > now,
+                    sa.or_(EngineLease.last_tick_at.is_(None), EngineLease.last_tick_at < at)).with_for_update()))
+                if mine:
+                    session.execute(update(EngineLease).where(EngineLease.rule_id.in_(mine))
+                                    .values(last_tick_at=at))
+                allowed.update(mine)
+        if len(allowed) < len(ids):
+            log.info("%d rules already evaluated for %s by another replica", len(ids) - len(allowed), at.isoformat())
+        return [r for r in rules if r.store_id in allowed]
+
     # -- acquiring, renewing, releasing ----------------------------------------------------
 
     def acquire(self) -> None:

@@ -209,8 +209,7 @@ class Engine:
     def _on_tick(self, report) -> None:
         self.metrics.observe_tick(report)
         if report.evaluation is not None and log.isEnabledFor(logging.DEBUG):
-            held = self.leases.held
-            ids = sorted(int(r.rule.id) for r in report.evaluation.results if r.rule.store_id in held)
+            ids = sorted(int(r.rule.id) for r in report.evaluation.results if r.rule.store_id is not None)
             log.debug("tick evaluated", extra={"event": "tick", "at": report.at.isoformat(), "rule_ids": ids,
                                                "unheld": report.unheld})
 

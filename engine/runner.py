@@ -95,6 +95,9 @@ class Runner:
         pool = list(rules if rules is not None else self.rules.current())
         self._forget_newly_held(pool)
         due = pool if all_rules else due_rules(pool, at)
+        begin = getattr(self.rules, "begin_tick", None)  # a leased rule set: once per rule and due time
+        if begin is not None and due:
+            due = begin(due, at)
         report = TickReport(at, rules=len(due))
         if not due:
             return report

@@ -260,6 +260,7 @@ class EngineLease(Base):
     rule_id: Mapped[int] = mapped_column(ForeignKey("rules.id", ondelete="CASCADE"), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    last_tick_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class EngineReplica(Base):

@@ -179,6 +179,10 @@ class TcpProxy:
                 continue
             server.settimeout(None)
             with self._lock:
+                if self._listener is not listener:  # cut while this one was being set up
+                    client.close()
+                    server.close()
+                    return
                 self._conns += [client, server]
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()

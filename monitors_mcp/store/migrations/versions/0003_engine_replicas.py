@@ -5,7 +5,10 @@
   rows whose ``expires_at`` is in the future — decide each one's fair share
   of the rules, so a new replica is seen before it holds anything;
 - ``ix_engine_leases_holder_expires_at``: a replica renews and counts its own
-  leases by holder.
+  leases by holder;
+- ``engine_leases.last_tick_at``: the newest due time the rule was evaluated
+  for, by whichever holder: a rule handed to another replica is not
+  evaluated again for a due time already done.
 
 Revision ID: 0003
 Revises: 0002
@@ -38,9 +41,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_engine_replicas_expires_at", "engine_replicas", ["expires_at"])
     op.create_index("ix_engine_leases_holder_expires_at", "engine_leases", ["holder", "expires_at"])
+    with op.batch_alter_table("engine_leases") as batch:
+        batch.add_column(sa.Column("last_tick_at", TIMESTAMP, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("engine_leases") as batch:
+        batch.drop_column("last_tick_at")
     op.drop_index("ix_engine_leases_holder_expires_at", table_name="engine_leases")
     op.drop_index("ix_engine_replicas_expires_at", table_name="engine_replicas")
     op.drop_table("engine_replicas")
