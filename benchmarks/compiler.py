@@ -31,6 +31,8 @@ import rule_engine  # noqa: E402
 import monitors_dsl  # noqa: E402
 from tests.fixtures.valid_rules import VALID_RULES  # noqa: E402
 
+from _report import write_section  # noqa: E402
+
 # (name, rule text, rule-engine text, the hand-written lambda with the term columns to fill in, rows of values)
 CASES = [
     (
@@ -144,15 +146,6 @@ def main() -> None:
     print(report)
     if args.write:
         write_section(Path(args.write), report)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replaces (or appends) the section starting with this section's heading."""
-    heading = section.splitlines()[0]
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import monitors_dsl  # noqa: E402
 from monitors_dsl import ast as a  # noqa: E402
 from tests.fixtures.valid_rules import VALID_RULES  # noqa: E402
 
+from _report import write_section  # noqa: E402
+
 
 def to_rule_engine(node) -> str:
     """A rule-engine expression with the same shape as one of our conditions."""
@@ -123,15 +125,6 @@ def main() -> None:
     print(report)
     if args.write:
         write_section(Path(args.write), report)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replaces (or appends) the section starting with this section's heading."""
-    heading = section.splitlines()[0]
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

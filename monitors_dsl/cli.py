@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             register = entry.load()
         except ImportError as error:
-            missing = sub.add_parser(entry.name, help=f"(needs the engine: pip install \"monitors-mcp[engine]\")")
+            missing = sub.add_parser(entry.name, help="(needs the engine: pip install \"monitors-mcp[engine]\")")
             missing.set_defaults(handler=_missing_engine(entry.name, error))
             continue
         register(sub)
