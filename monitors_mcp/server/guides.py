@@ -35,6 +35,9 @@ How to do it well:
        rule web_cpu_high {{ when avg(cpu.usage_user{{host=~"^web-"}}, 5m) > 90  group by host  for 10m }}
    - "the API heartbeat stopped"  -> absent(heartbeat.up{{service="api"}}, 5m)
 3. Call validate_alert_rule and fix every diagnostic (each has a line, column and hint).
+   When the data source is configured, warnings name the closest known measurement,
+   field or tag: use them. To check the threshold is sensible, call preview_alert_rule
+   with since="7d": it shows when the rule would have fired and what it would have sent.
 4. Choose a short snake_case name. If the person wants to be told somewhere, check
    list_notification_channels; add a channel with add_notification_channel when needed and
    name it in a notify clause.
