@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable
 
+import re
+from datetime import timedelta
+
 from monitors_dsl import Term
-from monitors_dsl.sql import sql_for_terms
+from monitors_dsl.sql import sql_for_terms, time_ns, timestamp_literal
 
 from .rules import EngineRule
 
@@ -89,6 +92,40 @@ def plan_tick(rules: Iterable[EngineRule], at: datetime) -> Plan:
             if index not in used:
                 used.append(index)
         rule_scans[rule.id] = tuple(used)
+    at_ns = time_ns(at)
     for scan in ordered:
-        scan.sql = sql_for_terms(scan.terms, at, scan.group_by)
+        scan.sql = _scan_sql(scan, at_ns)
     return Plan(at, ordered, rule_scans, len(seen_terms))
+
+
+_TIMESTAMP = re.compile(r"TIMESTAMP '(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{9})'")
+_EPOCH = datetime(1970, 1, 1)
+_SQL_CACHE: dict[tuple, tuple[int, str]] = {}
+
+
+def _scan_sql(scan: Scan, at_ns: int) -> str:
+    """``sql_for_terms`` of the scan at ``at_ns``: built once per set of terms, then shifted in time.
+
+    Every time in the query is the evaluation time minus a fixed amount, so
+    the query at another time is the same text with each timestamp moved by
+    the difference.
+    """
+    key = (scan.key, tuple(t.key for t in scan.terms))
+    cached = _SQL_CACHE.get(key)
+    if cached is None:
+        if len(_SQL_CACHE) > 100_000:
+            _SQL_CACHE.clear()
+        sql = sql_for_terms(scan.terms, at_ns, scan.group_by)
+        _SQL_CACHE[key] = (at_ns, sql)
+        return sql
+    then, sql = cached
+    if then == at_ns:
+        return sql
+    delta = at_ns - then
+
+    def shift(match) -> str:
+        moment = datetime.fromisoformat(match.group(1))
+        ns = ((moment - _EPOCH) // timedelta(seconds=1)) * 1_000_000_000 + int(match.group(2)) + delta
+        return timestamp_literal(ns)
+
+    return _TIMESTAMP.sub(shift, sql)

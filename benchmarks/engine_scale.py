@@ -1,0 +1,320 @@
+"""The engine at scale: N rules over 1,000 series on the embedded source, from a store.
+
+    python benchmarks/engine_scale.py                 # 100,000 rules, SQLite; then 1k / 10k / 100k
+    python benchmarks/engine_scale.py --rules 20000 --sizes 1000,10000 --ticks 5 --no-write
+
+Rules (a realistic mix, per-user thresholds over 1,000 symbols): about 85 %
+``last(crypto.price{symbol="S"}) > X`` or ``< X``, 8 % with ``for 2m``, 4 %
+critical/warning pairs, 2 % ``group by symbol`` over all symbols, 1 % other
+functions (``avg``, ``max``, ``pct_change``). Thresholds sit 2–40 % away from
+the price, so a few rules cross each tick as the prices move.
+
+Measured per tick (after a first tick that reads the states): queries, engine
+CPU outside the queries (process CPU time minus the time spent inside
+``source.query``), wall time; peak RSS (``resource.getrusage``); cold start
+(store → rules built → first tick done). Medians and spreads over the ticks.
+With ``MONITORS_TEST_MYSQL_URL`` set, the same on MariaDB (a database created
+for the run and dropped after). Writes ``## Engine at scale`` in
+``docs/benchmarks.md`` unless ``--no-write``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import re
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import pyarrow as pa  # noqa: E402
+from sqlalchemy import insert  # noqa: E402
+
+from engine.evaluate import Evaluator  # noqa: E402
+from engine.repository import SqlRepository  # noqa: E402
+from engine.rules import StoreRules  # noqa: E402
+from engine.runner import Runner  # noqa: E402
+from engine.sources import DataFusionSource  # noqa: E402
+from monitors_mcp.store import Database, Rule, User  # noqa: E402
+
+SERIES = 1000
+MIN = timedelta(minutes=1)
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def symbols() -> list[str]:
+    return [f"S{i:04d}" for i in range(SERIES)]
+
+
+def base_prices(rng: random.Random) -> dict[str, float]:
+    return {s: round(rng.uniform(1, 100_000), 2) for s in symbols()}
+
+
+def rule_texts(n: int, rng: random.Random, prices: dict[str, float]) -> list[str]:
+    names = symbols()
+    out = []
+    for i in range(n):
+        s = names[i % SERIES]
+        p = prices[s]
+        up = rng.random() < 0.5
+        k = round(p * (1 + rng.uniform(0.02, 0.4)) if up else p * (1 - rng.uniform(0.02, 0.4)), 2)
+        op = ">" if up else "<"
+        term = f'last(crypto.price{{symbol="{s}"}})'
+        r = rng.random()
+        if r < 0.85:
+            out.append(f"{term} {op} {k}")
+        elif r < 0.93:
+            out.append(f"rule r{i} {{\n    when {term} {op} {k}\n    for 2m\n}}")
+        elif r < 0.97:
+            k2 = round(k * (1.05 if up else 0.95), 2)
+            out.append(f"rule r{i} {{\n    critical when {term} {op} {k2}\n    warning when {term} {op} {k}\n}}")
+        elif r < 0.99:
+            out.append(f"rule r{i} {{\n    when last(crypto.price) > {round(rng.uniform(90_000, 200_000), 2)}\n"
+                       f"    group by symbol\n}}")
+        else:
+            fn = rng.choice(["avg(crypto.price{symbol=\"%s\"}, 5m) > %s", "max(crypto.price{symbol=\"%s\"}, 5m) > %s",
+                             "pct_change(crypto.price{symbol=\"%s\"}, 5m) > %s%%"])
+            value = round(rng.uniform(1, 10), 1) if "pct" in fn else round(p * 1.1, 2)
+            out.append(fn % (s, value))
+    return out
+
+
+def data(prices: dict[str, float], minutes: int, rng: random.Random) -> pa.Table:
+    times, syms, values = [], [], []
+    current = dict(prices)
+    for m in range(-10, minutes + 1):
+        for s in current:
+            current[s] *= 1 + rng.gauss(0, 0.01)
+            times.append(T0 + m * MIN)
+            syms.append(s)
+            values.append(current[s])
+    return pa.table({"time": times, "symbol": syms, "price": values})
+
+
+_NUMBER = re.compile(r'(?<![\w.])\d+(?:\.\d+)?%?(?![\w"])')
+_NAME = re.compile(r"^rule (r\d+) ")
+
+
+def canonical_texts(texts: list[str]) -> list[str]:
+    """Canonical texts, printing each form (numbers and name aside) once."""
+    import monitors_dsl
+    from monitors_dsl.printer import print_number
+
+    forms: dict[str, str] = {}
+    out = []
+    for text in texts:
+        name = _NAME.match(text)
+        body = _NAME.sub("rule rX ", text) if name else text
+        numbers = _NUMBER.findall(body)
+        key = _NUMBER.sub("1", body)
+        form = forms.get(key)
+        if form is None:
+            form = forms[key] = monitors_dsl.canonical(key)
+        values = iter(numbers)
+
+        def number(_match, values=values):
+            t = next(values)
+            return print_number(float(t[:-1])) + "%" if t.endswith("%") else print_number(float(t))
+
+        c = _NUMBER.sub(number, form)
+        out.append(c.replace("rule rX ", f"rule {name.group(1)} ", 1) if name else c)
+    return out
+
+
+def fill_store(db: Database, texts: list[str]) -> None:
+    with db.session() as session:
+        session.execute(insert(User), [{"id": u + 1, "name": f"user{u}"} for u in range(100)])
+    rows = [{"owner_id": i % 100 + 1, "name": f"rule{i}", "live_name": f"rule{i}", "text": text, "canonical": c,
+             "enabled": True, "version": 1, "every_seconds": 60}
+            for i, (text, c) in enumerate(zip(texts, canonical_texts(texts)))]
+    with db.session() as session:
+        for start in range(0, len(rows), 5000):
+            session.execute(insert(Rule), rows[start:start + 5000])
+
+
+class Timed:
+    """Wraps a source, adding up the wall time spent inside ``query`` and the CPU of its threads."""
+
+    def __init__(self, source) -> None:
+        self.source = source
+        self.seconds = 0.0
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def query(self, sql: str):
+        began = time.perf_counter()
+        try:
+            return self.source.query(sql)
+        finally:
+            with self.lock:
+                self.seconds += time.perf_counter() - began
+                self.count += 1
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(url: str, n: int, ticks: int, seed: int = 7) -> dict:
+    rng = random.Random(seed)
+    prices = base_prices(rng)
+    texts = rule_texts(n, rng, prices)
+    db = Database(url)
+    db.migrate()
+    fill_store(db, texts)
+    source = DataFusionSource()
+    source.add_table("crypto", data(prices, ticks + 2, rng))
+    timed = Timed(source)
+
+    began_wall, began_cpu = time.perf_counter(), time.process_time()
+    rules = StoreRules(db)
+    loaded = rules.current()
+    built = time.perf_counter() - began_wall
+    runner = Runner(rules, SqlRepository(db), Evaluator(timed))
+    first = runner.tick(T0, all_rules=True)
+    cold = time.perf_counter() - began_wall
+    cold_cpu = time.process_time() - began_cpu
+
+    walls, cpus, queries, transitions, process_cpus, query_seconds = [], [], [], [], [], []
+    for t in range(1, ticks + 1):
+        timed.seconds = 0.0
+        w0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()
+        report = runner.tick(T0 + t * MIN, all_rules=True)
+        wall = time.perf_counter() - w0
+        walls.append(wall)
+        # the queries run on worker threads: the tick's own thread's CPU time is the engine outside them
+        cpus.append(time.thread_time() - c0)
+        process_cpus.append(time.process_time() - p0)
+        query_seconds.append(timed.seconds)
+        queries.append(report.queries)
+        transitions.append(report.transitions)
+    full = runner.rules.builder.full_compiles
+    db.dispose()
+    return {
+        "rules": n, "loaded": len(loaded), "full_compiles": full, "built": built, "cold": cold,
+        "cold_cpu": cold_cpu, "first_queries": first.queries, "walls": walls, "cpus": cpus, "queries": queries,
+        "transitions": transitions, "rss": peak_rss_mb(), "process_cpus": process_cpus,
+        "query_seconds": query_seconds,
+        "terms": first.evaluation.plan.term_count if first.evaluation else 0,
+    }
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} ({min(values):.3f}–{max(values):.3f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rules", type=int, default=100_000)
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--ticks", type=int, default=7)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    backends = [("sqlite", None)]
+    mysql = os.environ.get("MONITORS_TEST_MYSQL_URL")
+    if mysql:
+        backends.append(("mariadb", mysql))
+
+    results = []
+    for backend, base in backends:
+        sizes = sorted({int(s) for s in args.sizes.split(",") if s} | {args.rules}) if backend == "sqlite" \
+            else [args.rules]
+        for n in sizes:
+            with tempfile.TemporaryDirectory() as tmp:
+                if base is None:
+                    url = f"sqlite:///{tmp}/monitors.db"
+                    result = _child(url, n, args.ticks)
+                else:
+                    from tests.support import mariadb
+
+                    url = mariadb.database_url(base, f"bench_scale_{n}")
+                    try:
+                        result = _child(url, n, args.ticks)
+                    finally:
+                        mariadb.drop_database(url)
+            result["backend"] = backend
+            results.append(result)
+            print(f"{backend} {n:>7} rules: terms {result['terms']}, queries/tick {result['queries'][0]}, "
+                  f"engine CPU/tick {spread(result['cpus'])} s, wall/tick {spread(result['walls'])} s, "
+                  f"cold start {result['cold']:.1f} s (rules built {result['built']:.1f} s, "
+                  f"{result['full_compiles']} full compiles), peak RSS {result['rss']:.0f} MB, "
+                  f"transitions/tick {statistics.median(result['transitions']):.0f}", flush=True)
+    section = render(results, load, args.ticks)
+    print(section)
+    if not args.no_write:
+        write_section(ROOT / "docs" / "benchmarks.md", section)
+
+
+def _child(url: str, n: int, ticks: int) -> dict:
+    """One measurement in a fresh process, so that peak RSS is that run's."""
+    import json
+    import subprocess
+
+    code = ("import json, sys; sys.path.insert(0, %r); from benchmarks.engine_scale import run; "
+            "print('RESULT ' + json.dumps(run(%r, %d, %d)))") % (str(ROOT), url, n, ticks)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    line = next(line for line in out.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[7:])
+
+
+def render(results: list[dict], load: float, ticks: int) -> str:
+    lines = [
+        "## Engine at scale",
+        "",
+        "`python benchmarks/engine_scale.py` — N rules in the store (about 85 % `last(crypto.price{symbol=\"S\"}) > X` "
+        "or `< X` with per-user thresholds over 1,000 symbols, 8 % with `for 2m`, 4 % critical/warning pairs, "
+        "2 % `group by symbol`, 1 % `avg`/`max`/`pct_change`), 1,000 series in the embedded source (DataFusion) "
+        "whose prices move each minute; every rule evaluated at each tick (`all_rules`). "
+        f"{ticks} measured ticks after the first; medians (min–max). Engine CPU = CPU time of the thread running the tick "
+        "(the queries run on worker threads, so this is the engine outside `source.query`, but for turning "
+        "answers into lists, done on the workers); process CPU includes DataFusion's. Cold start = rules read from the store and built, then the first tick "
+        "(which also reads the series states).",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{datetime.now():%Y-%m-%d}; load average {load:.1f} at the start.",
+        "",
+        "| store | rules | distinct terms | queries / tick | engine CPU / tick (s) | process CPU / tick (s) | "
+        "wall / tick (s) | cold start (s) | peak RSS (MB) | transitions / tick |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(f"| {r['backend']} | {r['rules']:,} | {r['terms']:,} | {r['queries'][0]} | {spread(r['cpus'])} | "
+                     f"{spread(r['process_cpus'])} | {spread(r['walls'])} | {r['cold']:.1f} | {r['rss']:.0f} | "
+                     f"{statistics.median(r['transitions']):.0f} |")
+    big = [r for r in results if r["rules"] == max(x["rules"] for x in results) and r["backend"] == "sqlite"]
+    if big:
+        r = big[0]
+        cpu = statistics.median(r["cpus"])
+        lines += [
+            "",
+            f"Goals at {r['rules']:,} rules (SQLite): queries per tick = distinct scans ({r['queries'][0]}; "
+            f"{r['terms']:,} distinct terms) — {'met' if r['queries'][0] <= r['terms'] else 'not met'}; "
+            f"engine CPU under 0.5 s per tick: {cpu:.2f} s — {'met' if cpu < 0.5 else 'not met'}; "
+            f"RSS under 500 MB: {r['rss']:.0f} MB — {'met' if r['rss'] < 500 else 'not met'}; "
+            f"cold start under 30 s: {r['cold']:.1f} s — {'met' if r['cold'] < 30 else 'not met'}.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replaces (or appends) the section starting with this section's heading."""
+    heading = section.splitlines()[0]
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    path.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
