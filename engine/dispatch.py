@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Mapping
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from monitors_mcp.store import Database, NotificationChannel, NotificationLog, NotificationOutbox
 from monitors_mcp.store.types import utcnow
@@ -71,9 +71,13 @@ class _Job:
     attempts: int
     created_at: datetime
     channel_id: int | None = None
+    alert_id: int | None = None
     url: str | None = None
     message: RenderedNotification | None = None
     error: str | None = None  # a reason that makes the row fail without an attempt
+
+
+_DEFERRED = "deferred"  # an outcome: not attempted, an earlier notification of the alert must go first
 
 
 class Dispatcher:
@@ -123,7 +127,16 @@ class Dispatcher:
         return report
 
     def _send_lane(self, lane: list[_Job], policy: RetryPolicy) -> dict[int, tuple[bool, str | None]]:
-        return {job.id: self._send(job, policy) for job in lane}
+        outcomes = {}
+        failed_alerts: set[int] = set()
+        for job in lane:
+            if job.alert_id is not None and job.alert_id in failed_alerts:
+                outcomes[job.id] = (False, _DEFERRED)
+                continue
+            outcomes[job.id] = self._send(job, policy)
+            if not outcomes[job.id][0] and job.alert_id is not None:
+                failed_alerts.add(job.alert_id)
+        return outcomes
 
     def _send(self, job: _Job, policy: RetryPolicy) -> tuple[bool, str | None]:
         try:
@@ -138,12 +151,13 @@ class Dispatcher:
         jobs: list[_Job] = []
         with self.db.session() as session:
             candidates = session.execute(
-                select(table.id, table.status, table.next_attempt_at)
+                select(table.id, table.status, table.next_attempt_at, table.alert_id, table.channel_id)
                 .where(table.status.in_(("pending", "sending")),
                        or_(table.next_attempt_at.is_(None), table.next_attempt_at <= now))
                 .order_by(table.next_attempt_at, table.id).limit(self.batch)
             ).all()
-        for row_id, status, due in candidates:
+            candidates = self._in_order(session, candidates, now)
+        for row_id, status, due, _alert, _channel in candidates:
             with self.db.session() as session:
                 condition = [table.id == row_id, table.status == status]
                 condition.append(table.next_attempt_at.is_(None) if due is None else table.next_attempt_at == due)
@@ -155,8 +169,27 @@ class Dispatcher:
                 jobs.append(self._prepare(session, row))
         return jobs
 
+    def _in_order(self, session, candidates, now: datetime) -> list:
+        """The candidates that may go now, oldest first: a notification of an alert waits while an earlier
+        one of the same alert to the same channel is unsent and not due (being retried, or being sent),
+        so a receiver never gets "resolved" before "firing"."""
+        table = NotificationOutbox
+        alerts = {row.alert_id for row in candidates if row.alert_id is not None}
+        blocked_before: dict[tuple, int] = {}
+        if alerts:
+            waiting = session.execute(
+                select(table.alert_id, table.channel_id, func.min(table.id))
+                .where(table.alert_id.in_(alerts), table.status.in_(("pending", "sending")),
+                       table.next_attempt_at.is_not(None), table.next_attempt_at > now)
+                .group_by(table.alert_id, table.channel_id)
+            ).all()
+            blocked_before = {(alert, channel): first for alert, channel, first in waiting}
+        allowed = [row for row in candidates
+                   if row.alert_id is None or row.id < blocked_before.get((row.alert_id, row.channel_id), row.id + 1)]
+        return sorted(allowed, key=lambda row: row.id)
+
     def _prepare(self, session, row: NotificationOutbox) -> _Job:
-        job = _Job(row.id, row.attempts, row.created_at, row.channel_id)
+        job = _Job(row.id, row.attempts, row.created_at, row.channel_id, row.alert_id)
         if row.channel_id is None:
             name = (row.payload or {}).get("channel")
             job.error = row.last_error or (f"notification channel {name!r} was deleted" if name
@@ -183,6 +216,12 @@ class Dispatcher:
     def _finish(self, job: _Job, delivered: bool, reason: str | None, *, permanent: bool,
                 report: DispatchReport) -> None:
         now = self.clock()
+        if reason == _DEFERRED and not permanent:
+            with self.db.session() as session:
+                row = session.get(NotificationOutbox, job.id)
+                if row is not None:
+                    row.status, row.next_attempt_at = "pending", None
+            return
         attempts = job.attempts + (0 if permanent else 1)
         with self.db.session() as session:
             row = session.get(NotificationOutbox, job.id)
