@@ -27,7 +27,7 @@ from typing import Iterable, Mapping, Sequence
 
 from monitors_dsl import Decision
 
-from .plan import Plan, Scan, plan_tick
+from .plan import Plan, Query, Scan, plan_tick
 from .rules import EngineRule
 from .state import Evaluation
 
@@ -38,6 +38,7 @@ __all__ = [
     "RuleResult",
     "TickEvaluation",
     "series_key",
+    "split_rows",
     "to_evaluation",
     "no_data_evaluation",
 ]
@@ -216,6 +217,10 @@ class TickEvaluation:
     def query_count(self) -> int:
         return self.plan.query_count
 
+    @property
+    def scan_count(self) -> int:
+        return self.plan.scan_count
+
 
 def to_evaluation(rule: EngineRule, at: datetime, row: Mapping, decision: Decision) -> Evaluation:
     """The state machine's input for one series (values keyed by canonical term text)."""
@@ -233,48 +238,64 @@ def no_data_evaluation(at: datetime) -> Evaluation:
 class Evaluator:
     """Runs plans on a source: at most ``max_in_flight`` queries at once, each within ``query_timeout`` seconds."""
 
-    def __init__(self, source, *, max_in_flight: int = 4, query_timeout: float | None = 60.0) -> None:
+    def __init__(self, source, *, max_in_flight: int = 4, query_timeout: float | None = 60.0,
+                 merge_scans: bool = True) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         self.source = source
         self.max_in_flight = max_in_flight
         self.query_timeout = query_timeout
+        self.merge_scans = merge_scans  # one query for scans differing only in one tag's value (engine.plan)
         self.queries_issued = 0
 
     # -- queries -----------------------------------------------------------------------
 
     def run_queries(self, plan: Plan) -> tuple[dict[int, ScanRows], dict[int, str]]:
-        """``(rows by scan index, error by scan index)`` for every scan of ``plan``."""
+        """``(rows by scan index, error by scan index)`` for every scan of ``plan``.
+
+        One query per ``plan.queries``; a merged query's rows are split into its
+        scans' rows, and its failure is the failure of each of its scans.
+        """
         rows: dict[int, ScanRows] = {}
         errors: dict[int, str] = {}
-        if not plan.scans:
+        queries = plan.queries
+        if not queries:
             return rows, errors
         started: dict[int, float] = {}
 
-        def run(index: int, scan: Scan):
+        def run(index: int, query: Query):
             started[index] = time.monotonic()
             try:
-                table = self.source.query(scan.sql)
+                table = self.source.query(query.sql)
             except Exception as error:
                 if _never_written(error):
-                    return ScanRows.empty(scan)
+                    return ScanRows.empty(query.scan)
                 raise
-            return ScanRows.from_table(scan, table)
+            return ScanRows.from_table(query.scan, table)
 
-        self.queries_issued += len(plan.scans)
-        pool = ThreadPoolExecutor(max_workers=min(self.max_in_flight, len(plan.scans)), thread_name_prefix="query")
+        def fail(query: Query, text: str) -> None:
+            for member in query.members:
+                errors[member] = text
+
+        self.queries_issued += len(queries)
+        pool = ThreadPoolExecutor(max_workers=min(self.max_in_flight, len(queries)), thread_name_prefix="query")
         try:
-            futures = {pool.submit(run, i, scan): i for i, scan in enumerate(plan.scans)}
+            futures = {pool.submit(run, i, query): i for i, query in enumerate(queries)}
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
                 for future in done:
                     index = futures[future]
+                    query = queries[index]
                     try:
-                        rows[index] = future.result()
-                    except Exception as error:  # a SourceError, or a bad answer: only this scan's rules fail
-                        errors[index] = _describe(error)
-                        log.warning("query for %s failed: %s", plan.scans[index].measurement, errors[index])
+                        answered = future.result()
+                        if query.tag is None:
+                            rows[query.members[0]] = answered
+                        else:
+                            rows.update(split_rows(plan, query, answered))
+                    except Exception as error:  # a SourceError, or a bad answer: only this query's rules fail
+                        fail(query, _describe(error))
+                        log.warning("query for %s failed: %s", query.scan.measurement, _describe(error))
                 if self.query_timeout is None:
                     continue
                 now = time.monotonic()
@@ -282,8 +303,8 @@ class Evaluator:
                     index = futures[future]
                     if index in started and now - started[index] > self.query_timeout:
                         pending.discard(future)
-                        errors[index] = f"query timed out after {self.query_timeout:g} s"
-                        log.warning("query for %s timed out", plan.scans[index].measurement)
+                        fail(queries[index], f"query timed out after {self.query_timeout:g} s")
+                        log.warning("query for %s timed out", queries[index].scan.measurement)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)  # a hung query must not hold up the tick
         return rows, errors
@@ -292,7 +313,7 @@ class Evaluator:
 
     def evaluate(self, rules: Sequence[EngineRule], at: datetime, plan: Plan | None = None) -> TickEvaluation:
         """Plan, query and decide every rule of ``rules`` at ``at``."""
-        plan = plan or plan_tick(rules, at)
+        plan = plan or plan_tick(rules, at, merge=self.merge_scans)
         began = time.monotonic()
         scan_rows, errors = self.run_queries(plan)
         elapsed = time.monotonic() - began
@@ -327,6 +348,45 @@ class Evaluator:
         for members in together.values():
             _mark_candidates(members)
         return TickEvaluation(at, plan, results, errors, elapsed)
+
+
+def split_rows(plan: Plan, query: Query, answered: ScanRows) -> dict[int, ScanRows]:
+    """Each member scan's rows, read from the rows of the merged ``query`` (see ``engine.plan``)."""
+    position = answered.groups.index(query.tag)
+    by_value: dict[str, list[int]] = {}
+    for row, key in enumerate(answered.keys):
+        by_value.setdefault(key[position], []).append(row)
+    merged_columns = answered.columns
+    out: dict[int, ScanRows] = {}
+    for split in query.splits:
+        scan = plan.scans[split.index]
+        found = by_value.get(split.value, [])
+        if not scan.group_by:
+            if not found:
+                out[split.index] = ScanRows.empty(scan)
+                continue
+            row = found[0]
+            columns = {}
+            for column, (merged, read) in split.columns.items():
+                value = merged_columns[merged][row]
+                if read == "count":
+                    value = 0 if value is None else value
+                elif read == "absent":
+                    value = value is None or value == 0
+                columns[column] = [value]
+            out[split.index] = ScanRows((), [()], columns)
+            continue
+        groups = tuple(sorted(scan.group_by))
+        if query.tag in scan.group_by:
+            keys = [answered.keys[row] for row in found]
+        else:
+            keys = [key[:position] + key[position + 1:] for key in (answered.keys[row] for row in found)]
+        columns = {}
+        for column, (merged, _read) in split.columns.items():
+            values = merged_columns[merged]
+            columns[column] = [values[row] for row in found]
+        out[split.index] = ScanRows(groups, keys, columns)
+    return out
 
 
 def _never_written(error: BaseException) -> bool:

@@ -56,6 +56,8 @@ class EngineMetrics:
                                              "queries, decisions and recording of the rules due.",
                                              buckets=_DURATION_BUCKETS, registry=r)
         self.queries = Counter(_PREFIX + "queries", "Queries issued to the time-series source.", registry=r)
+        self.scans = Counter(_PREFIX + "scans", "Distinct scans answered by those queries (scans that differ only "
+                             "in one tag's value share one query).", registry=r)
         self.ticks = Counter(_PREFIX + "ticks", "Ticks that evaluated at least one rule.", registry=r)
         self.state_changes = Counter(_PREFIX + "state_changes", "Series state transitions recorded.", registry=r)
         self.notifications_queued = Counter(_PREFIX + "notifications_queued", "Notification outbox rows written.",
@@ -87,6 +89,7 @@ class EngineMetrics:
             self.evaluations.labels("error").inc(errors)
         self.evaluation_duration.observe(report.seconds)
         self.queries.inc(report.queries)
+        self.scans.inc(getattr(report, "scans", report.queries))
         self.state_changes.inc(report.transitions)
         self.notifications_queued.inc(report.outbox_rows)
         self.tick_lag.set(report.lag)

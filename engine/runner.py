@@ -5,8 +5,10 @@
     report = runner.tick(at, all_rules=True)
 
 A tick takes the rules due at ``at`` (or all of them), evaluates them with
-shared queries, applies the state machine to each series, and records each
-rule's changes through the repository in one transaction per rule. Series
+shared queries, applies the state machine to each series, and records the
+rules' changes through the repository (``record_many``), each rule all or
+nothing: rules that only change series states are written together, a rule
+that opens, changes or closes an alert or queues notifications on its own. Series
 the query no longer returns are stepped with *no data*. A series never seen
 before whose condition is false changes nothing and is not written, so the
 cost of a tick grows with distinct terms and state changes, not with rules.
@@ -64,7 +66,8 @@ class TickReport:
 
     at: datetime
     rules: int = 0
-    queries: int = 0
+    queries: int = 0  # queries asked of the source
+    scans: int = 0  # distinct scans those queries answered (scans differing in one tag's value share a query)
     errors: dict[str, str] = field(default_factory=dict)
     transitions: int = 0
     notifications: int = 0
@@ -104,10 +107,12 @@ class Runner:
         evaluation = self.evaluator.evaluate(due, at)
         report.evaluation = evaluation
         report.queries = evaluation.query_count
+        report.scans = evaluation.scan_count
         ok = [r.rule for r in evaluation.results if r.error is None]
         states = self.repository.load_states(ok)
         silenced = self.repository.silenced(ok, at)
         holds = getattr(self.rules, "holds", None)  # a leased rule set: record only what it still holds
+        pending: list[tuple[EngineRule, list[SeriesUpdate], bool]] = []
         for result in evaluation.results:
             rule = result.rule
             if holds is not None and not holds(rule):
@@ -122,14 +127,34 @@ class Runner:
                 updates = self._updates(rule, at, result.relevant(known), known)
                 self.repository.clear_error(rule)
                 if updates:
-                    report.outbox_rows += self.repository.record(rule, at, updates, silenced=rule.id in silenced)
-                    report.transitions += sum(len(u.step.transitions) for u in updates)
-                    report.notifications += sum(len(u.step.notifications) for u in updates)
+                    pending.append((rule, updates, rule.id in silenced))
             except Exception as error:  # one rule's store failure must not stop the others
-                log.exception("recording rule %s at %s failed", rule.id, at)
-                report.errors[rule.id] = f"recording failed: {' '.join(str(error).split())[:500]}"
+                self._failed(report, rule, at, error)
+        if pending:
+            self._record(report, at, pending, holds)
         report.seconds = time.monotonic() - began
         return report
+
+    def _record(self, report: TickReport, at: datetime, pending: list, holds) -> None:
+        """Write the rules' updates (the repository batches what it can; each rule stays all or nothing)."""
+        if holds is not None:  # still held now that the tick is decided
+            held = [entry for entry in pending if holds(entry[0])]
+            report.unheld += len(pending) - len(held)
+            pending = held
+        outcomes = self.repository.record_many(at, pending)
+        for rule, updates, _ in pending:
+            outcome = outcomes.get(rule.id, 0)
+            if isinstance(outcome, Exception):
+                self._failed(report, rule, at, outcome)
+                continue
+            report.outbox_rows += outcome
+            report.transitions += sum(len(u.step.transitions) for u in updates)
+            report.notifications += sum(len(u.step.notifications) for u in updates)
+
+    @staticmethod
+    def _failed(report: TickReport, rule: EngineRule, at: datetime, error: BaseException) -> None:
+        log.error("recording rule %s at %s failed", rule.id, at, exc_info=error)
+        report.errors[rule.id] = f"recording failed: {' '.join(str(error).split())[:500]}"
 
     def _forget_newly_held(self, pool: Sequence[EngineRule]) -> None:
         """A rule this runner did not hold at its last tick may have been evaluated elsewhere meanwhile:
@@ -213,8 +238,8 @@ class Runner:
             report = self.tick(from_epoch(target), rules=rules)
             report.lag = lag
             if report.rules:
-                log.info("tick %s: %d rules, %d queries, %d transitions, %d notifications, %d errors in %.3f s",
-                         report.at.isoformat(), report.rules, report.queries, report.transitions,
+                log.info("tick %s: %d rules, %d queries (%d scans), %d transitions, %d notifications, %d errors "
+                         "in %.3f s", report.at.isoformat(), report.rules, report.queries, report.scans, report.transitions,
                          report.notifications, len(report.errors), time.monotonic() - started)
             if on_tick is not None:
                 on_tick(report)

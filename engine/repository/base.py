@@ -145,6 +145,18 @@ class Repository(ABC):
     def record(self, rule: EngineRule, at: datetime, updates: Sequence[SeriesUpdate], *, silenced: bool) -> int:
         """Write one rule's tick in one transaction; returns how many outbox rows were added."""
 
+    def record_many(self, at: datetime, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]]
+                    ) -> dict[str, int | Exception]:
+        """Write the ticks of several rules (``(rule, updates, silenced)`` each): per rule id, the outbox rows
+        added or the error that stopped its write. Each rule is all or nothing; by default one ``record`` each."""
+        out: dict[str, int | Exception] = {}
+        for rule, updates, silenced in entries:
+            try:
+                out[rule.id] = self.record(rule, at, updates, silenced=silenced)
+            except Exception as error:  # one rule's failure must not stop the others
+                out[rule.id] = error
+        return out
+
     @abstractmethod
     def record_error(self, rule: EngineRule, at: datetime, error: str) -> None:
         """The rule could not be evaluated at ``at``: keep its state, remember why."""

@@ -1,4 +1,4 @@
-"""The store as the engine's repository: one transaction per rule and tick (SQLite, MariaDB, MySQL).
+"""The store as the engine's repository: each rule's tick all or nothing (SQLite, MariaDB, MySQL).
 
 ``record`` writes, in one transaction: ``rule_states`` (``machine`` holds
 ``SeriesState.to_dict()``; ``state``/``severity``/``since``/``last_values`` are
@@ -10,6 +10,13 @@ so a tick run again, or by another replica, adds nothing.
 
 A channel the rule names but its owner does not have gets a ``failed`` row
 saying so: the notification is visible, never silently dropped.
+
+``record_many`` writes a tick's rules: those whose tick only changes series
+states (no alert opened, changed or closed, no notification) together, in
+one transaction (bulk update and insert of ``rule_states``), and each other
+rule in its own transaction, as ``record``. If the shared transaction fails,
+nothing of it was written and each of its rules is written again on its own,
+so a failure still leaves no rule half-written and stops only the rule at fault.
 """
 
 from __future__ import annotations
@@ -39,6 +46,11 @@ _CHUNK = 500
 def _chunks(items: list, size: int = _CHUNK):
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def _states_only(updates: Sequence[SeriesUpdate]) -> bool:
+    """Whether a rule's tick writes series states only: no notification, no alert opened, changed or closed."""
+    return not any(u.step.notifications or alert_changes(u.step.transitions) for u in updates)
 
 
 def _since(state: SeriesState) -> datetime | None:
@@ -198,6 +210,82 @@ class SqlRepository(Repository):
                         }
                         added += self._insert_outbox(session, values)
         return added
+
+    def record_many(self, at: datetime, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]]
+                    ) -> dict[str, int | Exception]:
+        out: dict[str, int | Exception] = {}
+        plain = [e for e in entries if e[0].store_id is not None and _states_only(e[1])]
+        if len(plain) > 1:
+            try:
+                self._record_states(plain)
+            except Exception:  # nothing of it was written: each rule on its own below
+                log.warning("writing %d rules' states together failed; writing them one by one", len(plain),
+                            exc_info=True)
+                self.forget([rule.id for rule, _, _ in plain])
+            else:
+                for rule, updates, _ in plain:
+                    out[rule.id] = 0
+                    if rule.id in self._loaded:
+                        known = self._states.setdefault(rule.id, {})
+                        for u in updates:
+                            known[u.series_key] = u.step.state
+        for rule, updates, silenced in entries:
+            if rule.id in out:
+                continue
+            try:
+                out[rule.id] = self.record(rule, at, updates, silenced=silenced)
+            except Exception as error:  # one rule's failure must not stop the others
+                out[rule.id] = error
+        return out
+
+    def _record_states(self, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]]) -> None:
+        """The series states of rules whose tick touches no alert and no outbox: one transaction."""
+        wanted = {(rule.store_id, u.series_key): u for rule, updates, _ in entries for u in updates}
+        rule_ids = sorted({rule.store_id for rule, _, _ in entries})
+        with self.db.session() as session:
+            found: dict[tuple[int, str], tuple[int, int | None]] = {}
+            for chunk in _chunks(rule_ids):
+                in_chunk = set(chunk)
+                keys = sorted({key for (rule_id, key) in wanted if rule_id in in_chunk})
+                for key_chunk in _chunks(keys):
+                    rows = session.execute(select(RuleState.id, RuleState.rule_id, RuleState.series_key,
+                                                  RuleState.alert_id)
+                                           .where(RuleState.rule_id.in_(chunk), RuleState.series_key.in_(key_chunk)))
+                    for id_, rule_id, key, alert_id in rows:
+                        if (rule_id, key) in wanted:
+                            found[(rule_id, key)] = (id_, alert_id)
+            alert_ids = sorted({alert_id for _, alert_id in found.values() if alert_id is not None})
+            firing: set[int] = set()
+            for chunk in _chunks(alert_ids):
+                firing.update(session.scalars(select(Alert.id).where(Alert.id.in_(chunk), Alert.state == "firing")))
+            changed, added = [], []
+            for (rule_id, key), u in wanted.items():
+                state = u.step.state
+                values = {
+                    "machine": state.to_dict(),
+                    "state": state.state,
+                    "severity": state.severity,
+                    "since": _since(state),
+                    "last_evaluated_at": state.last_evaluated_at,
+                    "last_values": dict(state.last_values),
+                    "last_notified_at": state.last_notified_at,
+                    "last_error": None,
+                }
+                existing = found.get((rule_id, key))
+                if existing is None:
+                    added.append({"rule_id": rule_id, "series_key": key, "labels": dict(u.labels or {}),
+                                  "alert_id": None, **values})
+                    continue
+                id_, alert_id = existing
+                values["id"] = id_
+                values["alert_id"] = alert_id if alert_id in firing else None
+                if u.labels is not None:
+                    values["labels"] = dict(u.labels)
+                changed.append(values)
+            for chunk in _chunks(changed):
+                session.execute(update(RuleState), chunk)  # by primary key, one statement per shape
+            for chunk in _chunks(added):
+                session.execute(sa.insert(RuleState), chunk)
 
     def _channels(self, session, rule: EngineRule) -> dict[str, int]:
         if not rule.channels:

@@ -80,7 +80,9 @@ def test_different_filters_are_different_scans_and_functions_share_a_scan() -> N
     ]
     plan = plan_tick(rules, T0)
     assert plan.term_count == 6
-    assert plan.query_count == 5
+    assert plan.scan_count == 5
+    assert plan.query_count == 4  # BTC and ETH differ only in the symbol: one query grouped by symbol
+    assert plan_tick(rules, T0, merge=False).query_count == 5
     assert plan.rule_scans["a"] == plan.rule_scans["b"]
     assert len({plan.rule_scans[r] for r in "acdeg"}) == 5
 

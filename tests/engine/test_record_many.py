@@ -1,0 +1,135 @@
+"""A tick's writes batched (SQLite and MariaDB): rules that only change series states are written together,
+rules that touch alerts or the outbox on their own; the store ends as with one transaction per rule, also
+when the shared transaction fails (nothing of it is kept; each rule is then written on its own)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+import pytest
+from sqlalchemy import select
+
+from engine.evaluate import Evaluator
+from engine.repository import SqlRepository
+from engine.repository.base import Repository
+from engine.rules import StoreRules
+from engine.runner import Runner
+from engine.sources import DataFusionSource
+from monitors_mcp.store import Alert, AlertEvent, NotificationOutbox, Rule, RuleState
+from tests.mcp.conftest import alice, db, new_user, secrets, workspace  # noqa: F401 - the store fixtures
+
+MIN = timedelta(minutes=1)
+T0 = datetime.now(timezone.utc).replace(second=0, microsecond=0) - 10 * MIN
+PRICES = {"A": [10, 12, 12, 12, 9, 9, 12, 12], "B": [5, 5, 6, 7, 8, 8, 2, 2], "C": [1, 1, 1, 1, 1, 1, 1, 1]}
+TEXTS = [
+    'rule {name} {{ when last(crypto.price{{symbol="A"}}, 1m) > 11\n for 3m }}',  # pending, then firing
+    'rule {name} {{ when last(crypto.price{{symbol="B"}}, 1m) > 5\n for 10m }}',  # pending only: states
+    'rule {name} {{ when last(crypto.price{{symbol="C"}}, 1m) > 5 }}',  # nothing
+    'rule {name} {{ when last(crypto.price, 1m) > 6\n group by symbol\n for 2m }}',
+    'rule {name} {{ when last(crypto.price{{symbol="B"}}, 1m) > 4\n for 20m\n keep firing for 1m }}',
+    'rule {name} {{ when last(crypto.price{{symbol="A"}}, 1m) > 8\n notify hook }}',
+]
+
+
+@pytest.fixture
+def source():
+    src = DataFusionSource()
+    times, symbols, prices = [], [], []
+    for symbol, values in PRICES.items():
+        for i, v in enumerate(values):
+            times.append(T0 + i * MIN)
+            symbols.append(symbol)
+            prices.append(float(v))
+    src.add_table("crypto", pa.table({"time": times, "symbol": symbols, "price": prices}))
+    yield src
+    src.close()
+
+
+class OneByOne(SqlRepository):
+    """The reference: one ``record`` (one transaction) per rule."""
+
+    def record_many(self, at, entries):
+        return Repository.record_many(self, at, entries)
+
+
+class Batched(SqlRepository):
+    """Counts the rules written together; with ``fail_first``, the first shared transaction fails after its
+    statements ran."""
+
+    fail_first = False
+
+    def __init__(self, db) -> None:  # noqa: F811
+        super().__init__(db)
+        self.together = 0
+        self.failed = 0
+
+    def _record_states(self, entries):
+        if not self.fail_first or self.failed:
+            self.together += len(entries)
+            return super()._record_states(entries)
+        self.failed += 1
+        real = self.db.session
+
+        @contextmanager
+        def failing():
+            with real() as session:
+                yield session
+                session.flush()
+                raise RuntimeError("the store went away")
+
+        self.db.session = failing
+        try:
+            return super()._record_states(entries)
+        finally:
+            del self.db.session
+
+
+class BatchedFailsOnce(Batched):
+    fail_first = True
+
+
+def snapshot(db, ids: list[int]):  # noqa: F811
+    """Everything the rules wrote, by position of the rule in ``ids``."""
+    position = {rule_id: i for i, rule_id in enumerate(ids)}
+    with db.session() as s:
+        states = sorted((position[r.rule_id], r.series_key, r.state, r.severity, r.since, r.last_evaluated_at,
+                         repr(r.last_values), repr(r.machine), r.alert_id is not None, repr(r.labels), r.last_error)
+                        for r in s.scalars(select(RuleState).where(RuleState.rule_id.in_(ids))))
+        alerts = sorted((position[a.rule_id], a.series_key, a.state, a.severity, a.started_at, a.resolved_at)
+                        for a in s.scalars(select(Alert).where(Alert.rule_id.in_(ids))))
+        events = sorted((position[a.rule_id], e.kind, e.at, e.from_state, e.to_state)
+                        for e, a in s.execute(select(AlertEvent, Alert).join(Alert).where(Alert.rule_id.in_(ids))))
+        outbox = sorted((position[o.rule_id], o.kind, o.status)
+                        for o in s.scalars(select(NotificationOutbox).where(NotificationOutbox.rule_id.in_(ids))))
+    return states, alerts, events, outbox
+
+
+@pytest.mark.parametrize("repository", [Batched, BatchedFailsOnce])
+def test_batched_writes_leave_the_store_as_one_transaction_per_rule(db, workspace, alice, source,  # noqa: F811
+                                                                   repository) -> None:
+    ws = workspace(alice)
+    prefix = repository.__name__.lower()
+    ids = {}
+    for kind in ("batched", "reference"):
+        ids[kind] = [ws.rules.create(text.format(name=f"{prefix}_{kind}_{i}")).id for i, text in enumerate(TEXTS)]
+    store_rules = StoreRules(db)
+    every = list(store_rules.current())
+    by_store_id = {r.store_id: r for r in every}
+    batched = Runner(store_rules, repository(db), Evaluator(source))
+    reference = Runner(store_rules, OneByOne(db), Evaluator(source))
+    for i in range(len(PRICES["A"])):
+        at = T0 + i * MIN + timedelta(seconds=30)
+        one = batched.tick(at, rules=[by_store_id[r] for r in ids["batched"]], all_rules=True)
+        two = reference.tick(at, rules=[by_store_id[r] for r in ids["reference"]], all_rules=True)
+        assert one.errors == two.errors == {}
+        assert (one.transitions, one.notifications, one.outbox_rows) == \
+            (two.transitions, two.notifications, two.outbox_rows)
+    got, expected = snapshot(db, ids["batched"]), snapshot(db, ids["reference"])
+    assert got == expected
+    assert expected[0] and expected[1] and expected[2]  # states, alerts and events were written
+    assert batched.repository.together >= 2  # some rules' states were written together
+    assert batched.repository.failed == (1 if repository.fail_first else 0)
+    with db.session() as s:
+        assert all(r.last_error is None for r in s.scalars(select(Rule).where(Rule.id.in_(ids["batched"]))))
