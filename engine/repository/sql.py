@@ -150,6 +150,9 @@ class SqlRepository(Repository):
             channels = self._channels(session, rule) if any(u.step.notifications for u in updates) else {}
             rows = {r.series_key: r for r in session.scalars(select(RuleState).where(
                 RuleState.rule_id == rule_id, RuleState.series_key.in_([u.series_key for u in updates])))}
+            alerts: dict[int, Alert] = {}  # the series' alerts, read at once (one get per series flushes each time)
+            for chunk in _chunks(sorted({r.alert_id for r in rows.values() if r.alert_id})):
+                alerts.update((a.id, a) for a in session.scalars(select(Alert).where(Alert.id.in_(chunk))))
             for u in updates:
                 row = rows.get(u.series_key)
                 if row is None:
@@ -159,7 +162,7 @@ class SqlRepository(Repository):
                     row.labels = dict(u.labels)
                 state = u.step.state
                 labels = alert_labels(rule, row.labels or {})
-                alert = session.get(Alert, row.alert_id) if row.alert_id else None
+                alert = alerts.get(row.alert_id) if row.alert_id else None
                 for change in alert_changes(u.step.transitions, alert.severity if alert else None):
                     t = change.transition
                     if change.action == "open":
