@@ -88,6 +88,9 @@ def _serve_http(db, host: str, port: int) -> None:  # noqa: ANN001
         auth=http_auth_settings(f"http://{host}:{port}"),
         log_level="INFO",
     )
+    from .server.health import register_health
+
+    register_health(server, db)
     print(f"monitors-mcp: serving streamable HTTP on http://{host}:{port}/mcp (bearer token required)", file=sys.stderr)
     anyio.run(lambda: server.run_streamable_http_async(host=host, port=port))
 

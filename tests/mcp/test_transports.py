@@ -188,3 +188,13 @@ async def test_http_two_users_are_isolated(db: Database, http_server) -> None:
     text = log.read_text()
     assert SECRET not in text and alice_token not in text and bob_token not in text
     assert "Traceback" not in text
+
+
+async def test_http_health_endpoints_need_no_token_and_reveal_nothing(db: Database, http_server) -> None:
+    url, _ = http_server
+    base = url.rsplit("/mcp", 1)[0]
+    async with httpx2.AsyncClient() as http:
+        healthz = await http.get(f"{base}/healthz")
+        readyz = await http.get(f"{base}/readyz")
+    assert (healthz.status_code, healthz.json()) == (200, {"status": "ok"})
+    assert (readyz.status_code, readyz.json()) == (200, {"status": "ready"})
