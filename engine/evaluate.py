@@ -52,6 +52,20 @@ def series_key(labels: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+_SERIES_KEYS: dict[tuple, str] = {}
+
+
+def _series_key(groups: tuple[str, ...], key: tuple) -> str:
+    """``series_key`` of the labels ``zip(groups, key)``, remembered: the same series recur every tick."""
+    cache_key = (groups, key)
+    found = _SERIES_KEYS.get(cache_key)
+    if found is None:
+        if len(_SERIES_KEYS) > 200_000:
+            _SERIES_KEYS.clear()
+        found = _SERIES_KEYS[cache_key] = series_key(dict(zip(groups, key)))
+    return found
+
+
 @dataclass
 class ScanRows:
     """One answered query, read once: group values per row and each term column as a list."""
@@ -437,5 +451,5 @@ def _join(rule: EngineRule, indices: Iterable[int], scan_rows: dict[int, ScanRow
         for column in all_columns:
             row.setdefault(column, None)
         labels = dict(zip(groups, key))
-        out.append((series_key(labels), labels, row))
+        out.append((_series_key(groups, key), labels, row))
     return out

@@ -19,7 +19,9 @@ from typing import Any, Iterable, Mapping
 
 import monitors_dsl
 from monitors_dsl import ast as a
+from monitors_dsl._api import analyze
 from monitors_dsl.printer import print_expr
+from monitors_dsl.sql import Term
 from monitors_dsl.shapes import BoundRule, Shape, Split, compile_shape, split_canonical
 
 from .state import Clauses, FlapDetection
@@ -47,6 +49,11 @@ class EngineRule:
     description: str | None = None
     condition: str = ""
     value_column: str | None = None
+    #: the store's integer id, when the rule comes from the store (``None`` otherwise); worked out from ``id``
+    store_id: int | None = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "store_id", int(self.id) if self.id.isdigit() else None)
 
     @property
     def terms(self):
@@ -55,11 +62,6 @@ class EngineRule:
     @property
     def group_by(self) -> tuple[str, ...]:
         return self.compiled.group_by
-
-    @property
-    def store_id(self) -> int | None:
-        """The store's integer id, when the rule comes from the store."""
-        return int(self.id) if self.id.isdigit() else None
 
     def __repr__(self) -> str:
         return f"<EngineRule {self.id} {self.name or self.condition!r} v{self.version}>"
@@ -218,7 +220,7 @@ class RuleBuilder:
 
     def _learn(self, canonical: str, split: Split, shape, meta) -> bool:
         """Compile one rule in full and remember its shape and clauses (checked against the plain build)."""
-        compiled = monitors_dsl.compile_rule(canonical)  # raises for a rule that does not compile
+        compiled = _checked(canonical)  # raises for a rule that does not compile
         self.full_compiles += 1
         parsed = compiled.rule
         key = (split.skeleton, split.severity)
@@ -281,6 +283,42 @@ class RuleBuilder:
             if rule is not None:
                 out.append(rule)
         return out
+
+
+class _Checked:
+    """A rule parsed and checked in full, with its terms and columns: what ``build_rule`` and ``_same`` read of
+    a ``CompiledRule``, without generating its predicate (the shape generates its own)."""
+
+    __slots__ = ("rule", "terms", "_columns")
+
+    def __init__(self, rule: a.Rule) -> None:
+        self.rule = rule
+        found: dict[tuple, Term] = {}
+        columns: dict[a.Aggregate, str] = {}
+        for expr in [cond for _, cond in rule.conditions] + [rule.resolve_when]:
+            if expr is not None:
+                for node in a.aggregates(expr):
+                    term = Term.from_aggregate(node, rule.group_by)
+                    columns[node] = term.column
+                    found.setdefault(term.key, term)
+        self.terms = tuple(found.values())
+        self._columns = columns
+
+    @property
+    def group_by(self) -> tuple[str, ...]:
+        return self.rule.group_by
+
+    def column(self, node: a.Aggregate) -> str:
+        return self._columns[node]
+
+
+def _checked(canonical: str) -> _Checked | monitors_dsl.CompiledRule:
+    """The rule of ``canonical`` parsed and checked as ``compile_rule`` does (which raises when it does not
+    compile, and is what a text with errors or not one rule gets, for the same error)."""
+    rules, diagnostics = analyze(canonical)
+    if any(d.severity == "error" for d in diagnostics) or len(rules) != 1:
+        return monitors_dsl.compile_rule(canonical)
+    return _Checked(rules[0])
 
 
 def _same(reference: EngineRule, candidate: EngineRule, compiled: monitors_dsl.CompiledRule) -> bool:

@@ -33,7 +33,7 @@ from typing import Mapping
 
 from . import ast as a
 from .predicate import Decision, ShapePredicate, decision_of, generate_source
-from .sql import Term, sql_for_terms, terms_of
+from .sql import Term, sql_for_terms
 
 __all__ = ["Split", "Shape", "BoundRule", "split_canonical", "compile_shape", "number_value", "FLIPPED"]
 
@@ -224,9 +224,12 @@ def compile_shape(rule: a.Rule, canonical: str, split: Split) -> Shape:
         else:
             fixed.append((index, text))
     columns: dict[a.Aggregate, str] = {}
+    found: dict[tuple, Term] = {}  # the terms, as ``terms_of`` gives them: each aggregate read once
     for expr in expressions:
         for node in a.aggregates(expr):
-            columns[node] = Term.from_aggregate(node, rule.group_by).column
+            term = Term.from_aggregate(node, rule.group_by)
+            columns[node] = term.column
+            found.setdefault(term.key, term)
     source = generate_source(rule, columns.__getitem__, params) if params else None
     predicate = ShapePredicate(source if source else _constant_source(rule, columns), "<shape>")
     param_set = set(positions)
@@ -237,7 +240,7 @@ def compile_shape(rule: a.Rule, canonical: str, split: Split) -> Shape:
     if nodes:
         first = min(enumerate(nodes), key=lambda pair: (pair[1].span.start, pair[0]))[1]
         value_column = columns[first]
-    return Shape(split.skeleton, terms_of(rule), tuple(rule.group_by), predicate, tuple(positions), tuple(fixed),
+    return Shape(split.skeleton, tuple(found.values()), tuple(rule.group_by), predicate, tuple(positions), tuple(fixed),
                  template, value_column, rule.resolve_when is not None,
                  tuple(severity for severity, _ in rule.conditions), thresholds, columns)
 

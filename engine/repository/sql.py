@@ -11,12 +11,16 @@ so a tick run again, or by another replica, adds nothing.
 A channel the rule names but its owner does not have gets a ``failed`` row
 saying so: the notification is visible, never silently dropped.
 
-``record_many`` writes a tick's rules: those whose tick only changes series
-states (no alert opened, changed or closed, no notification) together, in
-one transaction (bulk update and insert of ``rule_states``), and each other
-rule in its own transaction, as ``record``. If the shared transaction fails,
-nothing of it was written and each of its rules is written again on its own,
-so a failure still leaves no rule half-written and stops only the rule at fault.
+``record_many`` writes a tick's rules in few transactions: those whose tick
+only changes series states (no alert opened, changed or closed, no
+notification) together (bulk update and insert of ``rule_states``), then the
+others together, whole rules of about 5,000 series updates per transaction:
+alerts opened (inserted in one statement, their ids read back in order),
+changed and closed, their events, ``rule_states`` and outbox rows, each
+table written in bulk, as ``record`` would write each rule. If a
+shared transaction fails, nothing of it was written and each of its rules is
+written again on its own (``record``, one transaction per rule), so a failure
+still leaves no rule half-written and stops only the rule at fault.
 """
 
 from __future__ import annotations
@@ -48,6 +52,40 @@ def _chunks(items: list, size: int = _CHUNK):
         yield items[start:start + size]
 
 
+_BATCH_UPDATES = 5000
+
+
+def _batches(entries: list, size: int | None = None):
+    """Consecutive runs of whole rules' entries with about ``size`` series updates each at most (a rule with
+    more is a run of its own): a transaction's rows stay few enough to hold in memory at once."""
+    size = size or _BATCH_UPDATES
+    batch: list = []
+    count = 0
+    for entry in entries:
+        n = len(entry[1])
+        if batch and count + n > size:
+            yield batch
+            batch, count = [], 0
+        batch.append(entry)
+        count += n
+    if batch:
+        yield batch
+
+
+def _update_by_id(session, table: sa.Table, rows: list[dict]) -> None:
+    """``UPDATE … WHERE id = ?`` for each row (its ``id`` and the columns to set), one statement per set of
+    columns, executed for many rows at once."""
+    shapes: dict[tuple, list[dict]] = {}
+    for row in rows:
+        shapes.setdefault(tuple(sorted(k for k in row if k != "id")), []).append(row)
+    for columns, group in shapes.items():
+        stmt = (sa.update(table).where(table.c.id == sa.bindparam("_id"))
+                .values({name: sa.bindparam(name) for name in columns}))
+        for chunk in _chunks(group):
+            session.execute(stmt, [{**{k: v for k, v in row.items() if k != "id"}, "_id": row["id"]}
+                                   for row in chunk])
+
+
 def _states_only(updates: Sequence[SeriesUpdate]) -> bool:
     """Whether a rule's tick writes series states only: no notification, no alert opened, changed or closed."""
     return not any(u.step.notifications or alert_changes(u.step.transitions) for u in updates)
@@ -59,6 +97,29 @@ def _since(state: SeriesState) -> datetime | None:
     if state.state == "pending":
         return state.pending_since
     return None
+
+
+class _Alert:
+    """An alert as a batch of ticks sees it: read (or opened) once, changed in place, written at the end."""
+
+    __slots__ = ("id", "severity", "state", "acknowledged_at", "row", "changes")
+
+    def __init__(self, id_: int | None, severity: str, state: str, acknowledged_at) -> None:
+        self.id = id_
+        self.severity = severity
+        self.state = state
+        self.acknowledged_at = acknowledged_at
+        self.row: dict | None = None  # the values to insert, for an alert opened in the batch
+        self.changes: dict = {}  # the columns to update, for an alert already stored
+
+    def set(self, **changes) -> None:
+        for name in ("severity", "state"):
+            if name in changes:
+                setattr(self, name, changes[name])
+        if self.row is not None:
+            self.row.update(changes)
+        else:
+            self.changes.update(changes)
 
 
 class SqlRepository(Repository):
@@ -232,6 +293,23 @@ class SqlRepository(Repository):
                         known = self._states.setdefault(rule.id, {})
                         for u in updates:
                             known[u.series_key] = u.step.state
+        changing = [e for e in entries if e[0].store_id is not None and e[0].id not in out]
+        for batch in _batches(changing):
+            if len(batch) < 2:
+                continue
+            try:
+                added = self._record_alerts(batch)
+            except Exception:  # nothing of it was written: each rule on its own below
+                log.warning("writing %d rules' alerts together failed; writing them one by one", len(batch),
+                            exc_info=True)
+                self.forget([rule.id for rule, _, _ in batch])
+            else:
+                for rule, updates, _ in batch:
+                    out[rule.id] = added[rule.id]
+                    if rule.id in self._loaded:
+                        known = self._states.setdefault(rule.id, {})
+                        for u in updates:
+                            known[u.series_key] = u.step.state
         for rule, updates, silenced in entries:
             if rule.id in out:
                 continue
@@ -285,10 +363,187 @@ class SqlRepository(Repository):
                 if u.labels is not None:
                     values["labels"] = dict(u.labels)
                 changed.append(values)
-            for chunk in _chunks(changed):
-                session.execute(update(RuleState), chunk)  # by primary key, one statement per shape
+            _update_by_id(session, RuleState.__table__, changed)
             for chunk in _chunks(added):
                 session.execute(sa.insert(RuleState), chunk)
+
+    def _record_alerts(self, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]]) -> dict[str, int]:
+        """Several rules' ticks, alerts, events and outbox rows included, in one transaction (as ``_record``
+        for each, in order): reads and writes in bulk; the outbox rows added per rule."""
+        added: dict[str, int] = {}
+        with self.db.session() as session:
+            # the owners' channels the rules name, for the rules that notify
+            names: dict[int, set[str]] = {}
+            for rule, updates, _ in entries:
+                if rule.channels and any(u.step.notifications for u in updates):
+                    names.setdefault(rule.owner_id, set()).update(rule.channels)
+            channels: dict[tuple[int, str], int] = {}
+            for owner_id, wanted_names in names.items():
+                rows = session.execute(select(NotificationChannel.name, NotificationChannel.id).where(
+                    NotificationChannel.owner_id == owner_id, NotificationChannel.name.in_(sorted(wanted_names))))
+                channels.update(((owner_id, name), id_) for name, id_ in rows)
+            # the series' rows and their alerts
+            wanted = {(rule.store_id, u.series_key) for rule, updates, _ in entries for u in updates}
+            found: dict[tuple[int, str], tuple[int, int | None, dict | None]] = {}
+            rule_ids = sorted({rule.store_id for rule, _, _ in entries})
+            for chunk in _chunks(rule_ids):
+                in_chunk = set(chunk)
+                keys = sorted({key for (rule_id, key) in wanted if rule_id in in_chunk})
+                for key_chunk in _chunks(keys):
+                    rows = session.execute(select(RuleState.id, RuleState.rule_id, RuleState.series_key,
+                                                  RuleState.alert_id, RuleState.labels)
+                                           .where(RuleState.rule_id.in_(chunk), RuleState.series_key.in_(key_chunk)))
+                    for id_, rule_id, key, alert_id, labels in rows:
+                        if (rule_id, key) in wanted:
+                            found[(rule_id, key)] = (id_, alert_id, labels)
+            alerts: dict[int, _Alert] = {}
+            for chunk in _chunks(sorted({v[1] for v in found.values() if v[1]})):
+                rows = session.execute(select(Alert.id, Alert.severity, Alert.state, Alert.acknowledged_at)
+                                       .where(Alert.id.in_(chunk)))
+                alerts.update((id_, _Alert(id_, severity, state, acknowledged_at))
+                              for id_, severity, state, acknowledged_at in rows)
+            new_alerts: list[_Alert] = []
+            events: list[tuple[_Alert, dict]] = []
+            changed_states: list[tuple[dict, _Alert | None]] = []
+            added_states: list[tuple[dict, _Alert | None]] = []
+            outbox: list[tuple[str, _Alert | None, dict]] = []
+            for rule, updates, silenced in entries:
+                rule_id = rule.store_id
+                added[rule.id] = 0
+                for u in updates:
+                    existing = found.get((rule_id, u.series_key))
+                    if existing is None:
+                        row_labels = dict(u.labels or {})
+                        alert_id = None
+                    else:
+                        row_labels = dict(u.labels) if u.labels is not None else existing[2]
+                        alert_id = existing[1]
+                    labels = alert_labels(rule, row_labels or {})
+                    alert = alerts.get(alert_id) if alert_id else None
+                    values_now = u.evaluation.values
+                    for change in alert_changes(u.step.transitions, alert.severity if alert else None):
+                        t = change.transition
+                        if change.action == "open":
+                            alert = _Alert(None, t.severity, "firing", None)
+                            alert.row = {"rule_id": rule_id, "owner_id": rule.owner_id, "series_key": u.series_key,
+                                         "labels": labels, "severity": t.severity, "state": "firing",
+                                         "started_at": t.at, "resolved_at": None,
+                                         "values_at_start": dict(values_now), "values_at_resolution": None}
+                            new_alerts.append(alert)
+                        elif alert is None:
+                            continue
+                        elif change.action == "severity":
+                            alert.set(severity=t.severity)
+                        else:
+                            alert.set(state="resolved", resolved_at=t.at, values_at_resolution=dict(values_now))
+                        events.append((alert, {"at": t.at, "kind": change.event, "from_state": t.from_state,
+                                               "to_state": t.to_state, "severity": t.severity,
+                                               "values": dict(values_now)}))
+                    state = u.step.state
+                    values = {
+                        "machine": state.to_dict(),
+                        "state": state.state,
+                        "severity": state.severity,
+                        "since": _since(state),
+                        "last_evaluated_at": state.last_evaluated_at,
+                        "last_values": dict(state.last_values),
+                        "last_notified_at": state.last_notified_at,
+                        "last_error": None,
+                    }
+                    holder = alert if (alert is not None and alert.state == "firing") else None
+                    if existing is None:
+                        values.update(rule_id=rule_id, series_key=u.series_key, labels=row_labels)
+                        added_states.append((values, holder))
+                    else:
+                        values["id"] = existing[0]
+                        if u.labels is not None:
+                            values["labels"] = row_labels
+                        changed_states.append((values, holder))
+                    acknowledged = bool(alert is not None and alert.acknowledged_at is not None)
+                    for n in u.step.notifications:
+                        status = outbox_status(n, silenced=silenced, acknowledged=acknowledged)
+                        for name in rule.channels:
+                            channel_id = channels.get((rule.owner_id, name))
+                            suffix = str(channel_id) if channel_id is not None else f"missing:{name}"
+                            outbox.append((rule.id, alert, {
+                                "idempotency_key": f"{n.idempotency_key}:{suffix}",
+                                "owner_id": rule.owner_id,
+                                "rule_id": rule_id,
+                                "channel_id": channel_id,
+                                "kind": n.kind,
+                                "payload": notification_payload(rule, n, labels, name),
+                                "status": status if channel_id is not None else "failed",
+                                "attempts": 0,
+                                "next_attempt_at": None,
+                                "last_error": None if channel_id is not None
+                                else f"no notification channel named {name!r}",
+                                "created_at": utcnow(),
+                            }))
+            # alerts opened: inserted first, their ids read back in order
+            if new_alerts:
+                for alert, id_ in zip(new_alerts, self._insert_returning_ids(session, Alert.__table__,
+                                                                             [a.row for a in new_alerts])):
+                    alert.id = id_
+            shapes: dict[tuple, list[dict]] = {}
+            for alert in alerts.values():
+                if alert.changes:
+                    shapes.setdefault(tuple(sorted(alert.changes)), []).append({"id": alert.id, **alert.changes})
+            for rows in shapes.values():
+                _update_by_id(session, Alert.__table__, rows)
+            for values, holder in changed_states:
+                values["alert_id"] = holder.id if holder is not None else None
+            for values, holder in added_states:
+                values["alert_id"] = holder.id if holder is not None else None
+            _update_by_id(session, RuleState.__table__, [v for v, _ in changed_states])
+            for chunk in _chunks([v for v, _ in added_states]):
+                session.execute(sa.insert(RuleState), chunk)
+            event_rows = [{"alert_id": alert.id, **values} for alert, values in events]
+            for chunk in _chunks(event_rows):
+                session.execute(sa.insert(AlertEvent.__table__), chunk)
+            if outbox:
+                table = NotificationOutbox.__table__
+                keys = sorted({values["idempotency_key"] for _, _, values in outbox})
+                seen: set[str] = set()
+                for chunk in _chunks(keys):
+                    seen.update(session.scalars(select(table.c.idempotency_key)
+                                                .where(table.c.idempotency_key.in_(chunk))))
+                rows = []
+                for rule_key, alert, values in outbox:
+                    if values["idempotency_key"] in seen:
+                        continue
+                    seen.add(values["idempotency_key"])
+                    rows.append({**values, "alert_id": alert.id if alert is not None else None})
+                    added[rule_key] += 1
+                for chunk in _chunks(rows):
+                    session.execute(self._outbox_insert(session), chunk)  # still guarded against another writer
+        return added
+
+    @staticmethod
+    def _insert_returning_ids(session, table, rows: list[dict]) -> list[int]:
+        """Insert rows, returning their ids in the rows' order (in one statement where the store can)."""
+        if session.bind.dialect.insert_executemany_returning_sort_by_parameter_order:
+            ids: list[int] = []
+            for chunk in _chunks(rows):
+                result = session.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), chunk)
+                ids.extend(result.scalars().all())
+            return ids
+        return [session.execute(sa.insert(table).values(**row)).inserted_primary_key[0] for row in rows]
+
+    @staticmethod
+    def _outbox_insert(session):
+        """An outbox insert that skips a row whose idempotency key exists."""
+        table = NotificationOutbox.__table__
+        dialect = session.bind.dialect.name
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+
+            return insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
+        if dialect in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import insert
+
+            stmt = insert(table)
+            return stmt.on_duplicate_key_update(idempotency_key=stmt.inserted.idempotency_key)
+        return sa.insert(table)
 
     def _channels(self, session, rule: EngineRule) -> dict[str, int]:
         if not rule.channels:

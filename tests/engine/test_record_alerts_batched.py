@@ -1,0 +1,105 @@
+"""A tick's rules that open, change or close alerts or queue notifications written together (SQLite and
+MariaDB): the store ends as with one transaction per rule, also when that shared transaction fails (nothing
+of it is kept; each rule is then written on its own)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from engine.evaluate import Evaluator
+from engine.repository import SqlRepository
+from engine.rules import StoreRules
+from engine.runner import Runner
+from monitors_mcp.store import Rule
+from tests.engine.test_record_many import MIN, PRICES, T0, TEXTS, OneByOne, snapshot, source  # noqa: F401
+from tests.mcp.conftest import alice, db, new_user, secrets, workspace  # noqa: F401 - the store fixtures
+
+
+class AlertsTogether(SqlRepository):
+    """Counts the rules whose alerts were written together; with ``fail_first``, the first such transaction
+    fails after its statements ran."""
+
+    fail_first = False
+
+    def __init__(self, db) -> None:  # noqa: F811
+        super().__init__(db)
+        self.together = 0
+        self.failed = 0
+
+    def _record_alerts(self, entries):
+        if not self.fail_first or self.failed:
+            self.together += len(entries)
+            return super()._record_alerts(entries)
+        self.failed += 1
+        real = self.db.session
+
+        @contextmanager
+        def failing():
+            with real() as session:
+                yield session
+                session.flush()
+                raise RuntimeError("the store went away")
+
+        self.db.session = failing
+        try:
+            return super()._record_alerts(entries)
+        finally:
+            del self.db.session
+
+
+class AlertsTogetherFailOnce(AlertsTogether):
+    fail_first = True
+
+
+class AlertsInSmallBatches(AlertsTogether):
+    """Transactions of a few series updates each (whole rules)."""
+
+    def record_many(self, at, entries):
+        import engine.repository.sql as sql
+
+        saved, sql._BATCH_UPDATES = sql._BATCH_UPDATES, 3
+        try:
+            return super().record_many(at, entries)
+        finally:
+            sql._BATCH_UPDATES = saved
+
+
+@pytest.mark.parametrize("repository", [AlertsTogether, AlertsTogetherFailOnce, AlertsInSmallBatches])
+def test_alert_writes_together_leave_the_store_as_one_transaction_per_rule(db, workspace, alice,  # noqa: F811
+                                                                          source, repository) -> None:  # noqa: F811
+    ws = workspace(alice)
+    prefix = repository.__name__.lower()
+    texts = TEXTS + [
+        'rule {name} {{ when last(crypto.price, 1m) > 4\n group by symbol\n notify hook }}',
+        'rule {name} {{ critical when last(crypto.price{{symbol="B"}}, 1m) > 6\n'
+        ' warning when last(crypto.price{{symbol="B"}}, 1m) > 5\n notify hook }}',
+    ]
+    ids = {}
+    for kind in ("batched", "reference"):
+        ids[kind] = [ws.rules.create(text.format(name=f"{prefix}_{kind}_{i}")).id for i, text in enumerate(texts)]
+    store_rules = StoreRules(db)
+    by_store_id = {r.store_id: r for r in store_rules.current()}
+    batched = Runner(store_rules, repository(db), Evaluator(source))
+    reference = Runner(store_rules, OneByOne(db), Evaluator(source))
+    for i in range(len(PRICES["A"])):
+        at = T0 + i * MIN + timedelta(seconds=30)
+        one = batched.tick(at, rules=[by_store_id[r] for r in ids["batched"]], all_rules=True)
+        two = reference.tick(at, rules=[by_store_id[r] for r in ids["reference"]], all_rules=True)
+        assert one.errors == two.errors == {}
+        assert (one.transitions, one.notifications, one.outbox_rows) == \
+            (two.transitions, two.notifications, two.outbox_rows)
+    got, expected = snapshot(db, ids["batched"]), snapshot(db, ids["reference"])
+    assert got == expected
+    assert expected[1] and expected[2] and expected[3]  # alerts, events and outbox rows were written
+    assert batched.repository.together >= 2  # some rules' alerts were written together
+    assert batched.repository.failed == (1 if repository.fail_first else 0)
+    # the same tick again (states read from the store anew) adds nothing
+    again = Runner(store_rules, repository(db), Evaluator(source))
+    again.tick(at, rules=[by_store_id[r] for r in ids["batched"]], all_rules=True)
+    assert snapshot(db, ids["batched"]) == got
+    with db.session() as s:
+        assert all(r.last_error is None for r in s.scalars(select(Rule).where(Rule.id.in_(ids["batched"]))))
