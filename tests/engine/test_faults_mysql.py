@@ -79,8 +79,12 @@ def test_three_replicas_one_killed_mid_run(rig) -> None:
     # Leases long enough that a replica slowed down by a busy machine does not lose them between its loops.
     env = dict(base_env(db.url, key, influx), MONITORS_ENGINE_LEASE_DURATION="6")
     rules = [ws.rules.create(rule_text(f"r{i}", threshold=100 + i)).id for i in range(12)]
+    # A replica killed while sending leaves its claimed outbox rows to be taken again once the claim runs
+    # out (twice the attempt timeout plus 30 s): keep that short here.
+    config = tmp / "engine.toml"
+    config.write_text("attempt_timeout = 3\nfirst_backoff = 1\nmax_backoff = 2\n")
     replicas = [EngineProcess(dict(env, MONITORS_ENGINE_REPLICA=f"rep-{n}"), tmp / f"rep-{n}.log",
-                              "--log-level", "debug") for n in "abc"]
+                              "--log-level", "debug", "--config", str(config)) for n in "abc"]
     try:
         for r in replicas:
             r.start()
