@@ -58,8 +58,8 @@ def test_parse_raises_only_dsl_error(text):
         assert error.diagnostics
 
 
-# Up to 60 KB of pathological nesting: well under a second on an idle machine (see the timings in
-# docs/benchmarks.md); the deadline leaves room for a loaded CI machine.
+# Up to 60 KB of pathological nesting: well under a second on an idle machine; the deadline leaves
+# room for a loaded one.
 @settings(max_examples=50, deadline=timedelta(seconds=3))
 @given(st.integers(1, 5000), st.sampled_from(["(", "not ", "-", "last(a.b) + ", "abs(", "{", "rule x { "]))
 def test_deep_and_repetitive_input_is_reported_not_crashed(count, piece):
