@@ -91,6 +91,20 @@ def _states_only(updates: Sequence[SeriesUpdate]) -> bool:
     return not any(u.step.notifications or alert_changes(u.step.transitions) for u in updates)
 
 
+def _state_columns(state: SeriesState) -> dict:
+    """The ``rule_states`` columns written for a series state (its full state, and the readable parts)."""
+    return {
+        "machine": state.to_dict(),
+        "state": state.state,
+        "severity": state.severity,
+        "since": _since(state),
+        "last_evaluated_at": state.last_evaluated_at,
+        "last_values": dict(state.last_values),
+        "last_notified_at": state.last_notified_at,
+        "last_error": None,
+    }
+
+
 def _since(state: SeriesState) -> datetime | None:
     if state.state == FIRING:
         return state.firing_since
@@ -342,16 +356,7 @@ class SqlRepository(Repository):
             changed, added = [], []
             for (rule_id, key), u in wanted.items():
                 state = u.step.state
-                values = {
-                    "machine": state.to_dict(),
-                    "state": state.state,
-                    "severity": state.severity,
-                    "since": _since(state),
-                    "last_evaluated_at": state.last_evaluated_at,
-                    "last_values": dict(state.last_values),
-                    "last_notified_at": state.last_notified_at,
-                    "last_error": None,
-                }
+                values = _state_columns(state)
                 existing = found.get((rule_id, key))
                 if existing is None:
                     added.append({"rule_id": rule_id, "series_key": key, "labels": dict(u.labels or {}),
@@ -440,16 +445,7 @@ class SqlRepository(Repository):
                                                "to_state": t.to_state, "severity": t.severity,
                                                "values": dict(values_now)}))
                     state = u.step.state
-                    values = {
-                        "machine": state.to_dict(),
-                        "state": state.state,
-                        "severity": state.severity,
-                        "since": _since(state),
-                        "last_evaluated_at": state.last_evaluated_at,
-                        "last_values": dict(state.last_values),
-                        "last_notified_at": state.last_notified_at,
-                        "last_error": None,
-                    }
+                    values = _state_columns(state)
                     holder = alert if (alert is not None and alert.state == "firing") else None
                     if existing is None:
                         values.update(rule_id=rule_id, series_key=u.series_key, labels=row_labels)
