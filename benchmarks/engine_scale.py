@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 import pyarrow as pa  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
+from _report import write_section  # noqa: E402
 from engine.evaluate import Evaluator  # noqa: E402
 from engine.repository import SqlRepository  # noqa: E402
 from engine.rules import StoreRules  # noqa: E402
@@ -390,15 +391,6 @@ CHANGES = [
     "Not measured here: the MariaDB store at these sizes, and the per-replica tick cost with 1, 2 and 3 replicas "
     "(`engine/leases.py`).",
 ]
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replaces (or appends) the section starting with this section's heading."""
-    heading = section.splitlines()[0]
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
