@@ -4,7 +4,7 @@ of it is kept; each rule is then written on its own)."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from functools import partial
 from datetime import timedelta
 
 import pytest
@@ -15,7 +15,8 @@ from engine.repository import SqlRepository
 from engine.rules import StoreRules
 from engine.runner import Runner
 from monitors_mcp.store import Rule
-from tests.engine.test_record_many import MIN, PRICES, T0, TEXTS, OneByOne, snapshot, source  # noqa: F401
+from tests.engine.test_record_many import (  # noqa: F401
+    MIN, PRICES, T0, TEXTS, OneByOne, in_failing_sessions, snapshot, source)
 from tests.mcp.conftest import alice, db, new_user, secrets, workspace  # noqa: F401 - the store fixtures
 
 
@@ -35,20 +36,7 @@ class AlertsTogether(SqlRepository):
             self.together += len(entries)
             return super()._record_alerts(entries)
         self.failed += 1
-        real = self.db.session
-
-        @contextmanager
-        def failing():
-            with real() as session:
-                yield session
-                session.flush()
-                raise RuntimeError("the store went away")
-
-        self.db.session = failing
-        try:
-            return super()._record_alerts(entries)
-        finally:
-            del self.db.session
+        return in_failing_sessions(self.db, partial(super()._record_alerts, entries))
 
 
 class AlertsTogetherFailOnce(AlertsTogether):

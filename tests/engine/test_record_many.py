@@ -5,6 +5,7 @@ when the shared transaction fails (nothing of it is kept; each rule is then writ
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import partial
 from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
@@ -54,6 +55,25 @@ class OneByOne(SqlRepository):
         return Repository.record_many(self, at, entries)
 
 
+def in_failing_sessions(db, call):  # noqa: F811
+    """``call()`` with the store's transactions failing after their statements ran, as a store going away
+    at commit would; the sessions are restored afterwards."""
+    real = db.session
+
+    @contextmanager
+    def failing():
+        with real() as session:
+            yield session
+            session.flush()
+            raise RuntimeError("the store went away")
+
+    db.session = failing
+    try:
+        return call()
+    finally:
+        del db.session
+
+
 class Batched(SqlRepository):
     """Counts the rules written together; with ``fail_first``, the first shared transaction fails after its
     statements ran."""
@@ -70,20 +90,7 @@ class Batched(SqlRepository):
             self.together += len(entries)
             return super()._record_states(entries)
         self.failed += 1
-        real = self.db.session
-
-        @contextmanager
-        def failing():
-            with real() as session:
-                yield session
-                session.flush()
-                raise RuntimeError("the store went away")
-
-        self.db.session = failing
-        try:
-            return super()._record_states(entries)
-        finally:
-            del self.db.session
+        return in_failing_sessions(self.db, partial(super()._record_states, entries))
 
 
 class BatchedFailsOnce(Batched):
