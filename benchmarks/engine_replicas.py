@@ -106,7 +106,7 @@ class _Replica:
         w0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()
         report = self.runner.tick(T0 + t * MIN, all_rules=True)
         wall, cpu, process = time.perf_counter() - w0, time.thread_time() - c0, time.process_time() - p0
-        evaluated = sorted(r.rule.store_id for r in report.evaluation.results) if report.evaluation else []
+        evaluated = sorted(r.store_id for r in report.evaluation.rules) if report.evaluation else []
         return {"t": t, "wall": wall, "cpu": cpu, "process": process, "held": len(self.leases.held),
                 "rules": report.rules, "evaluated": evaluated, "queries": report.queries, "scans": report.scans,
                 "transitions": report.transitions, "errors": len(report.errors), "unheld": report.unheld,

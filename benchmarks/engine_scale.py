@@ -42,6 +42,7 @@ from sqlalchemy import insert  # noqa: E402
 
 from _report import write_section  # noqa: E402
 from engine.evaluate import Evaluator  # noqa: E402
+from engine.main import tune_garbage_collector  # noqa: E402
 from engine.repository import SqlRepository  # noqa: E402
 from engine.rules import StoreRules  # noqa: E402
 from engine.runner import Runner  # noqa: E402
@@ -167,6 +168,7 @@ def peak_rss_mb() -> float:
 
 
 def run(url: str, n: int, ticks: int, seed: int = 7) -> dict:
+    tune_garbage_collector()  # as monitors-engine does
     rng = random.Random(seed)
     prices = base_prices(rng)
     texts = rule_texts(n, rng, prices)

@@ -15,6 +15,9 @@
     first_backoff = 10                     # seconds before the first retry (doubling, at most max_backoff)
     max_backoff = 600
     flap_detection = false                 # hold notifications of series that change too often
+    values_every = 300                     # seconds: a firing series whose values alone changed has them
+                                           # written at most this often (0: every evaluation);
+                                           # or $MONITORS_ENGINE_VALUES_EVERY
     http_host = "127.0.0.1"                # health and metrics server; or $MONITORS_ENGINE_HTTP_HOST
     http_port = 9464                       # or $MONITORS_ENGINE_HTTP_PORT; 0 turns the server off
     replica = "engine-0"                   # this replica's identity; or $MONITORS_ENGINE_REPLICA
@@ -50,6 +53,7 @@ _ENV = {
     "replica": "MONITORS_ENGINE_REPLICA",
     "lease_duration": "MONITORS_ENGINE_LEASE_DURATION",
     "log_format": "MONITORS_ENGINE_LOG_FORMAT",
+    "values_every": "MONITORS_ENGINE_VALUES_EVERY",
 }
 
 
@@ -73,6 +77,7 @@ class EngineConfig:
     first_backoff: float = 10.0
     max_backoff: float = 600.0
     flap_detection: bool = False
+    values_every: float = 300.0
     http_host: str = "127.0.0.1"
     http_port: int = 9464
     replica: str | None = None
@@ -91,6 +96,9 @@ class EngineConfig:
                 raise ConfigError(f"{name} must be a positive number of seconds")
         if self.evaluation_delay < 0:
             raise ConfigError("evaluation_delay must not be negative")
+        if self.values_every < 0:
+            raise ConfigError("values_every must not be negative (0 writes a firing series' values at every "
+                              "evaluation)")
         for name in ("max_queries_in_flight", "dispatch_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")

@@ -22,8 +22,8 @@ import time
 from bisect import bisect_left, bisect_right
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Container, Iterable, Mapping, Sequence
 
 from monitors_dsl import Decision
 
@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)  # when a layout's plan is first built; moved to each tick
 
 
 def series_key(labels: Mapping[str, str]) -> str:
@@ -184,37 +186,85 @@ def _row_index(rows: list) -> dict[str, int]:
     return index
 
 
-def _mark_candidates(members: list[RuleResult]) -> None:
-    """Set ``candidates`` of rules of one shape over the same rows (see :class:`RuleResult`)."""
-    shape = members[0].rule.compiled.shape
-    rows = members[0].rows
-    sorted_thresholds = []
-    for column, op, position in shape.thresholds:
-        pairs = sorted((m.rule.compiled.params[position], i) for i, m in enumerate(members))
-        sorted_thresholds.append((column, op, [k for k, _ in pairs], [i for _, i in pairs]))
-    on_no_data_alert = [i for i, m in enumerate(members) if m.rule.clauses.on_no_data == "alert"]
-    found: dict[int, list[int]] = {}
-    for s, (_key, _labels, row) in enumerate(rows):
-        no_data = False
-        for column, op, keys, order in sorted_thresholds:
-            v = row.get(column)
-            if v is None:
-                no_data = True
-                continue
-            if op == ">" or op == ">=":  # k <= v (equality included: a candidate is decided exactly later)
-                chosen = order[:bisect_right(keys, v)]
-            elif op == "<" or op == "<=":
-                chosen = order[bisect_left(keys, v):]
-            else:  # ==
-                chosen = order[bisect_left(keys, v):bisect_right(keys, v)]
-            for i in chosen:
-                found.setdefault(i, []).append(s)
-        if no_data:
-            for i in on_no_data_alert:
-                found.setdefault(i, []).append(s)
-    empty: tuple = ()
-    for i, member in enumerate(members):
-        member.candidates = found.get(i, empty)
+class _Cohort:
+    """Rules of one shape reading the same scans, decided together: each threshold's values sorted once."""
+
+    __slots__ = ("members", "thresholds", "alert_on_no_data")
+
+    def __init__(self, members: list[EngineRule]) -> None:
+        self.members = members
+        shape = members[0].compiled.shape
+        self.thresholds = []
+        for column, op, position in shape.thresholds:
+            pairs = sorted((m.compiled.params[position], i) for i, m in enumerate(members))
+            self.thresholds.append((column, op, [k for k, _ in pairs], [i for _, i in pairs]))
+        self.alert_on_no_data = [i for i, m in enumerate(members) if m.clauses.on_no_data == "alert"]
+
+    def candidates(self, rows: list) -> dict[int, list[int]]:
+        """Member → the positions in ``rows`` where its firing condition may hold (see :class:`RuleResult`);
+        members without one are absent."""
+        found: dict[int, list[int]] = {}
+        for s, (_key, _labels, row) in enumerate(rows):
+            no_data = False
+            for column, op, keys, order in self.thresholds:
+                v = row.get(column)
+                if v is None:
+                    no_data = True
+                    continue
+                if op == ">" or op == ">=":  # k <= v (equality included: a candidate is decided exactly later)
+                    chosen = order[:bisect_right(keys, v)]
+                elif op == "<" or op == "<=":
+                    chosen = order[bisect_left(keys, v):]
+                else:  # ==
+                    chosen = order[bisect_left(keys, v):bisect_right(keys, v)]
+                for i in chosen:
+                    found.setdefault(i, []).append(s)
+            if no_data:
+                for i in self.alert_on_no_data:
+                    found.setdefault(i, []).append(s)
+        return found
+
+
+class _Group:
+    """Rules reading the same scans (so the same joined rows): decided one by one, or in cohorts."""
+
+    __slots__ = ("indices", "first", "single", "cohorts")
+
+    def __init__(self, indices: tuple[int, ...], first: EngineRule) -> None:
+        self.indices = indices
+        self.first = first
+        self.single: list[EngineRule] = []
+        self.cohorts: list[_Cohort] = []
+
+
+class _Layout:
+    """What evaluating a set of rules needs that does not depend on the time: the plan, and the rules grouped
+    by the scans they read and, within a group, by shape. Built once for a set of rules, used every tick."""
+
+    def __init__(self, rules: tuple[EngineRule, ...], plan: Plan) -> None:
+        self.rules = rules
+        self.plan = plan
+        self.order = {rule.id: n for n, rule in enumerate(rules)}
+        groups: dict[tuple, _Group] = {}
+        together: dict[tuple, list[EngineRule]] = {}
+        for rule in rules:
+            indices = plan.rule_scans.get(rule.id, ())
+            key = (indices, rule.group_by)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Group(indices, rule)
+            shape = getattr(rule.compiled, "shape", None)
+            if shape is not None and shape.thresholds is not None:
+                together.setdefault((key, shape), []).append(rule)
+            else:
+                group.single.append(rule)
+        self.where: dict[str, tuple[_Cohort, int]] = {}
+        for (key, _shape), members in together.items():
+            cohort = _Cohort(members)
+            groups[key].cohorts.append(cohort)
+            for i, member in enumerate(members):
+                self.where[member.id] = (cohort, i)
+        self.groups = list(groups.values())
 
 
 @dataclass
@@ -226,6 +276,11 @@ class TickEvaluation:
     results: list[RuleResult]
     query_errors: dict[int, str]
     query_seconds: float = 0.0
+    #: rules decided together with others of their shape that have nothing to step: their condition holds
+    #: for no series and none of their series is active (not in ``results``)
+    skipped: int = 0
+    #: every rule evaluated (those in ``results`` and those skipped)
+    rules: Sequence[EngineRule] = ()
 
     @property
     def query_count(self) -> int:
@@ -261,6 +316,7 @@ class Evaluator:
         self.query_timeout = query_timeout
         self.merge_scans = merge_scans  # one query for scans differing only in one tag's value (engine.plan)
         self.queries_issued = 0
+        self._layouts: dict[tuple, _Layout] = {}
 
     # -- queries -----------------------------------------------------------------------
 
@@ -325,43 +381,74 @@ class Evaluator:
 
     # -- rules -------------------------------------------------------------------------
 
-    def evaluate(self, rules: Sequence[EngineRule], at: datetime, plan: Plan | None = None) -> TickEvaluation:
-        """Plan, query and decide every rule of ``rules`` at ``at``."""
-        plan = plan or plan_tick(rules, at, merge=self.merge_scans)
+    def evaluate(self, rules: Sequence[EngineRule], at: datetime, plan: Plan | None = None, *,
+                 attention: Container[str] | None = None) -> TickEvaluation:
+        """Plan, query and decide every rule of ``rules`` at ``at``.
+
+        With ``attention`` (the ids of the rules with an active series or an
+        error to clear), a rule decided together with others of its shape is
+        left out of the results when its condition may hold for no series and
+        it is not in ``attention``: stepping it would change nothing. Without
+        it, every rule has a result.
+        """
+        layout = self._layout(rules, plan)
+        plan = layout.plan.at_time(at) if plan is None else plan
         began = time.monotonic()
         scan_rows, errors = self.run_queries(plan)
         elapsed = time.monotonic() - began
-        shared: dict[tuple[int, ...], list[tuple[str, dict, dict]] | str] = {}
+        wanted: dict[int, set[int]] = {}  # cohort → members in attention
+        if attention is not None:
+            where = layout.where
+            for rule_id in attention:
+                found = where.get(rule_id)
+                if found is not None:
+                    wanted.setdefault(id(found[0]), set()).add(found[1])
         results = []
-        together: dict[tuple, list[RuleResult]] = {}  # rules of one shape over the same rows
-        for rule in rules:
-            indices = plan.rule_scans.get(rule.id, ())
-            rows = shared.get(indices)
-            if rows is None:
-                rows = shared[indices] = _join(rule, indices, scan_rows, errors, plan)
+        skipped = 0
+        for group in layout.groups:
+            rows = _join(group.first, group.indices, scan_rows, errors, plan)
             if isinstance(rows, str):
-                results.append(RuleResult(rule, error=rows))
+                results.extend(RuleResult(rule, error=rows) for rule in group.single)
+                for cohort in group.cohorts:
+                    results.extend(RuleResult(rule, error=rows) for rule in cohort.members)
                 continue
-            shape = getattr(rule.compiled, "shape", None)
-            if shape is not None and shape.thresholds is not None:
-                result = RuleResult(rule, rows=rows)
-                results.append(result)
-                group = together.get((indices, shape))
-                if group is None:
-                    together[(indices, shape)] = [result]
+            for rule in group.single:
+                decide = rule.compiled.decide
+                try:
+                    series = [SeriesResult(key, labels, row, decide(row)) for key, labels, row in rows]
+                except Exception as error:  # a predicate bug must not stop the other rules
+                    results.append(RuleResult(rule, error=f"evaluation failed: {_describe(error)}"))
+                    continue
+                results.append(RuleResult(rule, series))
+            for cohort in group.cohorts:
+                found = cohort.candidates(rows)
+                members = cohort.members
+                if attention is None:
+                    chosen: Iterable[int] = range(len(members))
                 else:
-                    group.append(result)
-                continue
-            decide = rule.compiled.decide
-            try:
-                series = [SeriesResult(key, labels, row, decide(row)) for key, labels, row in rows]
-            except Exception as error:  # a predicate bug must not stop the other rules
-                results.append(RuleResult(rule, error=f"evaluation failed: {_describe(error)}"))
-                continue
-            results.append(RuleResult(rule, series))
-        for members in together.values():
-            _mark_candidates(members)
-        return TickEvaluation(at, plan, results, errors, elapsed)
+                    chosen = found.keys() | wanted.get(id(cohort), set())
+                    skipped += len(members) - len(chosen)
+                empty: tuple = ()
+                results.extend(RuleResult(members[i], rows=rows, candidates=found.get(i, empty)) for i in chosen)
+        if attention is not None or len(layout.groups) > 1:
+            order = layout.order
+            results.sort(key=lambda r: order[r.rule.id])
+        return TickEvaluation(at, plan, results, errors, elapsed, skipped, layout.rules)
+
+    def _layout(self, rules: Sequence[EngineRule], plan: Plan | None) -> _Layout:
+        """The layout of ``rules``: remembered for the last few sets of rules (a tick's due rules repeat)."""
+        key = tuple(rules)
+        if plan is not None:
+            return _Layout(key, plan)
+        layouts = self._layouts
+        found = layouts.get(key)
+        if found is None:
+            if len(layouts) >= 8:
+                layouts.pop(next(iter(layouts)))
+            found = layouts[key] = _Layout(key, plan_tick(key, _EPOCH, merge=self.merge_scans))
+        else:
+            layouts[key] = layouts.pop(key)  # most recently used last
+        return found
 
 
 def split_rows(plan: Plan, query: Query, answered: ScanRows) -> dict[int, ScanRows]:

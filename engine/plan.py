@@ -23,6 +23,7 @@ A query is also the unit of failure: when it fails, only the rules that read
 one of its scans' terms are marked errored.
 
     plan = plan_tick(rules, at)
+    plan.at_time(later)       # the same plan at another time (the SQL moved, nothing planned again)
     plan.query_count          # what the tick will ask the source
     plan.scan_count           # the distinct scans those queries answer
     plan.queries[q].sql       # the SQL of query q; plan.queries[q].members: the scans it answers
@@ -31,12 +32,10 @@ one of its scans' terms are marked errored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Iterable
-
 import re
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Iterable
 
 from monitors_dsl import Term
 from monitors_dsl import ast as a
@@ -99,6 +98,7 @@ class Query:
     members: list[int]
     tag: str | None = None
     splits: list[Split] = field(default_factory=list)
+    at_ns: int = 0  # the evaluation time of ``scan.sql``
 
     @property
     def sql(self) -> str:
@@ -125,6 +125,13 @@ class Plan:
         """The distinct scans, before merging those that differ only in one tag's value."""
         return len(self.scans)
 
+    def at_time(self, at: datetime) -> Plan:
+        """The same plan at ``at``: the same scans and rules, each query's SQL moved to the new time."""
+        at_ns = time_ns(at)
+        queries = [replace(q, scan=replace(q.scan, sql=_shift(q.scan.sql, q.at_ns, at_ns)), at_ns=at_ns)
+                   for q in self.queries]
+        return Plan(at, self.scans, self.rule_scans, self.term_count, queries)
+
 
 def plan_tick(rules: Iterable[EngineRule], at: datetime, *, merge: bool = True) -> Plan:
     """The shared queries answering every term of ``rules`` at ``at``; ``merge=False``: one query per scan."""
@@ -150,6 +157,7 @@ def plan_tick(rules: Iterable[EngineRule], at: datetime, *, merge: bool = True) 
     at_ns = time_ns(at)
     for query in queries:
         query.scan.sql = _scan_sql(query.scan, at_ns)
+        query.at_ns = at_ns
     return Plan(at, ordered, rule_scans, len(seen_terms), queries)
 
 
@@ -251,6 +259,11 @@ def _scan_sql(scan: Scan, at_ns: int) -> str:
         _SQL_CACHE[key] = (at_ns, sql)
         return sql
     then, sql = cached
+    return _shift(sql, then, at_ns)
+
+
+def _shift(sql: str, then: int, at_ns: int) -> str:
+    """``sql`` built for the evaluation time ``then``, at ``at_ns``: every timestamp moved by the difference."""
     if then == at_ns:
         return sql
     delta = at_ns - then

@@ -33,12 +33,18 @@ from .evaluate import Evaluator, TickEvaluation, no_data_evaluation, to_evaluati
 from .repository import Repository, SeriesUpdate
 from .rules import EngineRule
 from .schedule import due_rules, from_epoch, next_due
-from .state import INACTIVE, SeriesState, step
+from .state import FIRING, INACTIVE, SeriesState, step
+from .state.machine import unchanged_firing
 from .state.model import to_utc
 
-__all__ = ["RuleSet", "StaticRules", "Runner", "TickReport"]
+__all__ = ["RuleSet", "StaticRules", "Runner", "TickReport", "VALUES_EVERY"]
 
 log = logging.getLogger(__name__)
+
+
+#: Seconds: a firing series whose values alone changed has them written at most this often (see
+#: ``engine.state.machine``); every other change is written at once.
+VALUES_EVERY = 300.0
 
 
 class RuleSet(Protocol):
@@ -82,11 +88,12 @@ class Runner:
     """Evaluates rules and records what happens; see the module docstring."""
 
     def __init__(self, rules: RuleSet, repository: Repository, evaluator: Evaluator, *,
-                 evaluation_delay: float = 0.0) -> None:
+                 evaluation_delay: float = 0.0, values_every: float = VALUES_EVERY) -> None:
         self.rules = rules
         self.repository = repository
         self.evaluator = evaluator
         self.evaluation_delay = evaluation_delay
+        self.values_every = values_every  # a firing series' new values alone are written at most this often
         self._stop = threading.Event()
 
     # -- one tick ----------------------------------------------------------------------
@@ -104,12 +111,12 @@ class Runner:
         report = TickReport(at, rules=len(due))
         if not due:
             return report
-        evaluation = self.evaluator.evaluate(due, at)
+        states = self.repository.load_states(due)
+        evaluation = self.evaluator.evaluate(due, at, attention=self._attention(states))
         report.evaluation = evaluation
         report.queries = evaluation.query_count
         report.scans = evaluation.scan_count
         ok = [r.rule for r in evaluation.results if r.error is None]
-        states = self.repository.load_states(ok)
         silenced = self.repository.silenced(ok, at)
         holds = getattr(self.rules, "holds", None)  # a leased rule set: record only what it still holds
         pending: list[tuple[EngineRule, list[SeriesUpdate], bool]] = []
@@ -151,6 +158,20 @@ class Runner:
             report.transitions += sum(len(u.step.transitions) for u in updates)
             report.notifications += sum(len(u.step.notifications) for u in updates)
 
+    def _attention(self, states: dict[str, dict[str, SeriesState]]) -> set[str] | None:
+        """The rules that must be stepped whatever their condition gives: an active series (not quietly
+        inactive) or an error to clear. ``None`` when the repository cannot tell its errors (step every rule)."""
+        errored = self.repository.errored()
+        if errored is None:
+            return None
+        active = set(errored)
+        for rule_id, known in states.items():
+            for s in known.values():
+                if s.state != INACTIVE or s.flapping or s.changes or s.notified_severity is not None:
+                    active.add(rule_id)
+                    break
+        return active
+
     @staticmethod
     def _failed(report: TickReport, rule: EngineRule, at: datetime, error: BaseException) -> None:
         log.error("recording rule %s at %s failed", rule.id, at, exc_info=error)
@@ -171,17 +192,24 @@ class Runner:
     def _updates(self, rule: EngineRule, at: datetime, series, known: dict[str, SeriesState]) -> list[SeriesUpdate]:
         clauses = rule.clauses
         quiet_no_data = clauses.on_no_data != "alert"
+        values_every = self.values_every
         updates = []
         seen = set()
         for s in series:
             seen.add(s.key)
             previous = known.get(s.key)
-            result = s.decision.result
-            if previous is None and (result is False or (result is None and quiet_no_data)):
-                continue  # a series that never did anything and still does nothing: nothing to write
-            evaluation = to_evaluation(rule, at, s.row, s.decision)
+            decision = s.decision
+            result = decision.result
+            if previous is None:
+                if result is False or (result is None and quiet_no_data):
+                    continue  # a series that never did anything and still does nothing: nothing to write
+            elif result is True and previous.state == FIRING and unchanged_firing(
+                    previous, decision.severity, decision.resolve, at, clauses, values_every, rule_id=rule.id,
+                    series_key=s.key):
+                continue  # still firing as it was: nothing to write yet
+            evaluation = to_evaluation(rule, at, s.row, decision)
             base = previous if previous is not None else SeriesState()
-            stepped = step(base, evaluation, clauses, rule_id=rule.id, series_key=s.key)
+            stepped = step(base, evaluation, clauses, rule_id=rule.id, series_key=s.key, values_every=values_every)
             if stepped.state is base:
                 continue  # nothing changed (or already applied: a tick run again): nothing to write
             updates.append(SeriesUpdate(s.key, s.labels, stepped, evaluation, previous))
@@ -189,7 +217,7 @@ class Runner:
             if key in seen or (previous.state == INACTIVE and not previous.flapping):
                 continue
             evaluation = no_data_evaluation(at)
-            stepped = step(previous, evaluation, clauses, rule_id=rule.id, series_key=key)
+            stepped = step(previous, evaluation, clauses, rule_id=rule.id, series_key=key, values_every=values_every)
             if stepped.state is not previous:
                 updates.append(SeriesUpdate(key, None, stepped, evaluation, previous))
         return updates

@@ -164,5 +164,10 @@ class Repository(ABC):
     def clear_error(self, rule: EngineRule) -> None:
         """The rule evaluated fine: forget an earlier error (no-op unless one was recorded)."""
 
+    def errored(self) -> set[str] | None:
+        """Ids of the rules with an error recorded (``clear_error`` must see them once they evaluate fine);
+        ``None`` when not known, and then every rule is stepped at every tick."""
+        return None
+
     def close(self) -> None:
         """Release resources."""

@@ -135,6 +135,9 @@ class MemoryRepository(Repository):
                         added += 1
         return added
 
+    def errored(self) -> set[str]:
+        return set(self.errors)
+
     def record_error(self, rule: EngineRule, at: datetime, error: str) -> None:
         with self._lock:
             self.errors[rule.id] = (at, error)

@@ -21,10 +21,18 @@ makes backtests equal live runs and a re-run tick harmless.
    ``escalation`` (``direction`` up or down), ``resolved``, or a ``repeat``
    when nothing changed and ``repeat every`` has passed since the last one.
    At most one notification per evaluation. While flapping, none.
+4. A firing series' latest values (``last_values``) are kept with every change;
+   when nothing but its values changed, they are kept again once a part of
+   ``values_every`` seconds has passed since the last change — between half and
+   all of it, fixed per series so that series that started firing together are
+   not all kept again at the same evaluation (0: at every evaluation). So a
+   long-firing series is not a write per evaluation. :func:`unchanged_firing`
+   says, without stepping, when an evaluation of a firing series changes nothing.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import replace
 from datetime import datetime
 
@@ -44,17 +52,19 @@ from .model import (
     Value,
 )
 
-__all__ = ["step"]
+__all__ = ["step", "unchanged_firing"]
 
 
 def step(state: SeriesState, evaluation: Evaluation, clauses: Clauses, *,
-         rule_id: str, series_key: str) -> Step:
+         rule_id: str, series_key: str, values_every: float = 0.0) -> Step:
     """Apply one evaluation to one series' state (see the module docstring).
 
     When nothing changes, the returned ``Step.state`` *is* ``state`` (the same
     object): there is nothing to store. ``last_evaluated_at`` is the last
     evaluation that changed the state; evaluations at or before it are ignored,
     and evaluations after it that change nothing are harmless to run again.
+    A firing series whose values alone changed keeps them when ``values_every``
+    seconds have passed since ``last_evaluated_at`` (see the module docstring).
     """
     at = evaluation.at
     if state.last_evaluated_at is not None and at <= state.last_evaluated_at:
@@ -74,10 +84,54 @@ def step(state: SeriesState, evaluation: Evaluation, clauses: Clauses, *,
     values = dict(evaluation.values)
     value = evaluation.value
     new, transitions = _move(state, at, severity, clear, values, value, clauses)
-    if new.state == FIRING and not evaluation.no_data:
-        new = replace(new, last_values=values, last_value=value)
     changed = any(t.to_state == FIRING or t.from_state == FIRING for t in transitions)
-    return _notify(state, new, at, tuple(transitions), values, value, clauses, rule_id, series_key, changed)
+    stepped = _notify(state, new, at, tuple(transitions), values, value, clauses, rule_id, series_key, changed)
+    new = stepped.state
+    if new.state != FIRING or evaluation.no_data or (new.last_values == values and new.last_value == value):
+        return stepped
+    if new is state and not _values_due(state, at, values_every, rule_id, series_key):
+        return stepped  # only the values changed, and they were kept recently enough
+    return Step(replace(new, last_values=values, last_value=value, last_evaluated_at=at), stepped.transitions,
+                stepped.notifications)
+
+
+def _values_due(state: SeriesState, at: datetime, values_every: float, rule_id: str, series_key: str) -> bool:
+    last = state.last_evaluated_at
+    return last is None or (at - last).total_seconds() >= _values_period(values_every, rule_id, series_key)
+
+
+def _values_period(values_every: float, rule_id: str, series_key: str) -> float:
+    """This series' part of ``values_every``: between half and all of it, the same at every call."""
+    if not values_every:
+        return 0.0
+    spread = zlib.crc32(f"{rule_id}\x00{series_key}".encode()) / 0xFFFFFFFF
+    return values_every * (0.5 + 0.5 * spread)
+
+
+def unchanged_firing(state: SeriesState, severity: str | None, resolve: bool | None, at: datetime,
+                     clauses: Clauses, values_every: float, *, rule_id: str, series_key: str) -> bool:
+    """Whether ``step`` of a firing ``state`` with an evaluation that has data, holds at ``severity`` and
+    has ``resolve``, would change nothing (values aside, when keeping them is not due) and send nothing.
+
+    A cheap test that lets the engine skip building that evaluation at all;
+    ``False`` only means "step it".
+    """
+    if state.state != FIRING or severity is None or severity != state.severity or state.clear_since is not None:
+        return False
+    if clauses.has_resolve and resolve is True:
+        return False
+    if state.flapping or state.changes or state.notified_severity != severity:
+        return False
+    last = state.last_evaluated_at
+    if last is None or at <= last:
+        return last is not None  # at or before the last change: already applied
+    if (at - last).total_seconds() >= _values_period(values_every, rule_id, series_key):
+        return False
+    repeat = clauses.repeat_every
+    if repeat is not None and (state.last_notified_at is None
+                               or (at - state.last_notified_at).total_seconds() >= repeat):
+        return False
+    return True
 
 
 def _decide(evaluation: Evaluation, clauses: Clauses) -> tuple[str | None, bool]:

@@ -59,11 +59,19 @@ def to_utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
+_FORMATTED: dict[datetime, str] = {}
+
+
 def format_time(moment: datetime | None) -> str | None:
     """RFC 3339 text (``…Z``) for an aware datetime, ``None`` for ``None``."""
     if moment is None:
         return None
-    return to_utc(moment).isoformat().replace("+00:00", "Z")
+    text = _FORMATTED.get(moment)  # a tick formats the same few times thousands of times
+    if text is None:
+        if len(_FORMATTED) > 4096:
+            _FORMATTED.clear()
+        text = _FORMATTED[moment] = to_utc(moment).isoformat().replace("+00:00", "Z")
+    return text
 
 
 def parse_time(text: str | None) -> datetime | None:

@@ -124,8 +124,8 @@ def test_batched_writes_leave_the_store_as_one_transaction_per_rule(db, workspac
     store_rules = StoreRules(db)
     every = list(store_rules.current())
     by_store_id = {r.store_id: r for r in every}
-    batched = Runner(store_rules, repository(db), Evaluator(source))
-    reference = Runner(store_rules, OneByOne(db), Evaluator(source))
+    batched = Runner(store_rules, repository(db), Evaluator(source), values_every=0)
+    reference = Runner(store_rules, OneByOne(db), Evaluator(source), values_every=0)
     for i in range(len(PRICES["A"])):
         at = T0 + i * MIN + timedelta(seconds=30)
         one = batched.tick(at, rules=[by_store_id[r] for r in ids["batched"]], all_rules=True)

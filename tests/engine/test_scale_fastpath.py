@@ -3,7 +3,9 @@
 The same random rules run twice over the same random data: once compiled one
 by one (``rule_from_text``, the general path), once through ``RuleBuilder``
 from store-like rows (shared shapes, binary search over thresholds, only
-candidate series stepped). Transitions and notifications must be equal.
+candidate series stepped, rules with nothing to step skipped). Transitions,
+notifications and the states kept must be equal — and equal again when every
+rule is stepped at every tick.
 """
 
 from __future__ import annotations
@@ -72,12 +74,21 @@ def random_data(rng: random.Random, minutes: int) -> pa.Table:
     return pa.table({"time": times, "symbol": symbols, "price": values})
 
 
+class SteppingEveryRule(MemoryRepository):
+    """Does not tell which rules have errors: the runner then steps every rule at every tick."""
+
+    def errored(self):
+        return None
+
+
 def outcome(repo: MemoryRepository):
     transitions = sorted((t.rule_id, t.series_key, t.transition.at, t.transition.from_state, t.transition.to_state,
                           t.transition.severity) for t in repo.transitions)
     notifications = sorted((n.rule_id, n.notification.series_key, n.notification.at, n.notification.kind,
                             n.notification.severity, n.notification.value) for n in repo.notifications)
-    return transitions, notifications
+    states = sorted((rule_id, key, repr(state)) for rule_id, known in repo.states.items()
+                    for key, state in known.items())
+    return transitions, notifications, states
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -95,17 +106,20 @@ def test_rules_decided_together_match_each_rule_on_its_own(seed: int) -> None:
     assert any(isinstance(r.compiled, BoundRule) and r.compiled.shape.thresholds for r in together)
     assert builder.full_compiles < len(texts)
 
-    outcomes = []
-    for rules in (general, together):
+    outcomes, skipped = [], 0
+    for rules, repository in ((general, MemoryRepository), (together, MemoryRepository),
+                              (together, SteppingEveryRule)):
         source = DataFusionSource()
         source.add_table("crypto", table)
-        repo = MemoryRepository()
+        repo = repository()
         runner = Runner(StaticRules(rules), repo, Evaluator(source))
         for m in range(minutes):
-            runner.tick(T0 + m * MIN, all_rules=True)
+            report = runner.tick(T0 + m * MIN, all_rules=True)
+            skipped += report.evaluation.skipped
         outcomes.append(outcome(repo))
         source.close()
-    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+    assert skipped, "some rules should have had nothing to step"
     assert outcomes[0][0], "the random data should make something happen"
 
 
