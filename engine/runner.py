@@ -34,7 +34,7 @@ from .repository import Repository, SeriesUpdate
 from .rules import EngineRule
 from .schedule import due_rules, from_epoch, next_due
 from .state import FIRING, INACTIVE, SeriesState, step
-from .state.machine import unchanged_firing
+from .state.machine import firing_outcome, keep_values
 from .state.model import to_utc
 
 __all__ = ["RuleSet", "StaticRules", "Runner", "TickReport", "VALUES_EVERY"]
@@ -183,6 +183,10 @@ class Runner:
         forget = getattr(self.repository, "forget", None)
         if forget is None:
             return
+        pool = tuple(pool)
+        if pool == getattr(self, "_held_pool", None):  # the same rules as last time (compared by identity)
+            return
+        self._held_pool = pool
         ids = {r.id for r in pool}
         held = getattr(self, "_held", None)
         if held is not None and ids != held:
@@ -203,10 +207,17 @@ class Runner:
             if previous is None:
                 if result is False or (result is None and quiet_no_data):
                     continue  # a series that never did anything and still does nothing: nothing to write
-            elif result is True and previous.state == FIRING and unchanged_firing(
-                    previous, decision.severity, decision.resolve, at, clauses, values_every, rule_id=rule.id,
-                    series_key=s.key):
-                continue  # still firing as it was: nothing to write yet
+            elif result is True and previous.state == FIRING:
+                outcome = firing_outcome(previous, decision.severity, decision.resolve, at, clauses, values_every,
+                                         rule_id=rule.id, series_key=s.key)
+                if outcome == "unchanged":
+                    continue  # still firing as it was: nothing to write yet
+                if outcome == "values":
+                    evaluation = to_evaluation(rule, at, s.row, decision)
+                    stepped = keep_values(previous, evaluation)
+                    if stepped.state is not previous:
+                        updates.append(SeriesUpdate(s.key, s.labels, stepped, evaluation, previous))
+                    continue
             evaluation = to_evaluation(rule, at, s.row, decision)
             base = previous if previous is not None else SeriesState()
             stepped = step(base, evaluation, clauses, rule_id=rule.id, series_key=s.key, values_every=values_every)

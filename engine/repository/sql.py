@@ -131,6 +131,41 @@ def _insert_alerts(session, rows: list[dict]) -> list[int]:
     return [ids[(row["rule_id"], row["series_key"], row["started_at"])] for row in rows]
 
 
+def _lookup_rows(session, pairs: set[tuple[int, str]], known: dict[int, dict[str, tuple[int, int | None]]]
+                 ) -> dict[tuple[int, str], tuple[int, int | None]]:
+    """``(rule id, series key)`` → ``(row id, alert id)`` of the stored ``rule_states`` rows among ``pairs``:
+    from ``known`` where it has them, else read (and added to ``known``)."""
+    found: dict[tuple[int, str], tuple[int, int | None]] = {}
+    missing: dict[int, set[str]] = {}
+    for pair in pairs:
+        row = known.get(pair[0], {}).get(pair[1])
+        if row is None:
+            missing.setdefault(pair[0], set()).add(pair[1])
+        else:
+            found[pair] = row
+    # A key many rules want (every ungrouped rule's series has the same key) is read with ``series_key = ?``
+    # and the rules' ids; the rest with the rules' ids and their keys (an index probe per pair of the two lists).
+    by_key: dict[str, list[int]] = {}
+    for rule_id, keys in missing.items():
+        for key in keys:
+            by_key.setdefault(key, []).append(rule_id)
+    shared = {key for key, rule_ids in by_key.items() if len(rule_ids) >= 8}
+    selects = [RuleState.id, RuleState.rule_id, RuleState.series_key, RuleState.alert_id]
+    queries = [select(*selects).where(RuleState.series_key == key, RuleState.rule_id.in_(chunk))
+               for key in sorted(shared) for chunk in _chunks(sorted(by_key[key]))]
+    rest = {rule_id: keys - shared for rule_id, keys in missing.items() if keys - shared}
+    for chunk in _chunks(sorted(rest)):
+        keys = sorted(set().union(*(rest[rule_id] for rule_id in chunk)))
+        queries += [select(*selects).where(RuleState.rule_id.in_(chunk), RuleState.series_key.in_(key_chunk))
+                    for key_chunk in _chunks(keys)]
+    for query in queries:
+        for id_, rule_id, key, alert_id in session.execute(query):
+            if key in missing[rule_id]:
+                found[(rule_id, key)] = (id_, alert_id)
+                known.setdefault(rule_id, {})[key] = (id_, alert_id)
+    return found
+
+
 def _states_only(updates: Sequence[SeriesUpdate]) -> bool:
     """Whether a rule's tick writes series states only: no notification, no alert opened, changed or closed."""
     return not any(u.step.notifications or alert_changes(u.step.transitions) for u in updates)
@@ -148,6 +183,12 @@ def _state_columns(state: SeriesState) -> dict:
         "last_notified_at": state.last_notified_at,
         "last_error": None,
     }
+
+
+def _values_columns(row_id: int, state: SeriesState) -> dict:
+    """The ``rule_states`` columns that change when only a firing series' values do."""
+    return {"id": row_id, "machine": state.to_dict(), "last_values": state.last_values,
+            "last_evaluated_at": state.last_evaluated_at}
 
 
 def _since(state: SeriesState) -> datetime | None:
@@ -191,6 +232,11 @@ class SqlRepository(Repository):
         # tick reads only the rules it has not seen yet, so steady state costs no read of the table.
         self._states: dict[str, dict[str, SeriesState]] = {}
         self._loaded: dict[str, int] = {}
+        # Each stored series' row id and the alert its row points to, per rule's store id: a tick's writes find
+        # their rows without reading them (kept with the states; a series written for the first time is looked
+        # up once).
+        self._rows: dict[int, dict[str, tuple[int, int | None]]] = {}
+        self._complete: tuple = ()  # the rules of the last load_states, when nothing was forgotten since
 
     # -- reading -----------------------------------------------------------------------
 
@@ -200,19 +246,27 @@ class SqlRepository(Repository):
         For when another writer may have written them: a rule this replica did
         not hold for a while (another replica may have evaluated it meanwhile).
         """
+        self._complete = ()
         if rule_ids is None:
             self._states.clear()
             self._loaded.clear()
+            self._rows.clear()
             return
         for rule_id in rule_ids:
             self._loaded.pop(str(rule_id), None)
             self._states.pop(str(rule_id), None)
+            if str(rule_id).isdigit():
+                self._rows.pop(int(rule_id), None)
 
     def load_states(self, rules: Sequence[EngineRule]) -> dict[str, dict[str, SeriesState]]:
+        rules = tuple(rules)
+        if rules == self._complete:  # the same rules as last time, all read (compared by identity)
+            return self._states  # every state kept: those of these rules, perhaps a few more
         loaded = self._loaded
         missing = [r for r in rules if loaded.get(r.id) != r.version and r.store_id is not None]
         if missing:
             self._read_states(missing)
+        self._complete = rules
         states = self._states
         return {r.id: states[r.id] for r in rules if r.id in states}
 
@@ -220,19 +274,25 @@ class SqlRepository(Repository):
         ids = [r.store_id for r in rules]
         for rule in rules:
             self._states.pop(rule.id, None)
+            self._rows.pop(rule.store_id, None)
         out = self._states
+        found = self._rows
+        columns = (RuleState.rule_id, RuleState.series_key, RuleState.machine, RuleState.id, RuleState.alert_id)
         with self.db.session() as session:
             if len(ids) > 5 * _CHUNK:  # most of the table: one pass, keep the rules asked for
                 wanted = set(ids)
-                rows = session.execute(select(RuleState.rule_id, RuleState.series_key, RuleState.machine))
+                rows = session.execute(select(*columns))
                 chunks = [rows]
             else:
                 wanted = None
-                chunks = (session.execute(select(RuleState.rule_id, RuleState.series_key, RuleState.machine)
-                                          .where(RuleState.rule_id.in_(chunk))) for chunk in _chunks(ids))
+                chunks = (session.execute(select(*columns).where(RuleState.rule_id.in_(chunk)))
+                          for chunk in _chunks(ids))
             for rows in chunks:
-                for rule_id, key, machine in rows:
-                    if machine and (wanted is None or rule_id in wanted):
+                for rule_id, key, machine, row_id, alert_id in rows:
+                    if wanted is not None and rule_id not in wanted:
+                        continue
+                    found.setdefault(rule_id, {})[key] = (row_id, alert_id)
+                    if machine:
                         out.setdefault(str(rule_id), {})[key] = SeriesState.from_dict(machine)
         for rule in rules:
             self._loaded[rule.id] = rule.version
@@ -257,6 +317,10 @@ class SqlRepository(Repository):
         except BaseException:
             self.forget([rule.id])  # unknown what was committed: read it again
             raise
+        rows = self._rows.get(rule_id)
+        if rows:
+            for u in updates:  # their alerts may have changed: looked up again when next written
+                rows.pop(u.series_key, None)
         if rule.id in self._loaded:
             known = self._states.setdefault(rule.id, {})
             for u in updates:
@@ -381,19 +445,8 @@ class SqlRepository(Repository):
     def _record_states(self, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]]) -> None:
         """The series states of rules whose tick touches no alert and no outbox: one transaction."""
         wanted = {(rule.store_id, u.series_key): u for rule, updates, _ in entries for u in updates}
-        rule_ids = sorted({rule.store_id for rule, _, _ in entries})
         with self.db.session() as session:
-            found: dict[tuple[int, str], tuple[int, int | None]] = {}
-            for chunk in _chunks(rule_ids):
-                in_chunk = set(chunk)
-                keys = sorted({key for (rule_id, key) in wanted if rule_id in in_chunk})
-                for key_chunk in _chunks(keys):
-                    rows = session.execute(select(RuleState.id, RuleState.rule_id, RuleState.series_key,
-                                                  RuleState.alert_id)
-                                           .where(RuleState.rule_id.in_(chunk), RuleState.series_key.in_(key_chunk)))
-                    for id_, rule_id, key, alert_id in rows:
-                        if (rule_id, key) in wanted:
-                            found[(rule_id, key)] = (id_, alert_id)
+            found = _lookup_rows(session, set(wanted), self._rows)
             alert_ids = sorted({alert_id for _, alert_id in found.values() if alert_id is not None})
             firing: set[int] = set()
             for chunk in _chunks(alert_ids):
@@ -401,8 +454,11 @@ class SqlRepository(Repository):
             changed, added = [], []
             for (rule_id, key), u in wanted.items():
                 state = u.step.state
-                values = _state_columns(state)
                 existing = found.get((rule_id, key))
+                if existing is not None and u.step.values_only:
+                    changed.append(_values_columns(existing[0], state))
+                    continue
+                values = _state_columns(state)
                 if existing is None:
                     added.append({"rule_id": rule_id, "series_key": key, "labels": dict(u.labels or {}),
                                   "alert_id": None, **values})
@@ -414,6 +470,7 @@ class SqlRepository(Repository):
             _update_by_id(session, RuleState.__table__, changed)
             for chunk in _chunks(added):
                 session.execute(sa.insert(RuleState), chunk)
+        self._remember_rows(found, changed)
 
     def _record_alerts(self, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]]) -> dict[str, int]:
         """Several rules' ticks, alerts, events and outbox rows included, in one transaction (as ``_record``
@@ -432,18 +489,8 @@ class SqlRepository(Repository):
                 channels.update(((owner_id, name), id_) for name, id_ in rows)
             # the series' rows and their alerts
             wanted = {(rule.store_id, u.series_key) for rule, updates, _ in entries for u in updates}
-            found: dict[tuple[int, str], tuple[int, int | None, dict | None]] = {}
-            rule_ids = sorted({rule.store_id for rule, _, _ in entries})
-            for chunk in _chunks(rule_ids):
-                in_chunk = set(chunk)
-                keys = sorted({key for (rule_id, key) in wanted if rule_id in in_chunk})
-                for key_chunk in _chunks(keys):
-                    rows = session.execute(select(RuleState.id, RuleState.rule_id, RuleState.series_key,
-                                                  RuleState.alert_id)
-                                           .where(RuleState.rule_id.in_(chunk), RuleState.series_key.in_(key_chunk)))
-                    for id_, rule_id, key, alert_id in rows:
-                        if (rule_id, key) in wanted:
-                            found[(rule_id, key)] = (id_, alert_id, None)
+            found: dict[tuple[int, str], tuple[int, int | None, dict | None]] = {
+                pair: (row[0], row[1], None) for pair, row in _lookup_rows(session, wanted, self._rows).items()}
             # the stored labels, only of the series the query no longer returned (the others bring theirs)
             unlabelled = sorted(found[(rule.store_id, u.series_key)][0] for rule, updates, _ in entries
                                 for u in updates if u.labels is None and (rule.store_id, u.series_key) in found)
@@ -462,6 +509,7 @@ class SqlRepository(Repository):
             new_alerts: list[_Alert] = []
             events: list[tuple[_Alert, dict]] = []
             changed_states: list[tuple[dict, _Alert | None]] = []
+            values_only: list[dict] = []
             added_states: list[tuple[dict, _Alert | None]] = []
             outbox: list[tuple[str, _Alert | None, dict]] = []
             for rule, updates, silenced in entries:
@@ -469,6 +517,9 @@ class SqlRepository(Repository):
                 added[rule.id] = 0
                 for u in updates:
                     existing = found.get((rule_id, u.series_key))
+                    if existing is not None and u.step.values_only:  # no alert, event or notification
+                        values_only.append(_values_columns(existing[0], u.step.state))
+                        continue
                     if existing is None:
                         row_labels = dict(u.labels or {})
                         alert_id = None
@@ -539,7 +590,8 @@ class SqlRepository(Repository):
                 values["alert_id"] = holder.id if holder is not None else None
             for values, holder in added_states:
                 values["alert_id"] = holder.id if holder is not None else None
-            _update_by_id(session, RuleState.__table__, [v for v, _ in changed_states])
+            changed_rows = [v for v, _ in changed_states]
+            _update_by_id(session, RuleState.__table__, changed_rows + values_only)
             for chunk in _chunks([v for v, _ in added_states]):
                 session.execute(sa.insert(RuleState), chunk)
             event_rows = [{"alert_id": alert.id, **values} for alert, values in events]
@@ -561,7 +613,15 @@ class SqlRepository(Repository):
                     added[rule_key] += 1
                 for chunk in _chunks(rows):
                     session.execute(self._outbox_insert(session), chunk)  # still guarded against another writer
+        self._remember_rows(found, changed_rows)
         return added
+
+    def _remember_rows(self, found: dict, changed: list[dict]) -> None:
+        """After a commit: the alert each updated row now points to (``found`` maps pairs to row ids)."""
+        alert_of = {values["id"]: values["alert_id"] for values in changed if "alert_id" in values}
+        for (rule_id, key), row in found.items():
+            if row[0] in alert_of:
+                self._rows.setdefault(rule_id, {})[key] = (row[0], alert_of[row[0]])
 
     @staticmethod
     def _outbox_insert(session):

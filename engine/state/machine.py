@@ -22,18 +22,18 @@ makes backtests equal live runs and a re-run tick harmless.
    when nothing changed and ``repeat every`` has passed since the last one.
    At most one notification per evaluation. While flapping, none.
 4. A firing series' latest values (``last_values``) are kept with every change;
-   when nothing but its values changed, they are kept again once a part of
-   ``values_every`` seconds has passed since the last change — between half and
-   all of it, fixed per series so that series that started firing together are
-   not all kept again at the same evaluation (0: at every evaluation). So a
-   long-firing series is not a write per evaluation. :func:`unchanged_firing`
-   says, without stepping, when an evaluation of a firing series changes nothing.
+   when nothing but its values changed, they are kept once per period of
+   ``values_every`` seconds, at a point of the period fixed per series (so
+   series that started firing together are not all kept again at the same
+   evaluation): what is kept is never older than ``values_every`` (0: kept at
+   every evaluation), and a long-firing series is not a write per evaluation.
+   :func:`unchanged_firing` says, without stepping, when an evaluation of a
+   firing series changes nothing.
 """
 
 from __future__ import annotations
 
 import zlib
-from dataclasses import replace
 from datetime import datetime
 
 from .clauses import Clauses
@@ -52,7 +52,16 @@ from .model import (
     Value,
 )
 
-__all__ = ["step", "unchanged_firing"]
+__all__ = ["step", "firing_outcome", "keep_values", "unchanged_firing"]
+
+
+def replace(original: SeriesState, /, **changes) -> SeriesState:
+    """``dataclasses.replace`` for a series state, without its generic walk over the fields (a tick makes
+    thousands of these); the machine only ever sets valid values."""
+    new = object.__new__(SeriesState)
+    new.__dict__.update(original.__dict__)
+    new.__dict__.update(changes)
+    return new
 
 
 def step(state: SeriesState, evaluation: Evaluation, clauses: Clauses, *,
@@ -89,49 +98,71 @@ def step(state: SeriesState, evaluation: Evaluation, clauses: Clauses, *,
     new = stepped.state
     if new.state != FIRING or evaluation.no_data or (new.last_values == values and new.last_value == value):
         return stepped
-    if new is state and not _values_due(state, at, values_every, rule_id, series_key):
-        return stepped  # only the values changed, and they were kept recently enough
+    if new is state:
+        if not _values_due(state, at, values_every, rule_id, series_key):
+            return stepped  # only the values changed, and they were kept recently enough
+        return keep_values(state, evaluation)
     return Step(replace(new, last_values=values, last_value=value, last_evaluated_at=at), stepped.transitions,
                 stepped.notifications)
 
 
+def keep_values(state: SeriesState, evaluation: Evaluation) -> Step:
+    """The step of a firing series whose evaluation changes nothing but its values, when keeping them is
+    due (:func:`firing_outcome` says ``"values"``): exactly what :func:`step` gives then."""
+    values, value = evaluation.values, evaluation.value
+    if state.last_value == value and state.last_values == values:
+        return Step(state)
+    return Step(replace(state, last_values=dict(values), last_value=value, last_evaluated_at=evaluation.at),
+                values_only=True)
+
+
 def _values_due(state: SeriesState, at: datetime, values_every: float, rule_id: str, series_key: str) -> bool:
+    """Whether ``at`` is in a later period of this series than its last change (see the module docstring)."""
     last = state.last_evaluated_at
-    return last is None or (at - last).total_seconds() >= _values_period(values_every, rule_id, series_key)
+    if last is None or values_every <= 0:
+        return True
+    phase = _values_phase(values_every, rule_id, series_key)
+    return (at.timestamp() + phase) // values_every != (last.timestamp() + phase) // values_every
 
 
-def _values_period(values_every: float, rule_id: str, series_key: str) -> float:
-    """This series' part of ``values_every``: between half and all of it, the same at every call."""
-    if not values_every:
-        return 0.0
-    spread = zlib.crc32(f"{rule_id}\x00{series_key}".encode()) / 0xFFFFFFFF
-    return values_every * (0.5 + 0.5 * spread)
+def _values_phase(values_every: float, rule_id: str, series_key: str) -> float:
+    """This series' point in each period of ``values_every`` seconds: the same at every call."""
+    return values_every * zlib.crc32(f"{rule_id}\x00{series_key}".encode()) / 0x100000000
+
+
+def firing_outcome(state: SeriesState, severity: str | None, resolve: bool | None, at: datetime,
+                   clauses: Clauses, values_every: float, *, rule_id: str, series_key: str) -> str:
+    """What :func:`step` of a firing ``state`` would do with an evaluation that has data, holds at
+    ``severity`` and has ``resolve`` — told without stepping, so that the engine can skip building it:
+
+    - ``"unchanged"``: nothing (its values aside, keeping them not being due);
+    - ``"values"``: nothing but keeping its values (:func:`keep_values`);
+    - ``"step"``: anything else may happen: step it.
+    """
+    if state.state != FIRING or severity is None or severity != state.severity or state.clear_since is not None:
+        return "step"
+    if clauses.has_resolve and resolve is True:
+        return "step"
+    if state.flapping or state.changes or state.notified_severity != severity:
+        return "step"
+    last = state.last_evaluated_at
+    if last is None:
+        return "step"
+    if at <= last:
+        return "unchanged"  # at or before the last change: already applied
+    repeat = clauses.repeat_every
+    if repeat is not None and (state.last_notified_at is None
+                               or (at - state.last_notified_at).total_seconds() >= repeat):
+        return "step"
+    return "values" if _values_due(state, at, values_every, rule_id, series_key) else "unchanged"
 
 
 def unchanged_firing(state: SeriesState, severity: str | None, resolve: bool | None, at: datetime,
                      clauses: Clauses, values_every: float, *, rule_id: str, series_key: str) -> bool:
-    """Whether ``step`` of a firing ``state`` with an evaluation that has data, holds at ``severity`` and
-    has ``resolve``, would change nothing (values aside, when keeping them is not due) and send nothing.
-
-    A cheap test that lets the engine skip building that evaluation at all;
-    ``False`` only means "step it".
-    """
-    if state.state != FIRING or severity is None or severity != state.severity or state.clear_since is not None:
-        return False
-    if clauses.has_resolve and resolve is True:
-        return False
-    if state.flapping or state.changes or state.notified_severity != severity:
-        return False
-    last = state.last_evaluated_at
-    if last is None or at <= last:
-        return last is not None  # at or before the last change: already applied
-    if (at - last).total_seconds() >= _values_period(values_every, rule_id, series_key):
-        return False
-    repeat = clauses.repeat_every
-    if repeat is not None and (state.last_notified_at is None
-                               or (at - state.last_notified_at).total_seconds() >= repeat):
-        return False
-    return True
+    """Whether ``step`` of a firing ``state`` with an evaluation that has data, holds at ``severity`` and has
+    ``resolve``, would change nothing (values aside, when keeping them is not due) and send nothing."""
+    return firing_outcome(state, severity, resolve, at, clauses, values_every, rule_id=rule_id,
+                          series_key=series_key) == "unchanged"
 
 
 def _decide(evaluation: Evaluation, clauses: Clauses) -> tuple[str | None, bool]:

@@ -9,7 +9,7 @@ datetimes in Python and RFC 3339 strings (``2024-05-01T12:00:00Z``) in dicts.
 
 from __future__ import annotations
 
-import math
+from math import isfinite
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -83,16 +83,14 @@ def parse_time(text: str | None) -> datetime | None:
 
 def clean_values(values: Mapping[str, Value] | None) -> dict[str, Value]:
     """A JSON-safe copy: non-finite floats (NaN, ±inf) become ``None`` (no data)."""
-    cleaned: dict[str, Value] = {}
-    for key, value in (values or {}).items():
-        if isinstance(value, float) and not math.isfinite(value):
-            value = None
-        cleaned[str(key)] = value
-    return cleaned
+    if not values:
+        return {}
+    return {key if key.__class__ is str else str(key): _clean(value) for key, value in values.items()}
 
 
 def _clean(value: Value) -> Value:
-    return clean_values({"v": value})["v"]
+    """``value``, or ``None`` for a non-finite float."""
+    return None if isinstance(value, float) and not isfinite(value) else value
 
 
 # --- input -------------------------------------------------------------------
@@ -182,6 +180,10 @@ class SeriesState:
     def __post_init__(self) -> None:
         if self.state not in STATES:
             raise ValueError(f"unknown state {self.state!r}")
+        for name in ("start_values", "last_values"):  # JSON-safe from the start: to_dict need not clean
+            object.__setattr__(self, name, clean_values(getattr(self, name)))
+        for name in ("start_value", "last_value"):
+            object.__setattr__(self, name, _clean(getattr(self, name)))
 
     _TIMES = ("pending_since", "firing_since", "clear_since", "notified_started_at", "last_notified_at",
               "last_evaluated_at")
@@ -192,10 +194,10 @@ class SeriesState:
             "format": _STATE_FORMAT,
             "state": self.state,
             "severity": self.severity,
-            "start_values": clean_values(self.start_values),
-            "start_value": _clean(self.start_value),
-            "last_values": clean_values(self.last_values),
-            "last_value": _clean(self.last_value),
+            "start_values": dict(self.start_values),
+            "start_value": self.start_value,
+            "last_values": dict(self.last_values),
+            "last_value": self.last_value,
             "notified_severity": self.notified_severity,
             "flapping": self.flapping,
             "changes": [format_time(t) for t in self.changes],
@@ -303,3 +305,5 @@ class Step:
     state: SeriesState
     transitions: tuple[Transition, ...] = ()
     notifications: tuple[Notification, ...] = ()
+    #: only a firing series' values (``last_values``, ``last_value``, ``last_evaluated_at``) changed
+    values_only: bool = False

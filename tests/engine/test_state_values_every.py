@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.state import FIRING, Clauses, Evaluation, SeriesState, step
-from engine.state.machine import _values_period, unchanged_firing
+from engine.state.machine import _values_phase, firing_outcome, keep_values, unchanged_firing
 
 from .test_state_properties import clauses, timelines
 
@@ -67,18 +67,25 @@ def test_only_the_values_kept_differ(timeline, clauses, values_every):
 @given(timelines(), st.booleans().flatmap(lambda flap: clauses(flap=flap)), st.sampled_from([0, 60, 300]),
        st.sampled_from(["info", "warning", "critical"]), st.sampled_from([True, False, None]),
        st.integers(0, 900))
-def test_unchanged_firing_skips_only_evaluations_that_change_nothing(timeline, clauses, values_every, severity,
+def test_firing_outcome_skips_only_evaluations_that_change_nothing(timeline, clauses, values_every, severity,
                                                                       resolve, later):
     _, ticks = timeline
     steps = _run(ticks, clauses, values_every)
     state = steps[-1][2].state
     at = ticks[-1].at + timedelta(seconds=later)
     evaluation = Evaluation(at=at, severity=severity, resolve=resolve, values={"last(m.x)": 1.5}, value=1.5)
-    if unchanged_firing(state, severity, resolve, at, clauses, values_every, rule_id="rule",
-                        series_key="series"):
-        result = step(state, evaluation, clauses, rule_id="rule", series_key="series", values_every=values_every)
+    outcome = firing_outcome(state, severity, resolve, at, clauses, values_every, rule_id="rule",
+                             series_key="series")
+    result = step(state, evaluation, clauses, rule_id="rule", series_key="series", values_every=values_every)
+    if outcome == "unchanged":
         assert result.state is state
         assert not result.transitions and not result.notifications
+    elif outcome == "values":
+        assert result == keep_values(state, evaluation)
+        assert not result.transitions and not result.notifications
+        assert result.values_only or result.state is state
+    if result.values_only:
+        assert _without_values(result.state) == _without_values(state)
 
 
 T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
@@ -91,25 +98,30 @@ def _firing(clauses, values_every):
     return first.state
 
 
-def test_a_firing_series_keeps_new_values_when_due_and_at_every_change():
+def test_a_firing_series_keeps_new_values_once_per_period_and_at_every_change():
     clauses = Clauses()
     state = _firing(clauses, 300)
-    period = _values_period(300, "r", "s")
-    assert 150 <= period <= 300
+    phase = _values_phase(300, "r", "s")
+    assert 0 <= phase < 300
     minute = timedelta(minutes=1)
+    boundary = ((T0.timestamp() + phase) // 300 + 1) * 300 - phase  # this series' next point in a period
     n = 1
-    while n * 60 < period:  # values alone changed, not due: nothing to write
+    while (T0 + n * minute).timestamp() < boundary:  # values alone changed, not due: nothing to write
         at = T0 + n * minute
         assert unchanged_firing(state, "warning", None, at, clauses, 300, rule_id="r", series_key="s")
         result = step(state, Evaluation(at=at, severity="warning", values={"v": 1.0 + n}, value=1.0 + n), clauses,
                       rule_id="r", series_key="s", values_every=300)
         assert result.state is state
         n += 1
+    assert n <= 6
     at = T0 + n * minute  # due
     assert not unchanged_firing(state, "warning", None, at, clauses, 300, rule_id="r", series_key="s")
     kept = step(state, Evaluation(at=at, severity="warning", values={"v": 9.0}, value=9.0), clauses,
                 rule_id="r", series_key="s", values_every=300).state
     assert kept.last_values == {"v": 9.0} and kept.last_value == 9.0 and kept.last_evaluated_at == at
+    due = [not unchanged_firing(kept, "warning", None, at + k * minute, clauses, 300, rule_id="r", series_key="s")
+           for k in range(1, 11)]
+    assert due == [False] * 4 + [True] * 6  # kept just now: due again in its next period, five minutes on
     later = at + minute
     assert not unchanged_firing(kept, "critical", None, later, clauses, 300, rule_id="r", series_key="s")
     escalated = step(kept, Evaluation(at=later, severity="critical", values={"v": 7.0}, value=7.0), clauses,
@@ -117,10 +129,10 @@ def test_a_firing_series_keeps_new_values_when_due_and_at_every_change():
     assert escalated.state.last_values == {"v": 7.0}  # a change keeps the values at once
 
 
-def test_series_keep_their_values_at_different_paces():
-    periods = [_values_period(300, "rule", f"series{i}") for i in range(200)]
-    assert all(150 <= p <= 300 for p in periods)
-    assert max(periods) - min(periods) > 100
+def test_series_keep_their_values_at_different_points_of_the_period():
+    phases = [_values_phase(300, "rule", f"series{i}") for i in range(200)]
+    assert all(0 <= p < 300 for p in phases)
+    assert max(phases) - min(phases) > 200
 
 
 def test_unchanged_firing_steps_what_is_due():
