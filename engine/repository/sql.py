@@ -78,12 +78,42 @@ def _update_by_id(session, table: sa.Table, rows: list[dict]) -> None:
     shapes: dict[tuple, list[dict]] = {}
     for row in rows:
         shapes.setdefault(tuple(sorted(k for k in row if k != "id")), []).append(row)
+    if shapes and session.connection().dialect.name in ("mysql", "mariadb"):
+        for columns, group in shapes.items():
+            _case_update(session, table, columns, group)
+        return
     for columns, group in shapes.items():
         stmt = (sa.update(table).where(table.c.id == sa.bindparam("id_"))
                 .values({name: sa.bindparam(name) for name in columns}))
         for chunk in _chunks(group):
             _executemany(session, stmt, [{**row, "id_": row["id"]} for row in chunk],
                          {"id_": table.c.id, **{name: table.c[name] for name in columns}})
+
+
+_CASE_ROWS = 200
+
+
+def _case_update(session, table: sa.Table, columns: tuple[str, ...], rows: list[dict]) -> None:
+    """MySQL/MariaDB: ``UPDATE … SET c = CASE id WHEN … THEN … END … WHERE id IN (…)``, a statement per
+    couple of hundred rows. Its driver runs a batch of ``UPDATE`` statements one round trip per row; this is
+    one per statement. The values are converted by the columns' types, as in :func:`_executemany`."""
+    connection = session.connection()
+    dialect = connection.dialect
+    quote = dialect.identifier_preparer.quote
+    converters = [(name, table.c[name].type.bind_processor(dialect)) for name in columns]
+    key = quote(table.c.id.name)
+    for chunk in _chunks(rows, _CASE_ROWS):
+        params: list = []
+        sets = []
+        for name, convert in converters:
+            for row in chunk:
+                value = row[name]
+                params += (row["id"], value if convert is None else convert(value))
+            sets.append(f"{quote(name)} = CASE {key} {' '.join(['WHEN %s THEN %s'] * len(chunk))} END")
+        params += [row["id"] for row in chunk]
+        sql = (f"UPDATE {quote(table.name)} SET {', '.join(sets)} "
+               f"WHERE {key} IN ({', '.join(['%s'] * len(chunk))})")
+        connection.exec_driver_sql(sql, tuple(params))
 
 
 def _executemany(session, stmt, rows: list[dict], columns: dict[str, sa.Column]) -> None:
