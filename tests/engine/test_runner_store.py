@@ -184,3 +184,25 @@ def test_a_failing_query_records_the_error_and_keeps_state(db, workspace, alice,
     with db.session() as s:
         assert s.get(Rule, bad.id).last_error and s.get(Rule, good.id).last_error is None
     assert counts(db, good.id)[0] == 1
+
+
+def test_a_rule_given_a_new_condition_while_firing_starts_afresh(db, workspace, alice, source):  # noqa: F811
+    ws = workspace(alice)
+    rule = ws.rules.create('rule btc9 { when last(crypto.price{symbol="BTC"}, 1m) > 70000 }')
+    runner = make_runner(db, source)
+    runner.tick(T0 + 2 * MIN, all_rules=True)  # 70,500: fires
+    runner.tick(T0 + 3 * MIN, all_rules=True)  # 71,000: still firing (the repository knows its row)
+    ws.rules.update(rule.id, text='rule btc9 { when last(crypto.price{symbol="BTC"}, 1m) > 60000 }')
+    runner.tick(T0 + 4 * MIN, all_rules=True)  # 69,000 > 60,000: fires afresh
+    runner.tick(T0 + 5 * MIN, all_rules=True)  # 72,000: still firing
+    with db.session() as s:
+        states = s.scalars(select(RuleState).where(RuleState.rule_id == rule.id)).all()
+        alerts = s.scalars(select(Alert).where(Alert.rule_id == rule.id).order_by(Alert.id)).all()
+        assert [a.state for a in alerts] == ["resolved", "firing"]  # the first closed by the change
+        assert len(states) == 1 and states[0].state == "firing" and states[0].alert_id == alerts[1].id
+        assert states[0].since == T0 + 4 * MIN
+    ws.rules.update(rule.id, text='rule btc9 { when last(crypto.price{symbol="BTC"}, 1m) > 80000 }')
+    runner.tick(T0 + 6 * MIN, all_rules=True)  # 72,000 < 80,000: nothing
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(RuleState).where(RuleState.rule_id == rule.id)) == 0
+        assert [a.state for a in s.scalars(select(Alert).where(Alert.rule_id == rule.id))] == ["resolved"] * 2
