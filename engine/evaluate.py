@@ -27,7 +27,7 @@ from typing import Container, Iterable, Mapping, Sequence
 
 from monitors_dsl import Decision
 
-from .plan import Plan, Query, Scan, plan_tick
+from .plan import Plan, Query, Scan, plan_tick, scan_key
 from .rules import EngineRule
 from .state import Evaluation
 
@@ -226,7 +226,7 @@ class _Cohort:
 
 
 class _Group:
-    """Rules reading the same scans (so the same joined rows): decided one by one, or in cohorts."""
+    """Rules reading the same scans (so the same joined rows): decided one by one, or in cohorts by shape."""
 
     __slots__ = ("indices", "first", "single", "cohorts")
 
@@ -234,37 +234,136 @@ class _Group:
         self.indices = indices
         self.first = first
         self.single: list[EngineRule] = []
-        self.cohorts: list[_Cohort] = []
+        self.cohorts: dict[object, _Cohort] = {}
+
+    def copy(self) -> _Group:
+        group = _Group(self.indices, self.first)
+        group.single = list(self.single)
+        group.cohorts = dict(self.cohorts)
+        return group
+
+
+def _shared_shape(rule: EngineRule):
+    """The rule's shape when it is decided together with others of its shape, else ``None``."""
+    shape = getattr(rule.compiled, "shape", None)
+    return shape if shape is not None and shape.thresholds is not None else None
 
 
 class _Layout:
     """What evaluating a set of rules needs that does not depend on the time: the plan, and the rules grouped
-    by the scans they read and, within a group, by shape. Built once for a set of rules, used every tick."""
+    by the scans they read and, within a group, by shape. Built once for a set of rules, used every tick;
+    a set that differs from a laid-out one by a few rules is laid out from it (:meth:`updated`)."""
 
     def __init__(self, rules: tuple[EngineRule, ...], plan: Plan) -> None:
         self.rules = rules
         self.plan = plan
         self.order = {rule.id: n for n, rule in enumerate(rules)}
-        groups: dict[tuple, _Group] = {}
+        self.scan_of = {scan.key: i for i, scan in enumerate(plan.scans)}
+        self.term_keys = {term.key for scan in plan.scans for term in scan.terms}
+        self.stale = 0  # rules removed since the plan was built (their terms are still asked for)
+        self.by_key: dict[tuple, _Group] = {}
         together: dict[tuple, list[EngineRule]] = {}
         for rule in rules:
-            indices = plan.rule_scans.get(rule.id, ())
-            key = (indices, rule.group_by)
-            group = groups.get(key)
+            key = (plan.rule_scans.get(rule.id, ()), rule.group_by)
+            group = self.by_key.get(key)
             if group is None:
-                group = groups[key] = _Group(indices, rule)
-            shape = getattr(rule.compiled, "shape", None)
-            if shape is not None and shape.thresholds is not None:
+                group = self.by_key[key] = _Group(key[0], rule)
+            shape = _shared_shape(rule)
+            if shape is not None:
                 together.setdefault((key, shape), []).append(rule)
             else:
                 group.single.append(rule)
         self.where: dict[str, tuple[_Cohort, int]] = {}
-        for (key, _shape), members in together.items():
-            cohort = _Cohort(members)
-            groups[key].cohorts.append(cohort)
+        for (key, shape), members in together.items():
+            cohort = self.by_key[key].cohorts[shape] = _Cohort(members)
             for i, member in enumerate(members):
                 self.where[member.id] = (cohort, i)
-        self.groups = list(groups.values())
+
+    @property
+    def groups(self):
+        return self.by_key.values()
+
+    def updated(self, rules: tuple[EngineRule, ...]) -> _Layout | None:
+        """The layout of ``rules`` built from this one when they differ by a few rules whose terms this plan
+        already asks for (``None`` otherwise: lay them out afresh). This layout is left as it is."""
+        before = {id(rule) for rule in self.rules}
+        now = {id(rule) for rule in rules}
+        added = [rule for rule in rules if id(rule) not in before]
+        removed = [rule for rule in self.rules if id(rule) not in now]
+        if len(added) + len(removed) > max(100, len(rules) // 20) or self.stale + len(removed) > len(rules) // 10:
+            return None
+        rule_scans = dict(self.plan.rule_scans)
+        for rule in removed:
+            rule_scans.pop(rule.id, None)
+        for rule in added:
+            used: list[int] = []
+            for term in rule.terms:
+                if term.key not in self.term_keys:
+                    return None  # a term no query asks for yet: plan again
+                index = self.scan_of[scan_key(term)]
+                if index not in used:
+                    used.append(index)
+            rule_scans[rule.id] = tuple(used)
+        layout = _Layout.__new__(_Layout)
+        layout.rules = rules
+        layout.plan = Plan(self.plan.at, self.plan.scans, rule_scans, self.plan.term_count, self.plan.queries)
+        layout.order = {rule.id: n for n, rule in enumerate(rules)}
+        layout.scan_of, layout.term_keys = self.scan_of, self.term_keys
+        layout.stale = self.stale + len(removed)
+        layout.by_key = dict(self.by_key)
+        layout.where = dict(self.where)
+        copied: dict[tuple, _Group] = {}
+        members: dict[tuple, list[EngineRule]] = {}  # the cohorts changed: (group key, shape) → members
+
+        def group_of(key: tuple, rule: EngineRule) -> _Group:
+            group = copied.get(key)
+            if group is None:
+                old = layout.by_key.get(key)
+                group = copied[key] = layout.by_key[key] = _Group(key[0], rule) if old is None else old.copy()
+            return group
+
+        def cohort_of(key: tuple, shape, group: _Group) -> list[EngineRule]:
+            found = members.get((key, shape))
+            if found is None:
+                old = group.cohorts.get(shape)
+                found = members[(key, shape)] = list(old.members) if old is not None else []
+            return found
+
+        for rule in removed:
+            key = (self.plan.rule_scans.get(rule.id, ()), rule.group_by)
+            group = group_of(key, rule)
+            shape = _shared_shape(rule)
+            if shape is None:
+                group.single = [r for r in group.single if r is not rule]
+            else:
+                listed = cohort_of(key, shape, group)
+                listed[:] = [r for r in listed if r is not rule]
+        for rule in added:
+            key = (rule_scans[rule.id], rule.group_by)
+            group = group_of(key, rule)
+            shape = _shared_shape(rule)
+            if shape is None:
+                group.single.append(rule)
+            else:
+                cohort_of(key, shape, group).append(rule)
+        for (key, shape), listed in members.items():
+            group = layout.by_key[key]
+            old = group.cohorts.pop(shape, None)
+            if old is not None:
+                for member in old.members:
+                    if layout.where.get(member.id, (None,))[0] is old:
+                        del layout.where[member.id]
+            if listed:
+                cohort = group.cohorts[shape] = _Cohort(listed)
+                for i, member in enumerate(listed):
+                    layout.where[member.id] = (cohort, i)
+        for key, group in copied.items():
+            remaining = group.single or [m for c in group.cohorts.values() for m in c.members[:1]]
+            if not remaining:
+                del layout.by_key[key]
+            elif any(group.first is rule for rule in removed):
+                group.first = remaining[0]
+        return layout
 
 
 @dataclass
@@ -409,7 +508,7 @@ class Evaluator:
             rows = _join(group.first, group.indices, scan_rows, errors, plan)
             if isinstance(rows, str):
                 results.extend(RuleResult(rule, error=rows) for rule in group.single)
-                for cohort in group.cohorts:
+                for cohort in group.cohorts.values():
                     results.extend(RuleResult(rule, error=rows) for rule in cohort.members)
                 continue
             for rule in group.single:
@@ -420,7 +519,7 @@ class Evaluator:
                     results.append(RuleResult(rule, error=f"evaluation failed: {_describe(error)}"))
                     continue
                 results.append(RuleResult(rule, series))
-            for cohort in group.cohorts:
+            for cohort in group.cohorts.values():
                 found = cohort.candidates(rows)
                 members = cohort.members
                 if attention is None:
@@ -445,7 +544,11 @@ class Evaluator:
         if found is None:
             if len(layouts) >= 8:
                 layouts.pop(next(iter(layouts)))
-            found = layouts[key] = _Layout(key, plan_tick(key, _EPOCH, merge=self.merge_scans))
+            latest = next(reversed(layouts.values()), None)
+            found = latest.updated(key) if latest is not None else None
+            if found is None:
+                found = _Layout(key, plan_tick(key, _EPOCH, merge=self.merge_scans))
+            layouts[key] = found
         else:
             layouts[key] = layouts.pop(key)  # most recently used last
         return found

@@ -167,6 +167,31 @@ class RuleBuilder:
         self._clauses: dict[tuple, Clauses] = {}
         self.full_compiles = 0
 
+    def unknown(self, keys: Iterable[tuple[int, int]]) -> list[int]:
+        """The ids among ``(id, version)`` keys of the rules not built yet at that version."""
+        cache = self._cache
+        return [key[0] for key in keys if key not in cache]
+
+    def build_keys(self, keys: list[tuple[int, int]], rows: Mapping[int, Any]) -> list[EngineRule]:
+        """The rules of ``(id, version)`` keys, in their order: built ones from the cache, the others from
+        ``rows`` (store rows by id). Built versions no longer live are dropped now and then."""
+        cache = self._cache
+        out = []
+        for key in keys:
+            rule = cache.get(key, _UNSHARED)
+            if rule is _UNSHARED:
+                row = rows.get(key[0])
+                if row is None:
+                    continue  # changed again since its key was read: the next reload builds it
+                rule = self.build(row)
+            if rule is not None:
+                out.append(rule)
+        if len(cache) > len(keys) + max(1000, len(keys) // 20):
+            live = set(keys)
+            for key in [k for k in cache if k not in live]:
+                del cache[key]
+        return out
+
     def build(self, row: Any) -> EngineRule | None:
         """The engine rule for a ``monitors_mcp.store.Rule`` row (or any object with its columns)."""
         key = (int(row.id), int(row.version))
@@ -370,12 +395,19 @@ class StoreRules:
         if fingerprint == self._fingerprint:
             return self._rules
         with self.db.session() as session:
-            rows = session.execute(
-                select(Rule.id, Rule.owner_id, Rule.name, Rule.version, Rule.canonical)
-                .where(Rule.enabled.is_(True), Rule.deleted_at.is_(None)).order_by(Rule.id)
-            ).all()
-        self._rules = self.builder.build_all(rows)
+            # every live rule's id and version, then the texts of those not built yet only
+            keys = [(int(rule_id), int(version)) for rule_id, version in session.execute(
+                select(Rule.id, Rule.version).where(Rule.enabled.is_(True), Rule.deleted_at.is_(None))
+                .order_by(Rule.id))]
+            wanted = self.builder.unknown(keys)
+            texts = {}
+            for start in range(0, len(wanted), 500):
+                texts.update((row.id, row) for row in session.execute(
+                    select(Rule.id, Rule.owner_id, Rule.name, Rule.version, Rule.canonical)
+                    .where(Rule.id.in_(wanted[start:start + 500]))))
+        self._rules = self.builder.build_keys(keys, texts)
         self._fingerprint = fingerprint
         self.reloads += 1
-        log.info("loaded %d rules (%d do not compile)", len(self._rules), len(rows) - len(self._rules))
+        log.info("loaded %d rules (%d read, %d do not compile)", len(self._rules), len(texts),
+                 len(keys) - len(self._rules))
         return self._rules

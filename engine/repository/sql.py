@@ -527,7 +527,7 @@ class SqlRepository(Repository):
             stored_labels: dict[int, dict] = {}
             for chunk in _chunks(unlabelled):
                 stored_labels.update(session.execute(select(RuleState.id, RuleState.labels)
-                                                     .where(RuleState.id.in_(chunk))).tuples())
+                                                     .where(RuleState.id.in_(chunk))))
             if stored_labels:
                 found = {k: (v[0], v[1], stored_labels.get(v[0])) for k, v in found.items()}
             alerts: dict[int, _Alert] = {}

@@ -206,3 +206,21 @@ def test_a_rule_given_a_new_condition_while_firing_starts_afresh(db, workspace, 
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(RuleState).where(RuleState.rule_id == rule.id)) == 0
         assert [a.state for a in s.scalars(select(Alert).where(Alert.rule_id == rule.id))] == ["resolved"] * 2
+
+
+def test_a_reload_reads_and_builds_only_the_rules_that_changed(db, workspace, alice):  # noqa: F811
+    ws = workspace(alice)
+    ids = [ws.rules.create(f'rule r{i} {{ when last(crypto.price{{symbol="S{i}"}}, 1m) > {70000 + i} }}').id
+           for i in range(5)]
+    store_rules = StoreRules(db)
+    first = {r.store_id: r for r in store_rules.current()}
+    built = []
+    original = store_rules.builder.build
+    store_rules.builder.build = lambda row: built.append(row.id) or original(row)
+    ws.rules.update(ids[2], text='rule r2 { when last(crypto.price{symbol="S2"}, 1m) > 1 }')
+    ws.rules.delete(ids[4])
+    again = {r.store_id: r for r in store_rules.current()}
+    assert built == [ids[2]]  # only the changed rule was read and built again
+    assert sorted(i for i in again if i in ids) == sorted(ids[:4])  # the store may hold others' rules
+    assert again[ids[2]].version == 2 and "> 1" in again[ids[2]].condition
+    assert all(again[i] is first[i] for i in (ids[0], ids[1], ids[3]))  # the others are the same objects
