@@ -535,19 +535,22 @@ class Evaluator:
         return TickEvaluation(at, plan, results, errors, elapsed, skipped, layout.rules)
 
     def _layout(self, rules: Sequence[EngineRule], plan: Plan | None) -> _Layout:
-        """The layout of ``rules``: remembered for the last few sets of rules (a tick's due rules repeat)."""
+        """The layout of ``rules``: remembered for the last few sets of rules (a tick's due rules repeat), a
+        set close to the last one laid out from it (which it then replaces)."""
         key = tuple(rules)
         if plan is not None:
             return _Layout(key, plan)
         layouts = self._layouts
         found = layouts.get(key)
         if found is None:
-            if len(layouts) >= 8:
-                layouts.pop(next(iter(layouts)))
-            latest = next(reversed(layouts.values()), None)
-            found = latest.updated(key) if latest is not None else None
-            if found is None:
+            latest = next(reversed(layouts), None)
+            found = layouts[latest].updated(key) if latest is not None else None
+            if found is not None:
+                del layouts[latest]  # superseded (a layout of 100,000 rules holds tens of MB)
+            else:
                 found = _Layout(key, plan_tick(key, _EPOCH, merge=self.merge_scans))
+            if len(layouts) >= 4:
+                layouts.pop(next(iter(layouts)))
             layouts[key] = found
         else:
             layouts[key] = layouts.pop(key)  # most recently used last

@@ -46,9 +46,11 @@ def test_a_few_rules_changed_evaluate_as_laid_out_afresh(seed: int) -> None:
         before = incremental._layouts.copy()
         mine = incremental.evaluate(rules, at, attention=attention)
         assert outcome(mine, attention) == outcome(fresh, attention)
-        if step and len(incremental._layouts) > len(before):
+        if before:
             latest = next(reversed(incremental._layouts.values()))
-            updated += latest.plan.scans is next(reversed(before.values())).plan.scans
+            if latest.plan.scans is next(reversed(before.values())).plan.scans:  # laid out from the last one
+                updated += 1
+                assert len(incremental._layouts) == len(before)  # which it replaced
         # change a few rules: remove, add (with the terms of a rule already there or new ones), edit
         for _ in range(rng.randint(1, 4)):
             action = rng.choice(["remove", "add", "edit", "copy"])
