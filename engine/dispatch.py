@@ -5,7 +5,10 @@ One :meth:`Dispatcher.dispatch` pass:
 1. *claims* a batch of due rows (``pending`` with ``next_attempt_at <= now``,
    oldest first, or ``sending`` rows whose claim ran out — a dispatcher that
    died mid-send): each claim is a conditional update to ``sending`` with a
-   claim deadline, so two dispatchers never send the same row at once;
+   claim deadline and the replica's name, so two dispatchers never send the
+   same row at once; the first pass of a dispatcher takes the rows its own
+   replica had claimed at once (an engine restarted under the same name has
+   nothing in flight), the rows of others when their claim runs out;
 2. renders the title and message with the rule's templates (bounded Jinja2
    sandbox, ``engine.notify``) from the row's payload — a resolved
    notification carries the values at resolution;
@@ -85,8 +88,10 @@ class Dispatcher:
 
     def __init__(self, db: Database, secrets, *, batch: int = 100, workers: int = 4, attempt_timeout: float = 30.0,
                  deadline: float = 3600.0, first_backoff: float = 10.0, max_backoff: float = 600.0,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, replica: str | None = None) -> None:
         self.db = db
+        self.replica = replica  # the engine replica's name, written on the rows it claims
+        self._recovered = replica is None
         self.secrets = secrets
         self.batch = batch
         self.workers = workers
@@ -106,6 +111,8 @@ class Dispatcher:
         """Send what is due now; returns what happened."""
         now = now or self.clock()
         report = DispatchReport()
+        if not self._recovered:
+            self._take_back(now)
         jobs = self._claim(now)
         if not jobs:
             return report
@@ -145,6 +152,16 @@ class Dispatcher:
             return False, redact(f"{type(error).__name__}: {error}")[:500]
         return outcome.delivered, outcome.reason
 
+    def _take_back(self, now: datetime) -> None:
+        """Rows this replica claimed before it was restarted: due now (they were not finished)."""
+        table = NotificationOutbox
+        with self.db.session() as session:
+            taken = session.execute(update(table).where(table.status == "sending", table.claimed_by == self.replica)
+                                    .values(next_attempt_at=now)).rowcount
+        self._recovered = True
+        if taken:
+            log.warning("taking back %d notifications this replica was sending when it stopped", taken)
+
     def _claim(self, now: datetime) -> list[_Job]:
         table = NotificationOutbox
         claim_until = now + timedelta(seconds=self.attempt_timeout * 2 + 30)
@@ -162,7 +179,8 @@ class Dispatcher:
                 condition = [table.id == row_id, table.status == status]
                 condition.append(table.next_attempt_at.is_(None) if due is None else table.next_attempt_at == due)
                 claimed = session.execute(update(table).where(and_(*condition))
-                                          .values(status="sending", next_attempt_at=claim_until)).rowcount
+                                          .values(status="sending", next_attempt_at=claim_until,
+                                                  claimed_by=self.replica)).rowcount
                 if claimed != 1:
                     continue  # another dispatcher took it
                 row = session.get(table, row_id)

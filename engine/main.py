@@ -114,7 +114,8 @@ class Engine:
                              evaluation_delay=config.evaluation_delay, values_every=config.values_every)
         self.dispatcher = Dispatcher(self.db, self.secrets, batch=config.dispatch_batch,
                                      attempt_timeout=config.attempt_timeout, deadline=config.delivery_deadline,
-                                     first_backoff=config.first_backoff, max_backoff=config.max_backoff)
+                                     first_backoff=config.first_backoff, max_backoff=config.max_backoff,
+                                     replica=self.replica)
 
     def once(self, at: datetime) -> int:
         self.leases.acquire()
