@@ -89,8 +89,9 @@ class SeriesState(BaseModel):
     state: str
     severity: str | None
     since: datetime | None
-    last_evaluated_at: datetime | None
-    last_values: dict[str, Any] | None
+    last_evaluated_at: datetime | None = Field(description="When last_values were recorded")
+    last_values: dict[str, Any] | None = Field(
+        description="Values at last_evaluated_at; a firing series' values are refreshed every few minutes")
 
 
 class RuleDetail(RuleOut):
