@@ -277,6 +277,7 @@ class SqlRepository(Repository):
         not hold for a while (another replica may have evaluated it meanwhile).
         """
         self._complete = ()
+        self._errored = None  # another writer may have recorded errors too: read them again when asked
         if rule_ids is None:
             self._states.clear()
             self._loaded.clear()

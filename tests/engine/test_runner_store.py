@@ -13,7 +13,7 @@ from engine.dispatch import Dispatcher
 from engine.evaluate import Evaluator
 from engine.repository import SqlRepository
 from engine.rules import StoreRules
-from engine.runner import Runner
+from engine.runner import Runner, StaticRules
 from engine.sources import DataFusionSource
 from monitors_mcp.store import Alert, AlertEvent, NotificationLog, NotificationOutbox, Rule, RuleState
 from tests.mcp.conftest import alice, db, new_user, secrets, workspace  # noqa: F401 - the store fixtures
@@ -224,3 +224,18 @@ def test_a_reload_reads_and_builds_only_the_rules_that_changed(db, workspace, al
     assert sorted(i for i in again if i in ids) == sorted(ids[:4])  # the store may hold others' rules
     assert again[ids[2]].version == 2 and "> 1" in again[ids[2]].condition
     assert all(again[i] is first[i] for i in (ids[0], ids[1], ids[3]))  # the others are the same objects
+
+
+def test_an_error_recorded_by_another_replica_is_cleared_by_the_next_holder(db, workspace, alice, source):  # noqa: F811
+    ws = workspace(alice)
+    rule = ws.rules.create('rule handed { when last(crypto.price{symbol="BTC"}, 1m) > 80000 }')
+    engine_rule = next(r for r in StoreRules(db).current() if r.store_id == rule.id)
+    next_holder = SqlRepository(db)
+    assert str(rule.id) not in next_holder.errored()  # read before the other replica's error
+    SqlRepository(db).record_error(engine_rule, T0, "query timed out after 30 s")
+    next_holder.forget([engine_rule.id])  # the rule is newly held: what others wrote is read again
+    assert str(rule.id) in next_holder.errored()
+    runner = Runner(StaticRules([engine_rule]), next_holder, Evaluator(source))
+    runner.tick(T0 + MIN, all_rules=True)  # evaluates fine, nothing fires: the error is still cleared
+    with db.session() as s:
+        assert s.get(Rule, rule.id).last_error is None
