@@ -353,7 +353,8 @@ def notes(results: list[dict]) -> list[str]:
         "into the same few queries. Equal rule counts are not equal work: the state changes written per replica "
         "differ (see the transitions' spread), mostly with the few `group by symbol` rules whose threshold lies "
         "within the prices' range, which change many series' states each tick; the replica holding more of them "
-        "(leases are claimed in rule id order) spends more engine CPU.",
+        "spends more engine CPU. Each replica claims rules in an order of its own (a hash of its name and the "
+        "rule id), so such rules fall to the replicas at random rather than by where their ids lie.",
     ]
 
 
