@@ -11,6 +11,13 @@ union of the series, a term missing for a series reads ``None`` — and are
 built once per distinct set of scans, then shared by every rule reading that
 set: the per-rule work is a tight loop of ``compiled.decide(row)`` over shared
 rows, with no per-rule query and no second reading of an Arrow table.
+
+What does not depend on the time — the plan, the rules grouped by the scans
+they read and by shape, each shape's thresholds sorted — is a *layout*, built
+once per set of rules (or from the last one when a few rules changed) and
+kept. Rules of one shape are decided together; given ``attention`` (the rules
+with an active series or an error to clear), a rule whose condition may hold
+for no series is left out of the results: stepping it would change nothing.
 """
 
 from __future__ import annotations

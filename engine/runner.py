@@ -10,8 +10,11 @@ rules' changes through the repository (``record_many``), each rule all or
 nothing: rules that only change series states are written together, a rule
 that opens, changes or closes an alert or queues notifications on its own. Series
 the query no longer returns are stepped with *no data*. A series never seen
-before whose condition is false changes nothing and is not written, so the
-cost of a tick grows with distinct terms and state changes, not with rules.
+before whose condition is false changes nothing and is not written, a rule
+whose condition holds nowhere and whose series are all quiet is not stepped at
+all (``attention``), and a firing series whose values alone changed is written
+once per ``values_every`` seconds: the cost of a tick grows with distinct terms
+and state changes, not with rules.
 A rule whose query failed keeps its state and gets the error recorded.
 
 :meth:`Runner.run` is the live loop: tick at each second where something is

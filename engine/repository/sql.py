@@ -21,6 +21,12 @@ table written in bulk, as ``record`` would write each rule. If a
 shared transaction fails, nothing of it was written and each of its rules is
 written again on its own (``record``, one transaction per rule), so a failure
 still leaves no rule half-written and stops only the rule at fault.
+
+The repository keeps what it read or wrote between ticks — each rule's series
+states and their rows' ids — and reads a rule again when its version changes
+or it is ``forget``-ten (a rule newly held, a failed write). Bulk writes go to
+the driver as plain tuples (``executemany``; on MySQL/MariaDB ``CASE``
+updates of a couple of hundred rows per statement).
 """
 
 from __future__ import annotations
