@@ -25,7 +25,7 @@ still leaves no rule half-written and stops only the rule at fault.
 The repository keeps what it read or wrote between ticks — each rule's series
 states and their rows' ids — and reads a rule again when its version changes
 or it is ``forget``-ten (a rule newly held, a failed write). Bulk writes go to
-the driver as plain tuples (``executemany``; on MySQL/MariaDB ``CASE``
+the driver as plain tuples (``executemany``; on MySQL/MariaDB joined
 updates of a couple of hundred rows per statement).
 """
 
@@ -86,7 +86,7 @@ def _update_by_id(session, table: sa.Table, rows: list[dict]) -> None:
         shapes.setdefault(tuple(sorted(k for k in row if k != "id")), []).append(row)
     if shapes and session.connection().dialect.name in ("mysql", "mariadb"):
         for columns, group in shapes.items():
-            _case_update(session, table, columns, group)
+            _joined_update(session, table, columns, group)
         return
     for columns, group in shapes.items():
         stmt = (sa.update(table).where(table.c.id == sa.bindparam("id_"))
@@ -96,29 +96,29 @@ def _update_by_id(session, table: sa.Table, rows: list[dict]) -> None:
                          {"id_": table.c.id, **{name: table.c[name] for name in columns}})
 
 
-_CASE_ROWS = 200
+_JOINED_ROWS = 200
 
 
-def _case_update(session, table: sa.Table, columns: tuple[str, ...], rows: list[dict]) -> None:
-    """MySQL/MariaDB: ``UPDATE … SET c = CASE id WHEN … THEN … END … WHERE id IN (…)``, a statement per
-    couple of hundred rows. Its driver runs a batch of ``UPDATE`` statements one round trip per row; this is
-    one per statement. The values are converted by the columns' types, as in :func:`_executemany`."""
+def _joined_update(session, table: sa.Table, columns: tuple[str, ...], rows: list[dict]) -> None:
+    """MySQL/MariaDB: ``UPDATE t JOIN (SELECT ? AS id, ? AS c … UNION ALL SELECT ?, ? …) v ON t.id = v.id SET
+    t.c = v.c …``, a statement per couple of hundred rows. Its driver runs a batch of ``UPDATE`` statements one
+    round trip per row; this is one per statement, each value sent once. The values are converted by the
+    columns' types, as in :func:`_executemany`."""
     connection = session.connection()
     dialect = connection.dialect
     quote = dialect.identifier_preparer.quote
     converters = [(name, table.c[name].type.bind_processor(dialect)) for name in columns]
     key = quote(table.c.id.name)
-    for chunk in _chunks(rows, _CASE_ROWS):
+    first = ", ".join(["%s AS " + key] + [f"%s AS {quote(name)}" for name in columns])
+    other = ", ".join(["%s"] * (len(columns) + 1))
+    sets = ", ".join(f"t.{quote(name)} = v.{quote(name)}" for name in columns)
+    for chunk in _chunks(rows, _JOINED_ROWS):
         params: list = []
-        sets = []
-        for name, convert in converters:
-            for row in chunk:
-                value = row[name]
-                params += (row["id"], value if convert is None else convert(value))
-            sets.append(f"{quote(name)} = CASE {key} {' '.join(['WHEN %s THEN %s'] * len(chunk))} END")
-        params += [row["id"] for row in chunk]
-        sql = (f"UPDATE {quote(table.name)} SET {', '.join(sets)} "
-               f"WHERE {key} IN ({', '.join(['%s'] * len(chunk))})")
+        for row in chunk:
+            params.append(row["id"])
+            params += [row[name] if convert is None else convert(row[name]) for name, convert in converters]
+        selects = " UNION ALL ".join([f"SELECT {first}"] + [f"SELECT {other}"] * (len(chunk) - 1))
+        sql = f"UPDATE {quote(table.name)} t JOIN ({selects}) v ON t.{key} = v.{key} SET {sets}"
         connection.exec_driver_sql(sql, tuple(params))
 
 
