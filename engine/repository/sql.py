@@ -122,6 +122,20 @@ def _joined_update(session, table: sa.Table, columns: tuple[str, ...], rows: lis
         connection.exec_driver_sql(sql, tuple(params))
 
 
+def _insert_many(session, table: sa.Table, rows: list[dict]) -> None:
+    """``INSERT`` of rows that all set the same columns, handed to the driver as one batch (see
+    :func:`_executemany`)."""
+    if not rows:
+        return
+    names = tuple(rows[0])
+    if any(len(row) != len(names) for row in rows) or any(row.keys() != rows[0].keys() for row in rows):
+        session.execute(sa.insert(table), rows)
+        return
+    stmt = sa.insert(table).values({name: sa.bindparam(name) for name in names})
+    for chunk in _chunks(rows):
+        _executemany(session, stmt, chunk, {name: table.c[name] for name in names})
+
+
 def _executemany(session, stmt, rows: list[dict], columns: dict[str, sa.Column]) -> None:
     """``stmt`` once per row, handed to the driver as one batch.
 
@@ -155,7 +169,7 @@ def _insert_alerts(session, rows: list[dict]) -> list[int]:
     one was stored before (a tick run again).
     """
     table = Alert.__table__
-    session.execute(sa.insert(table), rows)
+    _insert_many(session, table, rows)
     starts = sorted({row["started_at"] for row in rows})
     ids: dict[tuple, int] = {}
     for chunk in _chunks(sorted({row["rule_id"] for row in rows})):
@@ -505,8 +519,7 @@ class SqlRepository(Repository):
                 values["alert_id"] = alert_id if alert_id in firing else None
                 changed.append(values)  # its labels stay: a series key is the hash of its labels
             _update_by_id(session, RuleState.__table__, changed)
-            for chunk in _chunks(added):
-                session.execute(sa.insert(RuleState), chunk)
+            _insert_many(session, RuleState.__table__, added)
         self._remember_rows(found, changed)
 
     def _record_alerts(self, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]]) -> dict[str, int]:
@@ -629,11 +642,9 @@ class SqlRepository(Repository):
                 values["alert_id"] = holder.id if holder is not None else None
             changed_rows = [v for v, _ in changed_states]
             _update_by_id(session, RuleState.__table__, changed_rows + values_only)
-            for chunk in _chunks([v for v, _ in added_states]):
-                session.execute(sa.insert(RuleState), chunk)
+            _insert_many(session, RuleState.__table__, [v for v, _ in added_states])
             event_rows = [{"alert_id": alert.id, **values} for alert, values in events]
-            for chunk in _chunks(event_rows):
-                session.execute(sa.insert(AlertEvent.__table__), chunk)
+            _insert_many(session, AlertEvent.__table__, event_rows)
             if outbox:
                 table = NotificationOutbox.__table__
                 keys = sorted({values["idempotency_key"] for _, _, values in outbox})

@@ -125,9 +125,17 @@ def _values_due(state: SeriesState, at: datetime, values_every: float, rule_id: 
     return (at.timestamp() + phase) // values_every != (last.timestamp() + phase) // values_every
 
 
+_PHASES: dict[tuple[str, str], float] = {}
+
+
 def _values_phase(values_every: float, rule_id: str, series_key: str) -> float:
     """This series' point in each period of ``values_every`` seconds: the same at every call."""
-    return values_every * zlib.crc32(f"{rule_id}\x00{series_key}".encode()) / 0x100000000
+    fraction = _PHASES.get((rule_id, series_key))
+    if fraction is None:  # the same firing series are asked about at every tick
+        if len(_PHASES) > 500_000:
+            _PHASES.clear()
+        fraction = _PHASES[(rule_id, series_key)] = zlib.crc32(f"{rule_id}\x00{series_key}".encode()) / 0x100000000
+    return values_every * fraction
 
 
 def firing_outcome(state: SeriesState, severity: str | None, resolve: bool | None, at: datetime,
