@@ -107,7 +107,7 @@ def _joined_update(session, table: sa.Table, columns: tuple[str, ...], rows: lis
     connection = session.connection()
     dialect = connection.dialect
     quote = dialect.identifier_preparer.quote
-    converters = [(name, table.c[name].type.bind_processor(dialect)) for name in columns]
+    converters = [(name, _converter(table.c[name], dialect)) for name in columns]
     key = quote(table.c.id.name)
     first = ", ".join(["%s AS " + key] + [f"%s AS {quote(name)}" for name in columns])
     other = ", ".join(["%s"] * (len(columns) + 1))
@@ -120,6 +120,13 @@ def _joined_update(session, table: sa.Table, columns: tuple[str, ...], rows: lis
         selects = " UNION ALL ".join([f"SELECT {first}"] + [f"SELECT {other}"] * (len(chunk) - 1))
         sql = f"UPDATE {quote(table.name)} t JOIN ({selects}) v ON t.{key} = v.{key} SET {sets}"
         connection.exec_driver_sql(sql, tuple(params))
+
+
+def _converter(column: sa.Column, dialect):
+    """What SQLAlchemy does to a value of ``column`` before the driver sees it on ``dialect`` (UTC times, and
+    their text format on SQLite; JSON), or ``None``. The dialect's own implementation of the type matters:
+    on SQLite a time is stored as text in one format that the store's queries compare with."""
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
 
 
 def _insert_many(session, table: sa.Table, rows: list[dict]) -> None:
@@ -154,7 +161,7 @@ def _executemany(session, stmt, rows: list[dict], columns: dict[str, sa.Column])
         session.execute(stmt, rows)
         return
     names = list(compiled.positiontup)
-    converters = [columns[name].type.bind_processor(dialect) if name in columns else None for name in names]
+    converters = [_converter(columns[name], dialect) if name in columns else None for name in names]
     pairs = list(zip(names, converters))
     params = [tuple(row[name] if convert is None else convert(row[name]) for name, convert in pairs) for row in rows]
     connection.exec_driver_sql(compiled.string, params)

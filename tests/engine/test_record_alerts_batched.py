@@ -16,7 +16,7 @@ from engine.rules import StoreRules
 from engine.runner import Runner
 from monitors_mcp.store import Rule
 from tests.engine.test_record_many import (  # noqa: F401
-    MIN, PRICES, T0, TEXTS, OneByOne, in_failing_sessions, snapshot, source)
+    MIN, PRICES, T0, TEXTS, OneByOne, assert_times_stored_alike, in_failing_sessions, snapshot, source)
 from tests.mcp.conftest import alice, db, new_user, secrets, workspace  # noqa: F401 - the store fixtures
 
 
@@ -33,8 +33,9 @@ class AlertsTogether(SqlRepository):
 
     def _record_alerts(self, entries):
         if not self.fail_first or self.failed:
-            self.together += len(entries)
-            return super()._record_alerts(entries)
+            result = super()._record_alerts(entries)
+            self.together += len(entries)  # counted once written: a failure here would go unnoticed otherwise
+            return result
         self.failed += 1
         return in_failing_sessions(self.db, partial(super()._record_alerts, entries))
 
@@ -85,6 +86,7 @@ def test_alert_writes_together_leave_the_store_as_one_transaction_per_rule(db, w
     assert got == expected
     assert expected[1] and expected[2] and expected[3]  # alerts, events and outbox rows were written
     assert batched.repository.together >= 2  # some rules' alerts were written together
+    assert_times_stored_alike(db, ids["batched"])
     assert batched.repository.failed == (1 if repository.fail_first else 0)
     # the same tick again (states read from the store anew) adds nothing
     again = Runner(store_rules, repository(db), Evaluator(source), values_every=0)

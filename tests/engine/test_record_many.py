@@ -4,6 +4,8 @@ when the shared transaction fails (nothing of it is kept; each rule is then writ
 
 from __future__ import annotations
 
+import re
+
 from contextlib import contextmanager
 from functools import partial
 from datetime import datetime, timedelta, timezone
@@ -87,14 +89,37 @@ class Batched(SqlRepository):
 
     def _record_states(self, entries):
         if not self.fail_first or self.failed:
-            self.together += len(entries)
-            return super()._record_states(entries)
+            result = super()._record_states(entries)
+            self.together += len(entries)  # counted once written: a failure here would go unnoticed otherwise
+            return result
         self.failed += 1
         return in_failing_sessions(self.db, partial(super()._record_states, entries))
 
 
 class BatchedFailsOnce(Batched):
     fail_first = True
+
+
+_STORED_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")
+
+
+def assert_times_stored_alike(db, ids: list[int]) -> None:  # noqa: F811
+    """On SQLite, times are text: every time the rules' rows hold has the one format the store's queries
+    compare with (``YYYY-MM-DD HH:MM:SS.ffffff``), however it was written."""
+    if db.dialect != "sqlite":
+        return
+    marks = ", ".join(str(int(i)) for i in ids)
+    queries = {
+        "rule_states": f"SELECT since, last_evaluated_at, last_notified_at FROM rule_states WHERE rule_id IN ({marks})",
+        "alerts": f"SELECT started_at, resolved_at FROM alerts WHERE rule_id IN ({marks})",
+        "alert_events": f"SELECT e.at FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
+                        f"WHERE a.rule_id IN ({marks})",
+    }
+    with db.session() as s:
+        for table, sql in queries.items():
+            for row in s.connection().exec_driver_sql(sql):
+                for value in row:
+                    assert value is None or _STORED_TIME.match(value), (table, value)
 
 
 def snapshot(db, ids: list[int]):  # noqa: F811
@@ -137,6 +162,7 @@ def test_batched_writes_leave_the_store_as_one_transaction_per_rule(db, workspac
     assert got == expected
     assert expected[0] and expected[1] and expected[2]  # states, alerts and events were written
     assert batched.repository.together >= 2  # some rules' states were written together
+    assert_times_stored_alike(db, ids["batched"])
     assert batched.repository.failed == (1 if repository.fail_first else 0)
     with db.session() as s:
         assert all(r.last_error is None for r in s.scalars(select(Rule).where(Rule.id.in_(ids["batched"]))))
