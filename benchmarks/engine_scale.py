@@ -21,6 +21,7 @@ for the run and dropped after). Writes ``## Engine at scale`` in
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import random
@@ -168,8 +169,21 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class _Fallbacks(logging.Handler):
+    """Counts the batched store writes that failed and were written rule by rule (a slow path)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += "one by one" in record.getMessage()
+
+
 def run(url: str, n: int, ticks: int, seed: int = 7) -> dict:
     tune_garbage_collector()  # as monitors-engine does
+    fallbacks = _Fallbacks()
+    logging.getLogger("engine.repository.sql").addHandler(fallbacks)
     rng = random.Random(seed)
     prices = base_prices(rng)
     texts = rule_texts(n, rng, prices)
@@ -206,6 +220,8 @@ def run(url: str, n: int, ticks: int, seed: int = 7) -> dict:
     full = runner.rules.builder.full_compiles
     after_change = _tick_after_a_change(db, runner, T0 + (ticks + 1) * MIN)
     db.dispose()
+    if fallbacks.count:
+        raise RuntimeError(f"{fallbacks.count} batched store writes failed and were written rule by rule")
     return {
         "after_change": after_change,
         "rules": n, "loaded": len(loaded), "full_compiles": full, "built": built, "cold": cold,
