@@ -247,6 +247,19 @@ def _tick_after_a_change(db: Database, runner: Runner, at: datetime) -> float:
     return time.thread_time() - began
 
 
+def machine_speed() -> float:
+    """Milliseconds for a fixed pure-Python workload (dict and str work, best of 5): how fast this machine is
+    at the time of the run (its speed drifts; the engine's figures move with it)."""
+    import timeit
+
+    def work() -> None:
+        d = {}
+        for i in range(200_000):
+            d[i] = str(i)
+
+    return min(timeit.repeat(work, number=1, repeat=5)) * 1000
+
+
 def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} ({min(values):.3f}–{max(values):.3f})"
 
@@ -261,6 +274,7 @@ def main() -> None:
                         "(by store and size) and rendered together")
     args = parser.parse_args()
     load = os.getloadavg()[0]
+    speed = [machine_speed()]
     backends = [("sqlite", None)]
     mysql = os.environ.get("MONITORS_TEST_MYSQL_URL")
     if mysql:
@@ -299,7 +313,8 @@ def main() -> None:
         results = sorted([r for r in earlier if (r["backend"], r["rules"]) not in fresh] + results,
                          key=lambda r: (r["backend"] != "sqlite", r["backend"], r["rules"]))
         args.results.write_text(json.dumps(results))
-    section = render(results, load, args.ticks)
+    speed.append(machine_speed())
+    section = render(results, load, args.ticks, speed)
     print(section)
     if not args.no_write:
         write_section(ROOT / "docs" / "benchmarks.md", section)
@@ -317,7 +332,7 @@ def _child(url: str, n: int, ticks: int) -> dict:
     return json.loads(line[7:])
 
 
-def render(results: list[dict], load: float, ticks: int) -> str:
+def render(results: list[dict], load: float, ticks: int, speed: list[float] | None = None) -> str:
     lines = [
         "## Engine at scale",
         "",
@@ -331,7 +346,10 @@ def render(results: list[dict], load: float, ticks: int) -> str:
         "(which also reads the series states).",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"{datetime.now():%Y-%m-%d}; load average {load:.1f} at the start.",
+        f"{datetime.now():%Y-%m-%d}; load average {load:.1f} at the start"
+        + (f"; machine speed reference {speed[0]:.1f} ms at the start, {speed[-1]:.1f} ms at the end (a fixed "
+           "pure-Python loop, `machine_speed()`: lower is faster; this machine's speed drifts within a day, and "
+           "the engine's figures move with it: compare runs with this in mind)" if speed else "") + ".",
         "",
         "| store | rules | distinct terms | scans / tick | queries / tick | engine CPU / tick (s) | "
         "process CPU / tick (s) | wall / tick (s) | cold start (s) | peak RSS (MB) | transitions / tick |",
