@@ -401,8 +401,7 @@ def to_evaluation(rule: EngineRule, at: datetime, row: Mapping, decision: Decisi
     """The state machine's input for one series (values keyed by canonical term text)."""
     values = {term.text: row.get(term.column) for term in rule.terms}
     value = row.get(rule.value_column) if rule.value_column else None
-    return Evaluation(at=at, severity=decision.severity, resolve=decision.resolve, no_data=decision.result is None,
-                      values=values, value=value)
+    return Evaluation.of(at, decision.severity, decision.resolve, decision.result is None, values, value)
 
 
 def no_data_evaluation(at: datetime) -> Evaluation:

@@ -123,6 +123,20 @@ class Evaluation:
         object.__setattr__(self, "value", _clean(self.value))
 
     @classmethod
+    def of(cls, at: datetime, severity: str | None, resolve: bool | None, no_data: bool, values: dict[str, Value],
+           value: Value) -> Evaluation:
+        """The same as the constructor for an aware UTC ``at``, a known severity (or ``None``) and ``values`` a
+        fresh dict of string keys that the evaluation may keep: cleaned in place, without the generic checks
+        (the engine builds thousands per tick)."""
+        for key, item in values.items():
+            if isinstance(item, float) and not isfinite(item):
+                values[key] = None
+        self = object.__new__(cls)
+        self.__dict__.update(at=at, severity=severity, resolve=resolve, no_data=no_data, values=values,
+                             value=_clean(value))
+        return self
+
+    @classmethod
     def from_decision(cls, decision, *, at: datetime, values: Mapping[str, Value] | None = None,
                       value: Value = None) -> Evaluation:
         """From a compiled rule's ``Decision`` (``result``, ``severity``, ``resolve``).
