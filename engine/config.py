@@ -16,7 +16,7 @@
     max_backoff = 600
     flap_detection = false                 # hold notifications of series that change too often
     values_every = 300                     # seconds: a firing series whose values alone changed has them
-                                           # written at most this often (0: every evaluation);
+                                           # written once per such period (0: every evaluation);
                                            # or $MONITORS_ENGINE_VALUES_EVERY
     http_host = "127.0.0.1"                # health and metrics server; or $MONITORS_ENGINE_HTTP_HOST
     http_port = 9464                       # or $MONITORS_ENGINE_HTTP_PORT; 0 turns the server off

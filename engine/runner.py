@@ -45,7 +45,7 @@ __all__ = ["RuleSet", "StaticRules", "Runner", "TickReport", "VALUES_EVERY"]
 log = logging.getLogger(__name__)
 
 
-#: Seconds: a firing series whose values alone changed has them written at most this often (see
+#: Seconds: a firing series whose values alone changed has them written once per period of this length (see
 #: ``engine.state.machine``); every other change is written at once.
 VALUES_EVERY = 300.0
 
@@ -96,7 +96,7 @@ class Runner:
         self.repository = repository
         self.evaluator = evaluator
         self.evaluation_delay = evaluation_delay
-        self.values_every = values_every  # a firing series' new values alone are written at most this often
+        self.values_every = values_every  # a firing series' new values alone: written once per this period
         self._stop = threading.Event()
 
     # -- one tick ----------------------------------------------------------------------
