@@ -135,7 +135,8 @@ def _insert_many(session, table: sa.Table, rows: list[dict]) -> None:
     if not rows:
         return
     names = tuple(rows[0])
-    if any(len(row) != len(names) for row in rows) or any(row.keys() != rows[0].keys() for row in rows):
+    first = rows[0].keys()
+    if any(row.keys() != first for row in rows):
         session.execute(sa.insert(table), rows)
         return
     stmt = sa.insert(table).values({name: sa.bindparam(name) for name in names})
