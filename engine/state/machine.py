@@ -132,7 +132,7 @@ def _values_phase(values_every: float, rule_id: str, series_key: str) -> float:
     """This series' point in each period of ``values_every`` seconds: the same at every call."""
     fraction = _PHASES.get((rule_id, series_key))
     if fraction is None:  # the same firing series are asked about at every tick
-        if len(_PHASES) > 500_000:
+        if len(_PHASES) > 200_000:
             _PHASES.clear()
         fraction = _PHASES[(rule_id, series_key)] = zlib.crc32(f"{rule_id}\x00{series_key}".encode()) / 0x100000000
     return values_every * fraction
