@@ -445,6 +445,10 @@ CHANGES = [
     "engine's long-lived rules and states made full collections frequent and costly); the benchmark does "
     "the same as `monitors-engine`.",
     "",
+    "This machine's speed drifts (see the reference above): runs of the same tick path earlier the same day, "
+    "when 1,000 rules took 0.016–0.018 s per tick, gave 0.41–0.47 s at 100,000 rules on SQLite and "
+    "0.48–0.53 s on MariaDB; when 1,000 rules took 0.021–0.025 s, 0.53–0.57 s and 0.55–0.58 s.",
+    "",
     "What the remaining engine CPU is (100,000 rules, about 2,200 transitions and 2,300 series whose values "
     "are kept per tick): writing them (about 0.26 s: alerts opened and closed, their events, the series "
     "states, in SQLite), stepping them (about 0.1 s), and a fixed part (about 0.1 s: deciding the candidate "
