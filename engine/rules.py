@@ -294,20 +294,9 @@ class RuleBuilder:
             condition=shape.condition_text(split), value_column=shape.value_column)
 
     def build_all(self, rows: Iterable[Any]) -> list[EngineRule]:
+        """The rules of store rows, in their order (see :meth:`build_keys`)."""
         rows = list(rows)
-        live = {(int(r.id), int(r.version)) for r in rows}
-        if len(live) != len(self._cache) or any(k not in live for k in self._cache):
-            for key in [k for k in self._cache if k not in live]:
-                del self._cache[key]
-        cache = self._cache
-        out = []
-        for row in rows:
-            rule = cache.get((int(row.id), int(row.version)), _UNSHARED)
-            if rule is _UNSHARED:
-                rule = self.build(row)
-            if rule is not None:
-                out.append(rule)
-        return out
+        return self.build_keys([(int(r.id), int(r.version)) for r in rows], {int(r.id): r for r in rows})
 
 
 class _Checked:

@@ -249,6 +249,26 @@ def _values_columns(row_id: int, state: SeriesState) -> dict:
             "last_evaluated_at": state.last_evaluated_at}
 
 
+def _outbox_row(rule: EngineRule, notification, labels: dict, name: str, channel_id: int | None,
+                status: str) -> dict:
+    """The ``notification_outbox`` row (its alert aside) of a notification to the rule's channel ``name``:
+    a channel the owner does not have gives a ``failed`` row saying so."""
+    suffix = str(channel_id) if channel_id is not None else f"missing:{name}"
+    return {
+        "idempotency_key": f"{notification.idempotency_key}:{suffix}",
+        "owner_id": rule.owner_id,
+        "rule_id": rule.store_id,
+        "channel_id": channel_id,
+        "kind": notification.kind,
+        "payload": notification_payload(rule, notification, labels, name),
+        "status": status if channel_id is not None else "failed",
+        "attempts": 0,
+        "next_attempt_at": None,
+        "last_error": None if channel_id is not None else f"no notification channel named {name!r}",
+        "created_at": utcnow(),
+    }
+
+
 def _since(state: SeriesState) -> datetime | None:
     if state.state == FIRING:
         return state.firing_since
@@ -437,23 +457,8 @@ class SqlRepository(Repository):
                 for n in u.step.notifications:
                     status = outbox_status(n, silenced=silenced, acknowledged=acknowledged)
                     for name in rule.channels:
-                        channel_id = channels.get(name)
-                        suffix = str(channel_id) if channel_id is not None else f"missing:{name}"
-                        values = {
-                            "idempotency_key": f"{n.idempotency_key}:{suffix}",
-                            "owner_id": rule.owner_id,
-                            "rule_id": rule_id,
-                            "alert_id": alert.id if alert is not None else None,
-                            "channel_id": channel_id,
-                            "kind": n.kind,
-                            "payload": notification_payload(rule, n, labels, name),
-                            "status": status if channel_id is not None else "failed",
-                            "attempts": 0,
-                            "next_attempt_at": None,
-                            "last_error": None if channel_id is not None
-                            else f"no notification channel named {name!r}",
-                            "created_at": utcnow(),
-                        }
+                        values = _outbox_row(rule, n, labels, name, channels.get(name), status)
+                        values["alert_id"] = alert.id if alert is not None else None
                         added += self._insert_outbox(session, values)
         return added
 
@@ -618,22 +623,8 @@ class SqlRepository(Repository):
                     for n in u.step.notifications:
                         status = outbox_status(n, silenced=silenced, acknowledged=acknowledged)
                         for name in rule.channels:
-                            channel_id = channels.get((rule.owner_id, name))
-                            suffix = str(channel_id) if channel_id is not None else f"missing:{name}"
-                            outbox.append((rule.id, alert, {
-                                "idempotency_key": f"{n.idempotency_key}:{suffix}",
-                                "owner_id": rule.owner_id,
-                                "rule_id": rule_id,
-                                "channel_id": channel_id,
-                                "kind": n.kind,
-                                "payload": notification_payload(rule, n, labels, name),
-                                "status": status if channel_id is not None else "failed",
-                                "attempts": 0,
-                                "next_attempt_at": None,
-                                "last_error": None if channel_id is not None
-                                else f"no notification channel named {name!r}",
-                                "created_at": utcnow(),
-                            }))
+                            outbox.append((rule.id, alert, _outbox_row(rule, n, labels, name,
+                                                                       channels.get((rule.owner_id, name)), status)))
             # alerts opened: inserted first, their ids read back in order
             if new_alerts:
                 for alert, id_ in zip(new_alerts, _insert_alerts(session, [a.row for a in new_alerts])):

@@ -27,8 +27,8 @@ makes backtests equal live runs and a re-run tick harmless.
    series that started firing together are not all kept again at the same
    evaluation): what is kept is never older than ``values_every`` (0: kept at
    every evaluation), and a long-firing series is not a write per evaluation.
-   :func:`unchanged_firing` says, without stepping, when an evaluation of a
-   firing series changes nothing.
+   :func:`firing_outcome` says, without stepping, what an evaluation of a
+   firing series would change.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from .model import (
     Value,
 )
 
-__all__ = ["step", "firing_outcome", "keep_values", "unchanged_firing"]
+__all__ = ["step", "firing_outcome", "keep_values"]
 
 
 def replace(original: SeriesState, /, **changes) -> SeriesState:
@@ -163,14 +163,6 @@ def firing_outcome(state: SeriesState, severity: str | None, resolve: bool | Non
                                or (at - state.last_notified_at).total_seconds() >= repeat):
         return "step"
     return "values" if _values_due(state, at, values_every, rule_id, series_key) else "unchanged"
-
-
-def unchanged_firing(state: SeriesState, severity: str | None, resolve: bool | None, at: datetime,
-                     clauses: Clauses, values_every: float, *, rule_id: str, series_key: str) -> bool:
-    """Whether ``step`` of a firing ``state`` with an evaluation that has data, holds at ``severity`` and has
-    ``resolve``, would change nothing (values aside, when keeping them is not due) and send nothing."""
-    return firing_outcome(state, severity, resolve, at, clauses, values_every, rule_id=rule_id,
-                          series_key=series_key) == "unchanged"
 
 
 def _decide(evaluation: Evaluation, clauses: Clauses) -> tuple[str | None, bool]:
