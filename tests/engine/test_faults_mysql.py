@@ -19,18 +19,11 @@ from monitors_mcp.store import AlertEvent, EngineLease, NotificationOutbox
 from monitors_mcp.store.secrets import SecretBox
 from tests.engine.test_faults import write_prices
 from tests.engine.test_faults_support import EngineProcess, TcpProxy, base_env, receipts, rule_text, wait_until
-from tests.engine.test_leases_support import drop, mysql_database, wipe
+from tests.engine.test_leases_support import store, wipe  # noqa: F401 - the store fixture
 from tests.support.influx_server import InfluxServer
 from tests.support.receivers import HttpReceiver
 
 pytestmark = pytest.mark.mysql
-
-
-@pytest.fixture(scope="module")
-def store(request):
-    database = mysql_database(request)
-    yield database
-    drop(database)
 
 
 @pytest.fixture

@@ -23,20 +23,13 @@ from engine.sources import DataFusionSource
 from monitors_mcp.service import UserService, Workspace
 from monitors_mcp.store import EngineLease, NotificationOutbox
 from monitors_mcp.store.secrets import SecretBox
-from tests.engine.test_leases_support import drop, mysql_database, wipe
+from tests.engine.test_leases_support import store, wipe  # noqa: F401 - the store fixture
 from tests.support.receivers import HttpReceiver
 
 pytestmark = pytest.mark.mysql
 
 MIN = timedelta(minutes=1)
 T0 = datetime.now(timezone.utc).replace(second=0, microsecond=0) - 10 * MIN
-
-
-@pytest.fixture(scope="module")
-def store(request):
-    database = mysql_database(request)
-    yield database
-    drop(database)
 
 
 @pytest.fixture

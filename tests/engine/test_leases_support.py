@@ -6,11 +6,13 @@ import hashlib
 import os
 import re
 
+import pytest
+
 from monitors_mcp.store import Database
 from tests.mcp.conftest import mysql_base_url
 from tests.support import mariadb
 
-__all__ = ["mysql_database", "drop", "wipe"]
+__all__ = ["mysql_database", "drop", "wipe", "store"]
 
 
 def mysql_database(request, tag: str = "") -> Database:
@@ -22,6 +24,14 @@ def mysql_database(request, tag: str = "") -> Database:
     db = Database(url)
     db.migrate()
     return db
+
+
+@pytest.fixture(scope="module")
+def store(request):
+    """A MariaDB store for the test module that imports this fixture, dropped after it."""
+    database = mysql_database(request)
+    yield database
+    drop(database)
 
 
 def drop(db: Database) -> None:

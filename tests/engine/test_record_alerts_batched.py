@@ -4,40 +4,25 @@ of it is kept; each rule is then written on its own)."""
 
 from __future__ import annotations
 
-from functools import partial
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from engine.evaluate import Evaluator
-from engine.repository import SqlRepository
 from engine.rules import StoreRules
 from engine.runner import Runner
 from monitors_mcp.store import Rule
 from tests.engine.test_record_many import (  # noqa: F401
-    MIN, PRICES, T0, TEXTS, OneByOne, assert_times_stored_alike, in_failing_sessions, snapshot, source)
+    MIN, PRICES, T0, TEXTS, CountingTogether, OneByOne, assert_times_stored_alike, snapshot, source)
 from tests.mcp.conftest import alice, db, new_user, secrets, workspace  # noqa: F401 - the store fixtures
 
 
-class AlertsTogether(SqlRepository):
-    """Counts the rules whose alerts were written together; with ``fail_first``, the first such transaction
-    fails after its statements ran."""
-
-    fail_first = False
-
-    def __init__(self, db) -> None:  # noqa: F811
-        super().__init__(db)
-        self.together = 0
-        self.failed = 0
+class AlertsTogether(CountingTogether):
+    """Counts the rules whose alerts were written together."""
 
     def _record_alerts(self, entries):
-        if not self.fail_first or self.failed:
-            result = super()._record_alerts(entries)
-            self.together += len(entries)  # counted once written: a failure here would go unnoticed otherwise
-            return result
-        self.failed += 1
-        return in_failing_sessions(self.db, partial(super()._record_alerts, entries))
+        return self.counted(super()._record_alerts, entries)
 
 
 class AlertsTogetherFailOnce(AlertsTogether):

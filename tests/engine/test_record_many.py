@@ -76,8 +76,8 @@ def in_failing_sessions(db, call):  # noqa: F811
         del db.session
 
 
-class Batched(SqlRepository):
-    """Counts the rules written together; with ``fail_first``, the first shared transaction fails after its
+class CountingTogether(SqlRepository):
+    """Counts the rules a shared write wrote; with ``fail_first``, the first shared transaction fails after its
     statements ran."""
 
     fail_first = False
@@ -87,13 +87,22 @@ class Batched(SqlRepository):
         self.together = 0
         self.failed = 0
 
-    def _record_states(self, entries):
+    def counted(self, write, entries):
+        """``write(entries)``, one of the repository's shared writes, counted once it succeeded (a write that
+        failed and fell back to one transaction per rule would go unnoticed otherwise)."""
         if not self.fail_first or self.failed:
-            result = super()._record_states(entries)
-            self.together += len(entries)  # counted once written: a failure here would go unnoticed otherwise
+            result = write(entries)
+            self.together += len(entries)
             return result
         self.failed += 1
-        return in_failing_sessions(self.db, partial(super()._record_states, entries))
+        return in_failing_sessions(self.db, partial(write, entries))
+
+
+class Batched(CountingTogether):
+    """Counts the rules whose states were written together."""
+
+    def _record_states(self, entries):
+        return self.counted(super()._record_states, entries)
 
 
 class BatchedFailsOnce(Batched):
