@@ -547,6 +547,9 @@ class Evaluator:
         if plan is not None:
             return _Layout(key, plan)
         layouts = self._layouts
+        latest = next(reversed(layouts.values()), None)
+        if latest is not None and latest.rules == key:  # the common case, without hashing 100,000 rules thrice
+            return latest
         found = layouts.get(key)
         if found is None:
             latest = next(reversed(layouts), None)
