@@ -6,12 +6,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..schemas import ChannelDeleted, ChannelList, ChannelOut
-from ..store import Database, NotificationChannel, Rule
+from ..store import Database, NotificationChannel, Rule, RuleChannel
 from ..store.secrets import SecretBox
 from ..store.types import utcnow
 from .apprise_urls import check_apprise_url
 from .errors import Conflict, InvalidInput, NotFound
-from .language import parse_one
 from .limits import check_name
 
 __all__ = ["ChannelService"]
@@ -66,17 +65,13 @@ class ChannelService:
                     f"No channel named {name.strip()[:128]!r}: list_notification_channels shows your channels."
                 )
             session.delete(channel)
-            still = []
-            rules = session.execute(
-                select(Rule.name, Rule.text).where(Rule.owner_id == self.user_id, Rule.deleted_at.is_(None))
+            still = session.scalars(
+                select(Rule.name)
+                .join(RuleChannel, RuleChannel.rule_id == Rule.id)
+                .where(RuleChannel.owner_id == self.user_id, RuleChannel.channel_name == channel.name,
+                       Rule.deleted_at.is_(None))
             )
-            for rule_name, text in rules:
-                try:
-                    if channel.name in parse_one(text).notify:
-                        still.append(rule_name)
-                except InvalidInput:
-                    continue
-            return ChannelDeleted(deleted=channel.name, rules_still_notifying=sorted(still))
+            return ChannelDeleted(deleted=channel.name, rules_still_notifying=sorted(set(still)))
 
     def _find(self, session, name: str) -> NotificationChannel | None:  # noqa: ANN001
         return session.scalars(

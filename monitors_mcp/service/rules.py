@@ -22,7 +22,7 @@ from ..schemas import (
     SilenceOut,
     ValidationOut,
 )
-from ..store import Alert, AlertEvent, Database, NotificationChannel, Rule, RuleState, Silence
+from ..store import Alert, AlertEvent, Database, NotificationChannel, Rule, RuleChannel, RuleState, Silence
 from ..store.types import utcnow
 from .cursors import decode_cursor, encode_cursor
 from .errors import Conflict, InvalidInput, NotFound
@@ -169,6 +169,7 @@ class RuleService:
             rule.created_at = rule.updated_at = now
             session.add(rule)
             self._flush_unique(session, final_name)
+            _set_channels(session, rule, parsed.notify)
             return self._out(rule, parsed, warnings)
 
     def update(self, ref: int | str, text: str | None = None, enabled: bool | None = None) -> RuleOut:
@@ -188,6 +189,7 @@ class RuleService:
                 rule.canonical = parsed.canonical
                 rule.every_seconds = parsed.every_seconds
                 warnings = self._warnings(session, parsed)
+                _set_channels(session, rule, parsed.notify)
             if enabled is not None:
                 if rule.enabled and not enabled:
                     _close_episodes(session, rule, "rule disabled")
@@ -202,6 +204,7 @@ class RuleService:
             rule = find_rule(session, self.user_id, ref)
             _close_episodes(session, rule, "rule deleted")
             rule.deleted_at = utcnow()
+            _set_channels(session, rule, ())
             rule.live_name = None
             rule.enabled = False
             rule.version += 1
@@ -326,6 +329,14 @@ class RuleService:
             updated_at=rule.updated_at,
             warnings=warnings or [],
         )
+
+
+def _set_channels(session: Session, rule: Rule, names: tuple[str, ...] | list[str]) -> None:
+    """Keep ``rule_channels`` equal to the rule's ``notify`` clause (empty for a deleted rule)."""
+    session.execute(RuleChannel.__table__.delete().where(RuleChannel.rule_id == rule.id))
+    for name in dict.fromkeys(names):
+        session.add(RuleChannel(rule_id=rule.id, owner_id=rule.owner_id, channel_name=name))
+    session.flush()
 
 
 def _stored_rule(text: str) -> ParsedRule | None:

@@ -40,6 +40,7 @@ __all__ = [
     "NotificationLog",
     "NotificationOutbox",
     "Rule",
+    "RuleChannel",
     "RuleState",
     "Silence",
     "User",
@@ -121,6 +122,21 @@ class Rule(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RuleChannel(Base):
+    """A channel name in a live rule's ``notify`` clause (kept with the rule's text)."""
+
+    __tablename__ = "rule_channels"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "channel_name"),
+        Index("ix_rule_channels_owner_id_channel_name", "owner_id", "channel_name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("rules.id", ondelete="CASCADE"))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    channel_name: Mapped[str] = mapped_column(String(NAME_LENGTH))
 
 
 class RuleState(Base):

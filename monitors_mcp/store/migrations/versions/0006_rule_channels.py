@@ -26,10 +26,12 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("rule_id", sa.Integer(), sa.ForeignKey("rules.id", ondelete="CASCADE",
                                                          name="fk_rule_channels_rule_id_rules"), nullable=False),
-        sa.Column("owner_id", sa.Integer(), nullable=False),
+        sa.Column("owner_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="CASCADE",
+                                                          name="fk_rule_channels_owner_id_users"), nullable=False),
         sa.Column("channel_name", sa.String(length=128), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_rule_channels"),
         sa.UniqueConstraint("rule_id", "channel_name", name="uq_rule_channels_rule_id_channel_name"),
+        mysql_engine="InnoDB", mysql_charset="utf8mb4", mysql_collate="utf8mb4_bin",
     )
     op.create_index("ix_rule_channels_owner_id_channel_name", "rule_channels", ["owner_id", "channel_name"])
     _fill()
