@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the suite needs into ./.venv and runs the whole test suite.
-# Works on a fresh Debian machine with Python 3.11 (as root): installs python3-venv
-# and mariadb-server from Debian when they are missing.
+# Works on a fresh Debian machine with Python 3.11 (as root): installs python3-venv,
+# mariadb-server and prometheus (for promtool) from Debian when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,4 +14,9 @@ eval "$(.venv/bin/python -m tests.support.mariadb ensure)"
 trap '.venv/bin/python -m tests.support.mariadb stop >/dev/null 2>&1 || true' EXIT
 
 export MONITORS_REQUIRE_MYSQL=1
+
+# promtool for the agreement test against Prometheus: Debian's prometheus package
+# when it is missing (its own service is not used).
+.venv/bin/python -m tests.support.prometheus ensure
+export MONITORS_REQUIRE_PROMTOOL=1
 .venv/bin/python -m pytest -n 2 -q "$@"
