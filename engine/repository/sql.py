@@ -559,8 +559,8 @@ class SqlRepository(Repository):
                                 for u in updates if u.labels is None and (rule.store_id, u.series_key) in found)
             stored_labels: dict[int, dict] = {}
             for chunk in _chunks(unlabelled):
-                stored_labels.update(session.execute(select(RuleState.id, RuleState.labels)
-                                                     .where(RuleState.id.in_(chunk))))
+                rows = session.execute(select(RuleState.id, RuleState.labels).where(RuleState.id.in_(chunk)))
+                stored_labels.update((row_id, labels) for row_id, labels in rows)  # a Result is not a mapping
             if stored_labels:
                 found = {k: (v[0], v[1], stored_labels.get(v[0])) for k, v in found.items()}
             alerts: dict[int, _Alert] = {}

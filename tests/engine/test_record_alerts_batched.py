@@ -12,7 +12,7 @@ from sqlalchemy import select
 from engine.evaluate import Evaluator
 from engine.rules import StoreRules
 from engine.runner import Runner
-from monitors_mcp.store import Rule
+from monitors_mcp.store import Alert, Rule
 from tests.engine.test_record_many import (  # noqa: F401
     MIN, PRICES, T0, TEXTS, CountingTogether, OneByOne, assert_times_stored_alike, snapshot, source)
 from tests.mcp.conftest import alice, db, new_user, secrets, workspace  # noqa: F401 - the store fixtures
@@ -79,3 +79,25 @@ def test_alert_writes_together_leave_the_store_as_one_transaction_per_rule(db, w
     assert snapshot(db, ids["batched"]) == got
     with db.session() as s:
         assert all(r.last_error is None for r in s.scalars(select(Rule).where(Rule.id.in_(ids["batched"]))))
+
+
+def test_alerts_of_series_the_query_no_longer_returns_are_written_together(db, workspace, alice,  # noqa: F811
+                                                                           source) -> None:  # noqa: F811
+    """Series stepped with no data bring no labels: their stored labels are read in the shared write."""
+    ws = workspace(alice)
+    text = 'rule {name} {{ when last(crypto.price, 1m) > 0\n group by symbol\n on no data ok\n notify hook }}'
+    ids = [ws.rules.create(text.format(name=f"vanishing_{i}")).id for i in range(2)]
+    store_rules = StoreRules(db)
+    rules = [r for r in store_rules.current() if r.store_id in ids]
+    repository = AlertsTogether(db)
+    runner = Runner(store_rules, repository, Evaluator(source), values_every=0)
+    for i in range(len(PRICES["A"])):
+        assert runner.tick(T0 + i * MIN + timedelta(seconds=30), rules=rules, all_rules=True).errors == {}
+    before = repository.together
+    report = runner.tick(T0 + (len(PRICES["A"]) + 1) * MIN, rules=rules, all_rules=True)  # the data has stopped
+    assert report.errors == {} and report.transitions == 6  # three series of each rule resolve
+    assert repository.together == before + 2  # written together, not one by one after a failed shared write
+    with db.session() as s:
+        alerts = list(s.scalars(select(Alert).where(Alert.rule_id.in_(ids))))
+    assert len(alerts) == 6 and all(a.state == "resolved" for a in alerts)
+    assert sorted(a.labels["symbol"] for a in alerts) == ["A", "A", "B", "B", "C", "C"]
