@@ -51,7 +51,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitors_mcp.store import EngineLease, EngineReplica, Rule
+from monitors_mcp.store import EngineLease, EngineReplica, Rule, User
 from monitors_mcp.store.types import utcnow
 
 __all__ = ["LeasedRules", "LeaseConflict", "default_replica_id", "FREE"]
@@ -300,14 +300,19 @@ class LeasedRules:
                 EngineReplica.expires_at < now - timedelta(seconds=10 * self.lease_duration)))
 
     def _sync_rows(self) -> None:
-        """One lease row per enabled rule: add the missing ones (free), drop those of disabled/deleted rules."""
+        """One lease row per enabled rule of an enabled user: add the missing ones (free), drop those of
+        disabled/deleted rules and of disabled users."""
         with self._session() as session:
             missing = list(session.scalars(
-                select(Rule.id).outerjoin(EngineLease, EngineLease.rule_id == Rule.id)
-                .where(Rule.enabled.is_(True), Rule.deleted_at.is_(None), EngineLease.rule_id.is_(None))))
+                select(Rule.id).join(User, User.id == Rule.owner_id)
+                .outerjoin(EngineLease, EngineLease.rule_id == Rule.id)
+                .where(Rule.enabled.is_(True), Rule.deleted_at.is_(None), User.disabled_at.is_(None),
+                       EngineLease.rule_id.is_(None))))
             stale = list(session.scalars(
                 select(EngineLease.rule_id).join(Rule, Rule.id == EngineLease.rule_id)
-                .where(sa.or_(Rule.enabled.is_(False), Rule.deleted_at.is_not(None)))))
+                .join(User, User.id == Rule.owner_id)
+                .where(sa.or_(Rule.enabled.is_(False), Rule.deleted_at.is_not(None),
+                              User.disabled_at.is_not(None)))))
         for chunk in _chunks(missing):
             with self._session() as session:
                 session.execute(_insert_ignore(session, [{"rule_id": i, "holder": FREE, "expires_at": _EPOCH}

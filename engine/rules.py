@@ -368,25 +368,29 @@ class StoreRules:
     def fingerprint(self) -> tuple:
         from sqlalchemy import func, select
 
-        from monitors_mcp.store import Rule
+        from monitors_mcp.store import Rule, User
 
         with self.db.session() as session:
             row = session.execute(select(func.count(Rule.id), func.max(Rule.updated_at), func.sum(Rule.version),
                                          func.max(Rule.id))).one()
-        return tuple(row)
+            # disabling or enabling a user changes which rules run without touching the rules
+            users = session.execute(select(func.count(User.id), func.sum(User.id), func.max(User.disabled_at))
+                                    .where(User.disabled_at.is_not(None))).one()
+        return tuple(row) + tuple(users)
 
     def current(self) -> list[EngineRule]:
         from sqlalchemy import select
 
-        from monitors_mcp.store import Rule
+        from monitors_mcp.store import Rule, User
 
         fingerprint = self.fingerprint()
         if fingerprint == self._fingerprint:
             return self._rules
         with self.db.session() as session:
-            # every live rule's id and version, then the texts of those not built yet only
+            # every live rule of an enabled user: id and version, then the texts of those not built yet only
             keys = [(int(rule_id), int(version)) for rule_id, version in session.execute(
-                select(Rule.id, Rule.version).where(Rule.enabled.is_(True), Rule.deleted_at.is_(None))
+                select(Rule.id, Rule.version).join(User, User.id == Rule.owner_id)
+                .where(Rule.enabled.is_(True), Rule.deleted_at.is_(None), User.disabled_at.is_(None))
                 .order_by(Rule.id))]
             wanted = self.builder.unknown(keys)
             texts = {}

@@ -1,10 +1,12 @@
 """The ``monitors-mcp`` command.
 
     monitors-mcp                         serve over stdio as the local user (Claude Desktop)
-    monitors-mcp serve --http [--host H] [--port P]
+    monitors-mcp serve --http [--host H] [--port P] [--stateless] [--oauth-issuer URL --oauth-jwks-url URL]
                                          serve streamable HTTP; every request needs a bearer token
-    monitors-mcp user add NAME | user list
-    monitors-mcp token create USER       prints the new token once
+    monitors-mcp user add NAME | user list | user disable NAME | user enable NAME
+    monitors-mcp user delete NAME --yes  removes the user's rules, alerts, channels and tokens
+    monitors-mcp token create USER [--expires 30d] [--read-only]
+                                         prints the new token once
     monitors-mcp token revoke ID | token list [USER]
     monitors-mcp migrate                 bring the database schema up to date
 
@@ -39,18 +41,71 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--user", help=f"stdio only: act as this user (default ${LOCAL_USER_ENV} or 'local')")
+    _http_arguments(serve)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     user.add_parser("add", help="add a user").add_argument("name")
-    user.add_parser("list", help="list users")
+    user.add_parser("list", help="list users: state, live rules, active tokens")
+    user.add_parser("disable", help="refuse the user's tokens and stop evaluating their rules").add_argument("name")
+    user.add_parser("enable", help="undo `user disable`").add_argument("name")
+    delete = user.add_parser("delete", help="delete the user with their rules, alerts, channels and tokens")
+    delete.add_argument("name")
+    delete.add_argument("--yes", action="store_true", help="really delete (without it: say what would go)")
 
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="action", required=True)
-    token.add_parser("create", help="create a token for USER (printed once)").add_argument("user")
+    create = token.add_parser("create", help="create a token for USER (printed once)")
+    create.add_argument("user")
+    create.add_argument("--expires", metavar="DURATION", help="lifetime such as 12h, 30d or 52w (default: never)")
+    create.add_argument("--read-only", action="store_true", help="the token lists and calls only the tools that read")
     token.add_parser("revoke", help="revoke the token with this id").add_argument("id", type=int)
     token.add_parser("list", help="list tokens (never the tokens themselves)").add_argument("user", nargs="?")
 
     sub.add_parser("migrate", help="create or upgrade the database schema")
     return parser
+
+
+def _http_arguments(serve: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    http = serve.add_argument_group("HTTP transport (with --http)")
+    http.add_argument("--public-url", default=env("MONITORS_PUBLIC_URL"),
+                      help="the URL clients reach /mcp at, e.g. https://monitors.example.com/mcp "
+                           "($MONITORS_PUBLIC_URL; default http://HOST:PORT/mcp)")
+    http.add_argument("--stateless", action="store_true", default=env("MONITORS_HTTP_STATELESS") == "1",
+                      help="serve every request on its own, for replicas behind one address "
+                           "($MONITORS_HTTP_STATELESS=1)")
+    http.add_argument("--redis-url", default=env("MONITORS_REDIS_URL"),
+                      help="Redis for per-user limits shared by replicas ($MONITORS_REDIS_URL)")
+    oauth = serve.add_argument_group("OAuth resource-server mode (JWTs from an external authorization server)")
+    oauth.add_argument("--oauth-issuer", default=env("MONITORS_OAUTH_ISSUER"),
+                       help="the authorization server's issuer; tokens' iss must equal it ($MONITORS_OAUTH_ISSUER)")
+    oauth.add_argument("--oauth-jwks-url", default=env("MONITORS_OAUTH_JWKS_URL"),
+                       help="where its signing keys are ($MONITORS_OAUTH_JWKS_URL)")
+    oauth.add_argument("--oauth-audience", default=env("MONITORS_OAUTH_AUDIENCE"),
+                       help="what tokens' aud must contain ($MONITORS_OAUTH_AUDIENCE; default the public URL)")
+    oauth.add_argument("--oauth-user-claim", default=env("MONITORS_OAUTH_USER_CLAIM") or "sub",
+                       help="the claim naming the user ($MONITORS_OAUTH_USER_CLAIM; default sub)")
+    oauth.add_argument("--oauth-write-scope", default=env("MONITORS_OAUTH_WRITE_SCOPE"),
+                       help="a token without this scope is read-only ($MONITORS_OAUTH_WRITE_SCOPE; "
+                            "default: every valid token may write)")
+
+
+def _http_settings(args: argparse.Namespace):  # noqa: ANN202
+    from .auth import OAuthConfig
+    from .http_app import HttpSettings
+
+    settings = HttpSettings(host=args.host, port=args.port, public_url=args.public_url,
+                            stateless=args.stateless, redis_url=args.redis_url)
+    if args.oauth_issuer or args.oauth_jwks_url:
+        if not (args.oauth_issuer and args.oauth_jwks_url):
+            raise CliError("OAuth resource-server mode needs both --oauth-issuer and --oauth-jwks-url")
+        try:
+            oauth = OAuthConfig(issuer=args.oauth_issuer, jwks_url=args.oauth_jwks_url,
+                                audience=args.oauth_audience or settings.resource_url,
+                                user_claim=args.oauth_user_claim, write_scope=args.oauth_write_scope or None)
+        except ValueError as error:
+            raise CliError(str(error)) from None
+        settings = HttpSettings(**{**settings.__dict__, "oauth": oauth})
+    return settings
 
 
 def _open_database(url: str | None):  # noqa: ANN202
@@ -68,31 +123,19 @@ def _serve_stdio(db, user: str | None) -> None:  # noqa: ANN001
     from .store.secrets import load_secret_box
 
     name = user or os.environ.get(LOCAL_USER_ENV) or "local"
-    user_id = UserService(db).ensure_user(name)
+    users = UserService(db)
+    user_id = users.ensure_user(name)
+    if users.is_disabled(user_id):
+        raise CliError(f"user {name!r} is disabled; `monitors-mcp user enable {name}` lets them in again")
     server = build_server(db, load_secret_box(), fixed_user(user_id))
     server.run("stdio")
 
 
-def _serve_http(db, host: str, port: int) -> None:  # noqa: ANN001
-    import anyio
-
-    from .auth import StoreTokenVerifier, http_auth_settings
-    from .server import bearer_user, build_server
+def _serve_http(db, args: argparse.Namespace) -> None:  # noqa: ANN001
+    from .http_app import serve_http
     from .store.secrets import load_secret_box
 
-    server = build_server(
-        db,
-        load_secret_box(),
-        bearer_user,
-        token_verifier=StoreTokenVerifier(db),
-        auth=http_auth_settings(f"http://{host}:{port}"),
-        log_level="INFO",
-    )
-    from .server.health import register_health
-
-    register_health(server, db)
-    print(f"monitors-mcp: serving streamable HTTP on http://{host}:{port}/mcp (bearer token required)", file=sys.stderr)
-    anyio.run(lambda: server.run_streamable_http_async(host=host, port=port))
+    serve_http(db, load_secret_box(), _http_settings(args))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -102,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     db = _open_database(args.database_url)
     if command == "serve":
         if getattr(args, "http", False):
-            _serve_http(db, args.host, args.port)
+            _serve_http(db, args)
         else:
             _serve_stdio(db, getattr(args, "user", None))
         return 0
@@ -114,21 +157,55 @@ def _run(args: argparse.Namespace) -> int:
         user_id = users.add_user(args.name)
         print(f"added user {args.name} (id {user_id})")
     elif command == "user" and args.action == "list":
-        for user_id, name in users.list_users():
-            print(f"{user_id}\t{name}")
+        for info in users.describe_users():
+            state = "disabled" if info.disabled_at else "active"
+            origin = f"\tfrom {info.issuer}" if info.issuer else ""
+            print(f"{info.id}\t{info.name}\t{state}\t{info.rules} rules\t{info.tokens} tokens{origin}")
+    elif command == "user" and args.action in ("disable", "enable"):
+        changed = users.set_disabled(args.name, args.action == "disable")
+        state = "disabled" if args.action == "disable" else "enabled"
+        if changed and args.action == "disable":
+            print(f"disabled user {args.name}: their tokens are refused and their rules are not evaluated")
+        else:
+            print(f"user {args.name} is {state}" if changed else f"user {args.name} was already {state}")
+    elif command == "user" and args.action == "delete":
+        counts = users.footprint(args.name) if not args.yes else users.delete_user(args.name)
+        what = (f"{counts.rules} rules, {counts.alerts} alerts, {counts.channels} notification channels, "
+                f"{counts.silences} silences and {counts.tokens} tokens")
+        if not args.yes:
+            print(f"monitors-mcp: deleting user {args.name} would remove {what}; nothing was deleted. "
+                  f"Run `monitors-mcp user delete {args.name} --yes` to delete.", file=sys.stderr)
+            return 2
+        print(f"deleted user {args.name} with {what}")
     elif command == "token" and args.action == "create":
-        issued = users.create_token(args.user)
+        expires = _duration(args.expires) if args.expires else None
+        issued = users.create_token(args.user, expires_in=expires, read_only=args.read_only)
         print(issued.token)
-        print(f"token id {issued.id} for user {issued.user}; it is shown only this once", file=sys.stderr)
+        details = [f"token id {issued.id} for user {issued.user}"]
+        if issued.read_only:
+            details.append("read-only")
+        details.append(f"expires {_when(issued.expires_at)}" if issued.expires_at else "never expires")
+        print("; ".join(details) + "; it is shown only this once", file=sys.stderr)
     elif command == "token" and args.action == "revoke":
         info = users.revoke_token(args.id)
         print(f"revoked token {info.id} ({info.prefix}…) of user {info.user}")
     elif command == "token" and args.action == "list":
         for info in users.list_tokens(args.user):
-            state = "revoked" if info.revoked_at else "active"
-            used = info.last_used_at.isoformat() if info.last_used_at else "never"
-            print(f"{info.id}\t{info.user}\t{info.prefix}…\t{state}\tlast used {used}")
+            access = "read-only" if info.read_only else "read-write"
+            expires = f"expires {_when(info.expires_at)}" if info.expires_at else "never expires"
+            used = _when(info.last_used_at) if info.last_used_at else "never"
+            print(f"{info.id}\t{info.user}\t{info.prefix}…\t{info.state()}\t{access}\t{expires}\tlast used {used}")
     return 0
+
+
+def _duration(text: str):  # noqa: ANN202
+    from .service.times import parse_duration
+
+    return parse_duration("--expires", text)
+
+
+def _when(moment) -> str:  # noqa: ANN001
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _describe(exc: BaseException) -> str:

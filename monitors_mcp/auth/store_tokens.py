@@ -1,20 +1,26 @@
-"""Bearer-token authentication for the streamable HTTP transport.
+"""The server's own bearer tokens (``mon_…``), looked up in the store.
 
-``StoreTokenVerifier`` maps a bearer token to a user through the store (only the
-token's SHA-256 is looked up); an unknown or revoked token yields no user, and the
-SDK's middleware answers 401. The token never appears in a log line.
+``StoreTokenVerifier`` maps a token to its user through the store (only the
+token's SHA-256 is looked up); an unknown, revoked or expired token, or one of a
+disabled user, yields nothing, and the SDK's middleware answers 401. The token
+never appears in a log line.
 """
 
 from __future__ import annotations
 
 import anyio.to_thread
 from mcp.server.auth.provider import AccessToken
-from mcp.server.auth.settings import AuthSettings
 
-from .service import UserService
-from .store import Database
+from ..service import UserService
+from ..service.users import TOKEN_PREFIX
+from ..store import Database
+from .scopes import access_token
 
-__all__ = ["StoreTokenVerifier", "http_auth_settings"]
+__all__ = ["StoreTokenVerifier", "is_store_token"]
+
+
+def is_store_token(token: str) -> bool:
+    return token.startswith(TOKEN_PREFIX)
 
 
 class StoreTokenVerifier:
@@ -24,11 +30,7 @@ class StoreTokenVerifier:
         self._users = UserService(db)
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        user_id = await anyio.to_thread.run_sync(self._users.verify_token, token)
-        if user_id is None:
+        caller = await anyio.to_thread.run_sync(self._users.authenticate, token)
+        if caller is None:
             return None
-        return AccessToken(token="", client_id=f"user-{user_id}", scopes=[], subject=str(user_id))
-
-
-def http_auth_settings(base_url: str) -> AuthSettings:
-    return AuthSettings(issuer_url=base_url, resource_server_url=None)
+        return access_token(caller.user_id, read_only=caller.read_only, client_id=f"user-{caller.user_id}")

@@ -12,7 +12,9 @@ from ..service import Workspace
 from ..store import Database
 from ..store.secrets import SecretBox
 
-__all__ = ["Backend", "bearer_user", "fixed_user"]
+__all__ = ["Backend", "bearer_can_write", "bearer_user", "fixed_user"]
+
+WRITE_SCOPE = "monitors:write"  # the scope every credential that may change things carries (see monitors_mcp.auth)
 
 
 def fixed_user(user_id: int) -> Callable[[], int]:
@@ -26,6 +28,12 @@ def bearer_user() -> int:
     if token is None or not token.subject or not token.subject.isdigit():
         raise ToolError("Not authenticated: send an Authorization: Bearer <token> header.")
     return int(token.subject)
+
+
+def bearer_can_write() -> bool:
+    """The HTTP transport: False for a read-only credential (one without the write scope)."""
+    token = get_access_token()
+    return token is not None and WRITE_SCOPE in token.scopes
 
 
 @dataclass

@@ -12,10 +12,11 @@ from .alerts import AlertService
 from .channels import ChannelService
 from .errors import Conflict, InvalidInput, InvalidRule, NotFound, ServiceError
 from .rules import RuleService
-from .users import IssuedToken, TokenInfo, UserService, hash_token
+from .users import Caller, IssuedToken, TokenInfo, UserDeleted, UserInfo, UserService, hash_token
 
 __all__ = [
     "AlertService",
+    "Caller",
     "ChannelService",
     "Conflict",
     "InvalidInput",
@@ -25,6 +26,8 @@ __all__ = [
     "RuleService",
     "ServiceError",
     "TokenInfo",
+    "UserDeleted",
+    "UserInfo",
     "UserService",
     "Workspace",
     "hash_token",
