@@ -22,7 +22,7 @@ def _as_schema(schema) -> Schema | None:
     raise TypeError("schema must be a monitors_dsl.Schema or a mapping of measurement → {fields, tags}")
 
 
-def analyze(text: str, *, schema=None) -> tuple[list[a.Rule], list[Diagnostic]]:
+def analyze(text: str, *, schema=None, channels=None) -> tuple[list[a.Rule], list[Diagnostic]]:
     """Parses and checks ``text``: the rules found and every diagnostic, sorted by position."""
     schema = _as_schema(schema)
     diags = Diagnostics()
@@ -31,20 +31,22 @@ def analyze(text: str, *, schema=None) -> tuple[list[a.Rule], list[Diagnostic]]:
         return [], diags.sorted()
     source, rules = parse_text(text, diags)
     try:
-        check_rules(rules, source, diags, schema)
+        check_rules(rules, source, diags, schema, channels)
     except RecursionError:
         diags.add("too-deeply-nested", "the expression is nested too deeply", source.span(0, len(text)),
                   "simplify the expression")
     return rules, diags.sorted()
 
 
-def validate(text: str, *, schema=None) -> list[Diagnostic]:
+def validate(text: str, *, schema=None, channels=None) -> list[Diagnostic]:
     """Every problem in ``text`` (errors and warnings), sorted by position. Never raises for bad input.
 
     ``schema`` (a ``Schema`` or ``{"cpu": {"fields": {...}, "tags": [...]}}``) adds
-    checks of measurement, field and tag names with the closest known name.
+    checks of measurement, field and tag names (and of tag values, for tags whose
+    values it lists) with the closest known name. ``channels`` (names) adds a
+    warning for each ``notify`` naming a channel not among them.
     """
-    return analyze(text, schema=schema)[1]
+    return analyze(text, schema=schema, channels=channels)[1]
 
 
 def parse(text: str) -> list[a.Rule]:

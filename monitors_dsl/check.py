@@ -14,17 +14,19 @@ from .regexes import regex_problem
 from .schema import NUMERIC_FIELD_TYPES, Schema
 from .templates import template_problems
 
-__all__ = ["check_rules", "NUMBER", "BOOLEAN", "UNKNOWN", "MAX_DEPTH"]
+__all__ = ["check_rules", "closest_value", "NUMBER", "BOOLEAN", "UNKNOWN", "MAX_DEPTH"]
 
 NUMBER, BOOLEAN, UNKNOWN = "number", "boolean", "unknown"
 MAX_DEPTH = 100
 
 
 class _Checker:
-    def __init__(self, source: SourceText, diags: Diagnostics, schema: Schema | None):
+    def __init__(self, source: SourceText, diags: Diagnostics, schema: Schema | None,
+                 channels: frozenset[str] | None = None):
         self.source = source
         self.diags = diags
         self.schema = schema
+        self.channels = channels
 
     # --- expressions ------------------------------------------------------
     def type_of(self, node) -> str:
@@ -77,11 +79,12 @@ class _Checker:
             self.diags.add("compare-booleans", f"`{node.op}` compares numbers, but this side is a true/false condition",
                            side.span, "to combine conditions use `and` / `or`; to negate one use `not`")
             return BOOLEAN
-        for agg_side, other in ((node.left, node.right), (node.right, node.left)):
-            if (isinstance(agg_side, a.Aggregate) and agg_side.function == "pct_change"
-                    and isinstance(other, a.Number) and not other.percent and abs(other.value) > 1):
+        for frac_side, other in ((node.left, node.right), (node.right, node.left)):
+            if (_is_fraction(frac_side) and isinstance(other, a.Number) and not other.percent
+                    and abs(other.value) > 1):
                 suggestion = f"{a.Number(other.literal, True).literal:g}%"
-                self.diags.warn("pct-change-scale", f"pct_change is a fraction (5% = 0.05), so {other.literal:g} "
+                what = "pct_change" if isinstance(frac_side, a.Aggregate) else f"`{_short(frac_side, self.source)}`"
+                self.diags.warn("pct-change-scale", f"{what} is a fraction (5% = 0.05), so {other.literal:g} "
                                 f"means {other.literal * 100:g}%", other.span, f"did you mean `{suggestion}`?")
         if isinstance(node.left, a.Number) and isinstance(node.right, a.Number):
             self.diags.warn("constant-condition", "this comparison has no series in it, so it never changes",
@@ -147,6 +150,28 @@ class _Checker:
                 self.diags.warn("unknown-tag", f"`{flt.tag}` is {what} of `{selector.measurement}`", flt.span,
                                 (f"did you mean `{near}`? " if near else "")
                                 + "tags: " + (", ".join(sorted(measurement.tags)[:20]) or "none"))
+            elif flt.op in ("=", "in") and flt.tag in measurement.tag_values:
+                self.check_tag_value(selector.measurement, flt, measurement.tag_values[flt.tag])
+
+    def check_tag_value(self, measurement: str, flt: a.Filter, known: tuple[str, ...]) -> None:
+        values = (flt.value,) if isinstance(flt.value, str) else flt.value
+        for value in values:
+            if value in known:
+                continue
+            near = closest_value(value, known)
+            shown = ", ".join(f'"{v}"' for v in known[:10]) + (", …" if len(known) > 10 else "")
+            self.diags.warn("unknown-tag-value", f"`{measurement}` has no point with {flt.tag}=\"{value}\"",
+                            self._value_span(flt, value),
+                            (f'did you mean "{near}"? ' if near else "")
+                            + (f"known values: {shown}" if known else f"`{flt.tag}` holds no values yet"))
+
+    def _value_span(self, flt: a.Filter, value: str) -> a.Span:
+        text = self.source.text[flt.span.start:flt.span.end]
+        for quote in ('"', "'"):
+            at = text.find(quote + value + quote)
+            if at >= 0:
+                return self.source.span(flt.span.start + at, flt.span.start + at + len(value) + 2)
+        return flt.span
 
     def check_condition(self, cond, clause: str) -> None:
         kind = self.type_of(cond)
@@ -209,7 +234,22 @@ class _Checker:
             if channel in notified:
                 self.diags.warn("duplicate-channel", f"channel `{channel}` is listed twice", spans.get(("notify", index)),
                                 "list each channel once")
+            elif self.channels is not None and channel not in self.channels:
+                near = closest(channel, self.channels)
+                known = ", ".join(sorted(self.channels)[:20])
+                self.diags.warn("unknown-channel", f"you have no notification channel named `{channel}`",
+                                spans.get(("notify", index)),
+                                (f"did you mean `{near}`? " if near else "")
+                                + (f"your channels: {known}" if known else "add it with add_notification_channel")
+                                + "; until then its alerts are only recorded")
             notified.add(channel)
+        if not rule.notify:
+            for keyword in ("repeat every", "escalate"):
+                if keyword in spans:
+                    self.diags.warn(f"{keyword.split()[0]}-without-channel",
+                                    f"`{keyword}` has nobody to tell: this rule notifies no channel", spans[keyword],
+                                    "add `notify CHANNEL` (list_notification_channels shows yours), or remove "
+                                    f"`{keyword}`")
 
     def check_group_tag(self, rule: a.Rule, tag: str, span) -> None:
         selectors = {agg.selector.measurement for _, cond in rule.conditions for agg in a.aggregates(cond)}
@@ -260,9 +300,36 @@ def _short(node, source: SourceText | None = None) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
-def check_rules(rules: list[a.Rule], source: SourceText, diags: Diagnostics, schema: Schema | None = None) -> None:
-    """Adds every semantic problem of ``rules`` to ``diags``."""
-    checker = _Checker(source, diags, schema)
+def _is_fraction(node) -> bool:
+    """An expression whose value is a pct_change fraction: pct_change itself, its abs, its negation,
+    and sums or differences of fractions."""
+    if isinstance(node, a.Aggregate):
+        return node.function == "pct_change"
+    if isinstance(node, (a.Abs, a.Negate)):
+        return _is_fraction(node.operand)
+    if isinstance(node, a.Arithmetic) and node.op in "+-":
+        return _is_fraction(node.left) and _is_fraction(node.right)
+    return False
+
+
+def closest_value(value: str, known: tuple[str, ...]) -> str | None:
+    """The known tag value nearest to ``value``: case-insensitively equal, one the other starts with
+    (``BTCUSD`` → ``BTC``), or the closest spelling."""
+    lowered = value.lower()
+    for candidate in known:
+        if candidate.lower() == lowered:
+            return candidate
+    prefixed = [c for c in known if c and (lowered.startswith(c.lower()) or c.lower().startswith(lowered))]
+    if prefixed:
+        return max(prefixed, key=len)
+    return closest(value, known)
+
+
+def check_rules(rules: list[a.Rule], source: SourceText, diags: Diagnostics, schema: Schema | None = None,
+                channels=None) -> None:
+    """Adds every semantic problem of ``rules`` to ``diags``; ``channels`` (the names the rule's owner
+    has) adds a warning for each `notify` naming another."""
+    checker = _Checker(source, diags, schema, None if channels is None else frozenset(channels))
     names: dict[str, a.Rule] = {}
     for rule in rules:
         too_deep = [cond for cond in (rule.when, rule.critical_when, rule.warning_when, rule.info_when,

@@ -17,10 +17,13 @@ NUMERIC_FIELD_TYPES = ("float", "integer", "unsigned")
 
 @dataclass(frozen=True)
 class MeasurementSchema:
-    """One measurement (an InfluxDB 3 table): field name → type, and its tag names."""
+    """One measurement (an InfluxDB 3 table): field name → type, its tag names, and for some tags
+    every value the data holds (``tag_values``; a tag left out there has values that were not read,
+    and its filters are not checked)."""
 
     fields: Mapping[str, str] = field(default_factory=dict)
     tags: frozenset[str] = frozenset()
+    tag_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,8 @@ class Schema:
     def from_dict(cls, data: Mapping) -> "Schema":
         """From plain data: ``{"cpu": {"fields": {"usage": "float"}, "tags": ["host"]}}``.
 
-        ``fields`` may also be a list of names (type ``float`` assumed).
+        ``fields`` may also be a list of names (type ``float`` assumed); ``tag_values`` (optional)
+        maps a tag to every value it holds: ``{"host": ["a", "b"]}``.
         """
         if isinstance(data, Schema):
             return data
@@ -50,10 +54,14 @@ class Schema:
             for fname, ftype in fields.items():
                 ftype = str(ftype).lower()
                 types[str(fname)] = ftype if ftype in FIELD_TYPES else "float"
-            measurements[str(name)] = MeasurementSchema(types, frozenset(str(t) for t in spec.get("tags", ())))
+            values = {str(t): tuple(str(v) for v in vs) for t, vs in dict(spec.get("tag_values") or {}).items()}
+            measurements[str(name)] = MeasurementSchema(types, frozenset(str(t) for t in spec.get("tags", ())), values)
         return cls(measurements)
 
     def to_dict(self) -> dict:
-        return {
-            name: {"fields": dict(m.fields), "tags": sorted(m.tags)} for name, m in sorted(self.measurements.items())
-        }
+        out = {}
+        for name, m in sorted(self.measurements.items()):
+            out[name] = {"fields": dict(m.fields), "tags": sorted(m.tags)}
+            if m.tag_values:
+                out[name]["tag_values"] = {t: list(vs) for t, vs in sorted(m.tag_values.items())}
+        return out

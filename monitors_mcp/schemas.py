@@ -67,6 +67,7 @@ class RuleOut(BaseModel):
     updated_at: datetime | None = None
     stored: bool = True
     warnings: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
 
 
 class RuleSummary(BaseModel):

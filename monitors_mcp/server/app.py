@@ -9,9 +9,12 @@ from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-from mcp_types import CallToolResult, TextContent
+from mcp_types import CallToolResult
+from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
+from ..service import InvalidInput, NotFound, ServiceError
 from ..store import Database
 from ..store.secrets import SecretBox
 from .alert_tools import register_alert_tools
@@ -19,9 +22,10 @@ from .backend import Backend
 from .channel_tools import register_channel_tools
 from .guides import register_guides
 from .preview_tools import register_preview_tool
+from .respond import error_result, store_unavailable
 from .rule_tools import register_rule_tools
 
-__all__ = ["INSTRUCTIONS", "MonitorsServer", "build_server"]
+__all__ = ["INSTRUCTIONS", "MonitorsServer", "build_server", "compact_schema"]
 
 INSTRUCTIONS = """Alert rules on time series. A person says what they want to be alerted about;
 write it as a rule in the monitors language (see the resource monitors://docs/language and the
@@ -31,27 +35,91 @@ their notify clause (add_notification_channel). Everything is private to the cal
 
 
 class MonitorsServer(MCPServer):
-    """``MCPServer`` whose answer to arguments that fail the input schema is one short line per
-    field, without echoing the values (an argument may be a secret URL)."""
+    """``MCPServer`` whose every failed call is answered in one shape — ``error``, a stable ``code``, a
+    ``hint`` — as structured content (arguments that fail the input schema get one short line per field,
+    without echoing the values: an argument may be a secret URL), and whose tool list is sent compact
+    (``compact_schema``).
+
+    A caller for whom ``can_write()`` is False (a read-only token) is shown only the tools
+    annotated ``readOnlyHint`` and can call only those; a tool without the annotation counts
+    as one that writes."""
+
+    can_write: Callable[[], bool] = staticmethod(lambda: True)
+
+    def _reads_only(self, name: str) -> bool:
+        tool = self._tool_manager.get_tool(name)
+        return tool is not None and tool.annotations is not None and tool.annotations.read_only_hint is True
+
+    async def list_tools(self) -> list[MCPTool]:
+        tools = await super().list_tools()
+        if not self.can_write():
+            tools = [tool for tool in tools if self._reads_only(tool.name)]
+        for tool in tools:
+            tool.input_schema = compact_schema(tool.input_schema)
+            if tool.output_schema is not None:
+                tool.output_schema = compact_schema(tool.output_schema)
+        return tools
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        if self._tool_manager.get_tool(name) is None:
+            return error_result(NotFound(f"There is no tool {name[:64]!r}.", code="unknown_tool",
+                                         hint="Call tools/list for the tools this server has."))
+        if not self._reads_only(name) and not self.can_write():
+            return error_result(ServiceError(
+                f"{name} changes your rules, alerts or channels, and this token is read-only.",
+                code="read_only_token",
+                hint="Use only the tools tools/list shows, or ask the operator for a token that may write."))
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
-            cause = exc.__cause__
-            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
-                raise
-            problems = [
-                {"field": ".".join(str(p) for p in err["loc"]) or "arguments", "problem": err["msg"]}
-                for err in cause.errors()
-            ]
-            lines = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
-            message = f"Invalid arguments for {name}: {lines}. Check the types in the tool's input schema."
-            return CallToolResult(
-                content=[TextContent(type="text", text=message)],
-                structured_content={"error": message, "code": "invalid_arguments", "fields": problems},
-                is_error=True,
-            )
+            return _failure(name, exc)
+
+
+def _failure(name: str, exc: ToolError) -> CallToolResult:
+    cause = exc.__cause__
+    if isinstance(cause, ServiceError):
+        return error_result(cause)
+    if isinstance(cause, SQLAlchemyError):
+        return error_result(store_unavailable())
+    if isinstance(exc, UnexpectedToolError):
+        return error_result(ServiceError(
+            f"{name} failed inside the server.", code="internal",
+            hint="Try the call once more; if it fails again, tell the person: the server's log has the cause."))
+    if isinstance(cause, ValidationError):
+        problems = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "arguments", "problem": err["msg"]}
+            for err in cause.errors()
+        ]
+        lines = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+        return error_result(InvalidInput(f"Invalid arguments for {name}: {lines}.", code="invalid_arguments",
+                                         hint="Check the names and types in the tool's input schema.",
+                                         fields=problems))
+    return error_result(ServiceError(str(exc), code="tool_error"))
+
+
+def compact_schema(schema: Any) -> Any:
+    """The same JSON Schema without what only costs the model's context: pydantic's generated ``title``
+    on every object and property, and ``anyOf: [X, null]`` where ``type: [X, "null"]`` says the same."""
+    if isinstance(schema, list):
+        return [compact_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key == "properties" and isinstance(value, dict):  # property names are data, never keywords
+            out[key] = {name: compact_schema(prop) for name, prop in value.items()}
+            continue
+        out[key] = compact_schema(value)
+    options = out.get("anyOf")
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+        other = next(o for o in options if o != {"type": "null"})
+        if isinstance(other, dict) and isinstance(other.get("type"), str) and set(other) <= {"type", "format", "additionalProperties"}:
+            del out["anyOf"]
+            out.update(other)
+            out["type"] = [other["type"], "null"]
+    return out
 
 
 def build_server(
@@ -62,6 +130,7 @@ def build_server(
     token_verifier: TokenVerifier | None = None,
     auth: AuthSettings | None = None,
     log_level: str = "WARNING",
+    can_write: Callable[[], bool] | None = None,
 ) -> MCPServer:
     from .. import __version__
 
@@ -74,6 +143,8 @@ def build_server(
         auth=auth,
         log_level=log_level,  # type: ignore[arg-type]
     )
+    if can_write is not None:  # the HTTP transport: read-only tokens see and call only the read tools
+        mcp.can_write = can_write  # type: ignore[method-assign]
     backend = Backend(db=db, secrets=secrets, current_user=current_user)
     register_rule_tools(mcp, backend)
     register_alert_tools(mcp, backend)

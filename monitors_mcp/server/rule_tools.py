@@ -21,6 +21,7 @@ RuleText = Annotated[
 RuleRef = Annotated[int | str, Field(description="Rule id or rule name")]
 Limit = Annotated[int | None, Field(ge=1, le=200, description="Page size, default 50")]
 Cursor = Annotated[str | None, Field(description="next_cursor from the previous page")]
+DataLater = Annotated[bool, Field(description="true: measurements/fields not in the data yet are accepted")]
 
 READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
@@ -29,14 +30,16 @@ def register_rule_tools(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(
         annotations=READ,
         description=(
-            "Check a rule without storing it. Returns valid, diagnostics (line, column, message, hint), "
-            "the canonical text, and per rule the SQL and a plain-English reading. Use it while drafting; "
-            "read the monitors://docs/language resource for the syntax. Example condition: "
+            "Check a rule without storing it: valid, diagnostics (line, column, message, hint), the canonical "
+            "text, per rule the SQL and a plain-English reading, and notes (e.g. whether names were checked "
+            "against the data). Look names up with describe_data first. Example: "
             'last(crypto.price{symbol="BTC"}) > 70000'
         ),
     )
-    def validate_alert_rule(rule: RuleText) -> Annotated[CallToolResult, ValidationOut]:
-        return respond("validate_alert_rule", lambda: backend.workspace().rules.validate(rule))
+    def validate_alert_rule(rule: RuleText, data_arrives_later: DataLater = False
+                            ) -> Annotated[CallToolResult, ValidationOut]:
+        return respond("validate_alert_rule",
+                       lambda: backend.workspace().rules.validate(rule, data_arrives_later))
 
     @mcp.tool(
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False),
@@ -44,17 +47,20 @@ def register_rule_tools(mcp: MCPServer, backend: Backend) -> None:
             "Store a new alert rule for the engine to evaluate. rule is either a bare condition "
             '(then pass name), e.g. last(crypto.price{symbol="BTC"}) > 70000, or one block '
             "rule NAME { when COND  every 1m  for 5m  severity critical  notify CHANNEL }. "
-            "Exactly one rule per call; names are unique per user (letters, digits, _). "
-            "dry_run=true checks everything and stores nothing. On invalid text the error lists every "
-            "diagnostic with line, column and hint plus a valid example: fix and call again."
+            "One rule per call; names are unique per user (letters, digits, _). A measurement or field "
+            "the data source does not hold is an error (look names up with describe_data) unless "
+            "data_arrives_later=true. dry_run=true stores nothing. On invalid text the error lists every "
+            "diagnostic with line, column and hint: fix and call again."
         ),
     )
     def create_alert_rule(
         rule: RuleText,
         name: Annotated[str | None, Field(description="Rule name when rule is a bare condition")] = None,
         dry_run: Annotated[bool, Field(description="Validate only, store nothing")] = False,
+        data_arrives_later: DataLater = False,
     ) -> Annotated[CallToolResult, RuleOut]:
-        return respond("create_alert_rule", lambda: backend.workspace().rules.create(rule, name, dry_run))
+        return respond("create_alert_rule",
+                       lambda: backend.workspace().rules.create(rule, name, dry_run, data_arrives_later))
 
     @mcp.tool(
         annotations=READ,
@@ -83,16 +89,20 @@ def register_rule_tools(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True),
         description=(
-            "Change a rule (a patch: what you leave out is kept). text replaces the whole rule text; "
-            "enabled=false pauses the rule, true resumes it. The version goes up by one on each change."
+            "Change a rule (a patch: what you leave out is kept). text replaces the whole rule text and "
+            "keeps the rule's name (a different name in text is an error unless rename=true); "
+            "enabled=false pauses the rule, true resumes it. Names are checked as in create_alert_rule."
         ),
     )
     def update_alert_rule(
         rule: RuleRef,
         text: Annotated[str | None, Field(description="New full rule text")] = None,
         enabled: Annotated[bool | None, Field(description="Pause (false) or resume (true)")] = None,
+        rename: Annotated[bool, Field(description="true: take the new name written in text")] = False,
+        data_arrives_later: DataLater = False,
     ) -> Annotated[CallToolResult, RuleOut]:
-        return respond("update_alert_rule", lambda: backend.workspace().rules.update(rule, text, enabled))
+        return respond("update_alert_rule", lambda: backend.workspace().rules.update(
+            rule, text, enabled, rename, data_arrives_later))
 
     @mcp.tool(
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False),

@@ -10,7 +10,7 @@ from ..store import Database
 from ..store.secrets import SecretBox
 from .alerts import AlertService
 from .channels import ChannelService
-from .errors import Conflict, InvalidInput, InvalidRule, NotFound, ServiceError
+from .errors import Conflict, InvalidInput, InvalidRule, NotFound, ServiceError, Unavailable
 from .rules import RuleService
 from .users import Caller, IssuedToken, TokenInfo, UserDeleted, UserInfo, UserService, hash_token
 
@@ -26,6 +26,7 @@ __all__ = [
     "RuleService",
     "ServiceError",
     "TokenInfo",
+    "Unavailable",
     "UserDeleted",
     "UserInfo",
     "UserService",

@@ -1,11 +1,11 @@
-"""The schema of the engine's configured time-series source, for "did you mean" on names.
+"""The names the configured time-series source holds, for checking rules against the data.
 
 When the engine's source is configured for this process (``MONITORS_ENGINE_DATA_DIR``,
-or ``INFLUXDB3_HOST`` and ``INFLUXDB3_DATABASE``; see ``engine.config``) and the
-engine's packages are installed, rule validation checks measurement, field and
-tag names against what the source holds. The schema is read lazily, cached for a
-minute, and any failure (no engine, source down) only means no schema: names are
-then not checked, and validation goes on.
+or ``INFLUXDB3_HOST`` and ``INFLUXDB3_DATABASE``) and the engine is installed, the
+source's schema is read through the engine's entry point (``engine_link``), lazily,
+and kept for a minute; so are the values of each tag a rule filters on (up to
+``CHECKED_VALUES`` of them: a tag holding more is not checked). When names cannot
+be checked, ``DataNames.reason`` says why, for the caller to read; validation goes on.
 """
 
 from __future__ import annotations
@@ -14,15 +14,32 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 
-__all__ = ["current_schema", "SCHEMA_TTL"]
+from monitors_dsl import Schema
+
+from .engine_link import open_source
+from .errors import ServiceError
+
+__all__ = ["CHECKED_VALUES", "DataNames", "SCHEMA_TTL", "SOURCE_SETTINGS", "data_names", "forget", "with_tag_values"]
 
 log = logging.getLogger(__name__)
 
 SCHEMA_TTL = 60.0
+CHECKED_VALUES = 1000
+SOURCE_SETTINGS = ("set MONITORS_ENGINE_DATA_DIR (a directory of <measurement>.csv/.parquet files) or "
+                   "INFLUXDB3_HOST and INFLUXDB3_DATABASE for the server")
 _SOURCE_ENV = ("MONITORS_ENGINE_DATA_DIR", "INFLUXDB3_HOST", "INFLUXDB3_DATABASE")
 _lock = threading.Lock()
 _cache: dict[tuple, tuple[float, object]] = {}
+
+
+@dataclass(frozen=True)
+class DataNames:
+    """The source's schema, or None and the reason names are not checked."""
+
+    schema: Schema | None
+    reason: str | None = None
 
 
 def _configured() -> tuple | None:
@@ -31,32 +48,55 @@ def _configured() -> tuple | None:
     return values if data_dir or (host and database) else None
 
 
-def current_schema():
-    """A ``monitors_dsl.Schema`` of the configured source, or None."""
-    key = _configured()
-    if key is None:
-        return None
+def _cached(key: tuple, read):
     now = time.monotonic()
     with _lock:
-        cached = _cache.get(key)
-        if cached is not None and now - cached[0] < SCHEMA_TTL:
-            return cached[1]
-    schema = _read_schema()
+        hit = _cache.get(key)
+        if hit is not None and now - hit[0] < SCHEMA_TTL:
+            return hit[1]
+    value = read()
+    with _lock:
+        if len(_cache) > 1000:
+            _cache.clear()
+        _cache[key] = (now, value)
+    return value
+
+
+def forget() -> None:
+    """Drops what was read (tests, and a source whose data was just replaced)."""
     with _lock:
         _cache.clear()
-        _cache[key] = (now, schema)
-    return schema
 
 
-def _read_schema():
+def data_names() -> DataNames:
+    """The configured source's schema (read at most once a minute), or why there is none."""
+    config = _configured()
+    if config is None:
+        return DataNames(None, f"names were not checked against data: no time-series source is configured "
+                               f"({SOURCE_SETTINGS})")
+    return _cached(("schema", config), _read_schema)
+
+
+def _read_schema() -> DataNames:
     try:
-        from engine.config import load_config
-    except ImportError:
-        return None
-    try:
-        config = load_config(query_timeout=5.0)
-        with config.open_source() as source:
-            return source.schema()
-    except Exception as error:  # a source that is down must not stop validation
-        log.warning("reading the source's schema failed: %s", type(error).__name__)
-        return None
+        with open_source(query_timeout=5.0) as source:
+            return DataNames(source.schema())
+    except ServiceError as error:
+        log.warning("reading the source's schema failed: %s", error.code)
+        return DataNames(None, f"names were not checked against data: {error.message} ({error.hint})")
+
+
+def with_tag_values(schema: Schema, wanted: dict[str, set[str]]) -> Schema:
+    """``schema`` with every value of the wanted ``{measurement: {tag, …}}``; unchanged when the source fails."""
+    config = _configured()
+    key = ("values", config, tuple(sorted((m, tuple(sorted(t))) for m, t in wanted.items())))
+
+    def read() -> Schema:
+        try:
+            with open_source(query_timeout=5.0) as source:
+                return source.schema_with_values(schema, wanted, CHECKED_VALUES)
+        except ServiceError as error:
+            log.warning("reading tag values failed: %s", error.code)
+            return schema
+
+    return _cached(key, read)

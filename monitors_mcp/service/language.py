@@ -14,13 +14,19 @@ from typing import Any
 import monitors_dsl
 
 from ..schemas import DiagnosticOut, RuleReading, ValidationOut
-from .data_schema import current_schema
+from .data_schema import DataNames, data_names, with_tag_values
 from .errors import InvalidRule
 from .limits import MAX_RULE_TEXT
 
-__all__ = ["EXAMPLE_RULE", "ParsedRule", "parse_one", "validate_text"]
+__all__ = ["DATA_LATER_HINT", "EXAMPLE_RULE", "NO_CHANNEL_NOTE", "ParsedRule", "parse_one", "validate_text"]
 
 log = logging.getLogger(__name__)
+
+#: codes of names the data does not hold that stop a rule from being stored (it would never see a point)
+MISSING_DATA_CODES = ("unknown-measurement", "unknown-field")
+DATA_LATER_HINT = "if this data is not written yet, pass data_arrives_later=true"
+NO_CHANNEL_NOTE = ("This rule has no notify clause: alerts are recorded, nobody is told. Add notify CHANNEL "
+                   "(list_notification_channels) if someone should hear of them.")
 
 EXAMPLE_RULE = """rule btc_above_70k {
     when last(crypto.price{symbol="BTC"}) > 70000
@@ -39,6 +45,7 @@ class ParsedRule:
     notify: tuple[str, ...]
     every_seconds: int
     warnings: tuple[DiagnosticOut, ...]
+    names_note: str | None = None
 
 
 def _diag(d: Any) -> DiagnosticOut:
@@ -67,9 +74,35 @@ def _too_long(text: str) -> DiagnosticOut:
     )
 
 
-def diagnostics(text: str) -> list[DiagnosticOut]:
+def _filtered_tags(text: str, schema: monitors_dsl.Schema) -> dict[str, set[str]]:
+    """``{measurement: {tag, …}}`` of the known tags the text filters on with ``=`` or ``in``."""
+    try:
+        rules = monitors_dsl.parse(text)
+    except (ValueError, TypeError):
+        return {}
+    wanted: dict[str, set[str]] = {}
+    for rule in rules:
+        conditions = [cond for _, cond in rule.conditions] + ([rule.resolve_when] if rule.resolve_when else [])
+        for cond in conditions:
+            for agg in monitors_dsl.ast.aggregates(cond):
+                known = schema.measurements.get(agg.selector.measurement)
+                for flt in agg.selector.filters:
+                    if known is not None and flt.op in ("=", "in") and flt.tag in known.tags:
+                        wanted.setdefault(agg.selector.measurement, set()).add(flt.tag)
+    return wanted
+
+
+def _as_error(d: DiagnosticOut) -> DiagnosticOut:
+    hint = f"{d.hint}; {DATA_LATER_HINT}" if d.hint else DATA_LATER_HINT
+    return d.model_copy(update={"severity": "error", "hint": hint})
+
+
+def checked_diagnostics(text: str, *, channels: list[str] | None = None,
+                        data_later: bool = False) -> tuple[list[DiagnosticOut], str | None]:
+    """Every diagnostic, with names checked against the data when a source is configured (an unknown
+    measurement or field is then an error unless ``data_later``), and why names were not checked."""
     if len(text) > MAX_RULE_TEXT:
-        return [_too_long(text)]
+        return [_too_long(text)], None
     if not text.strip():
         return [
             DiagnosticOut(
@@ -82,8 +115,21 @@ def diagnostics(text: str) -> list[DiagnosticOut]:
                 end_column=1,
                 hint="write a condition such as last(crypto.price{symbol=\"BTC\"}) > 70000",
             )
-        ]
-    return [_diag(d) for d in monitors_dsl.validate(text, schema=current_schema())]
+        ], None
+    names: DataNames = data_names()
+    schema = names.schema
+    if schema is not None:
+        wanted = _filtered_tags(text, schema)
+        if wanted:
+            schema = with_tag_values(schema, wanted)
+    found = [_diag(d) for d in monitors_dsl.validate(text, schema=schema, channels=channels)]
+    if schema is not None and not data_later:
+        found = [_as_error(d) if d.code in MISSING_DATA_CODES else d for d in found]
+    return found, names.reason
+
+
+def diagnostics(text: str) -> list[DiagnosticOut]:
+    return checked_diagnostics(text)[0]
 
 
 def invalid(message: str, found: list[DiagnosticOut]) -> InvalidRule:
@@ -123,14 +169,16 @@ def _compiled_reading(rule: Any) -> tuple[str | None, str | None]:
     return (str(sql) if sql is not None else None), (str(english) if english is not None else None)
 
 
-def validate_text(text: str) -> ValidationOut:
+def validate_text(text: str, *, channels: list[str] | None = None, data_later: bool = False) -> ValidationOut:
     """Everything ``validate_alert_rule`` reports; never raises for bad input."""
-    found = diagnostics(text)
+    found, names_note = checked_diagnostics(text, channels=channels, data_later=data_later)
+    notes: list[str] = [names_note] if names_note else []
     if any(d.severity == "error" for d in found):
-        return ValidationOut(valid=False, diagnostics=found)
+        return ValidationOut(valid=False, diagnostics=found, notes=notes)
     rules = monitors_dsl.parse(text)
     readings: list[RuleReading] = []
-    notes: list[str] = []
+    if any(not rule.notify for rule in rules):
+        notes.append(NO_CHANNEL_NOTE)
     for rule in rules:
         try:
             sql, english = _compiled_reading(rule)
@@ -152,9 +200,10 @@ def validate_text(text: str) -> ValidationOut:
     )
 
 
-def parse_one(text: str) -> ParsedRule:
-    """Exactly one rule from ``text``, or ``InvalidRule`` saying what to change."""
-    found = diagnostics(text)
+def parse_one(text: str, *, channels: list[str] | None = None, data_later: bool = True) -> ParsedRule:
+    """Exactly one rule from ``text``, or ``InvalidRule`` saying what to change. Names the data does not hold
+    are errors unless ``data_later``; ``channels`` are the owner's channel names, for the notify check."""
+    found, names_note = checked_diagnostics(text, channels=channels, data_later=data_later)
     errors = [d for d in found if d.severity == "error"]
     if errors:
         count = f"{len(errors)} error{'s' if len(errors) > 1 else ''}"
@@ -175,4 +224,5 @@ def parse_one(text: str) -> ParsedRule:
         notify=tuple(getattr(rule, "notify", ()) or ()),
         every_seconds=every_seconds,
         warnings=tuple(d for d in found if d.severity == "warning"),
+        names_note=names_note,
     )

@@ -26,7 +26,7 @@ from ..store import Alert, AlertEvent, Database, NotificationChannel, Rule, Rule
 from ..store.types import utcnow
 from .cursors import decode_cursor, encode_cursor
 from .errors import Conflict, InvalidInput, NotFound
-from .language import ParsedRule, parse_one, validate_text
+from .language import NO_CHANNEL_NOTE, ParsedRule, parse_one, validate_text
 from .limits import MAX_COMMENT, MAX_QUERY, MAX_RULE_TEXT, check_length, check_name, clamp_limit
 from .times import parse_duration, parse_time
 
@@ -59,10 +59,20 @@ class RuleService:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def validate(self, text: str) -> ValidationOut:
+    def validate(self, text: str, data_arrives_later: bool = False) -> ValidationOut:
         """Diagnostics are the answer here, not an error — except for text that cannot be a rule at all."""
         check_length("rule", text, MAX_RULE_TEXT)
-        return validate_text(text)
+        with self.db.session() as session:
+            channels = self._channel_names(session)
+        return validate_text(text, channels=channels, data_later=data_arrives_later)
+
+    def _channel_names(self, session: Session) -> list[str]:
+        return list(session.scalars(select(NotificationChannel.name).where(NotificationChannel.owner_id == self.user_id)))
+
+    def _parse(self, text: str, data_arrives_later: bool) -> ParsedRule:
+        with self.db.session() as session:
+            channels = self._channel_names(session)
+        return parse_one(text, channels=channels, data_later=data_arrives_later)
 
     def list(self, query: str | None = None, limit: int | None = None, cursor: str | None = None) -> RulePage:
         limit = clamp_limit(limit)
@@ -137,8 +147,9 @@ class RuleService:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def create(self, text: str, name: str | None = None, dry_run: bool = False) -> RuleOut:
-        parsed = parse_one(text)
+    def create(self, text: str, name: str | None = None, dry_run: bool = False,
+               data_arrives_later: bool = False) -> RuleOut:
+        parsed = self._parse(text, data_arrives_later)
         final_name = self._resolve_name(parsed, name)
         with self.db.session() as session:
             self._check_name_free(session, final_name)
@@ -152,7 +163,7 @@ class RuleService:
                 version=1,
                 every_seconds=parsed.every_seconds,
             )
-            warnings = self._warnings(session, parsed)
+            warnings = self._warnings(parsed)
             if dry_run:
                 return RuleOut(
                     id=None,
@@ -164,6 +175,7 @@ class RuleService:
                     notify=list(parsed.notify),
                     stored=False,
                     warnings=warnings,
+                    notes=_notes(parsed),
                 )
             now = utcnow()
             rule.created_at = rule.updated_at = now
@@ -172,10 +184,12 @@ class RuleService:
             _set_channels(session, rule, parsed.notify)
             return self._out(rule, parsed, warnings)
 
-    def update(self, ref: int | str, text: str | None = None, enabled: bool | None = None) -> RuleOut:
+    def update(self, ref: int | str, text: str | None = None, enabled: bool | None = None, rename: bool = False,
+               data_arrives_later: bool = False) -> RuleOut:
         if text is None and enabled is None:
-            raise InvalidInput("Nothing to change: give text (the new rule) and/or enabled (true or false).")
-        parsed = parse_one(text) if text is not None else None
+            raise InvalidInput("Nothing to change: give text (the new rule) and/or enabled (true or false).",
+                               hint="pass text with the whole new rule, or enabled=false to pause it")
+        parsed = self._parse(text, data_arrives_later) if text is not None else None
         with self.db.session() as session:
             rule = find_rule(session, self.user_id, ref)
             warnings: list[str] = []
@@ -183,12 +197,18 @@ class RuleService:
                 if _evaluation_of(text) != _evaluation_of(rule.text):
                     _close_episodes(session, rule, "rule changed")
                 if parsed.name is not None and parsed.name != rule.name:
+                    if not rename:
+                        raise InvalidInput(
+                            f"The text names the rule {parsed.name!r}, but you are updating {rule.name!r}.",
+                            code="rename_not_requested",
+                            hint=f"write `rule {rule.name} {{ … }}` to keep its name, or pass rename=true to "
+                                 f"rename it to {parsed.name!r}")
                     self._check_name_free(session, parsed.name)
                     rule.name = rule.live_name = parsed.name
                 rule.text = text
                 rule.canonical = parsed.canonical
                 rule.every_seconds = parsed.every_seconds
-                warnings = self._warnings(session, parsed)
+                warnings = self._warnings(parsed)
                 _set_channels(session, rule, parsed.notify)
             if enabled is not None:
                 if rule.enabled and not enabled:
@@ -197,7 +217,7 @@ class RuleService:
             rule.version += 1
             rule.updated_at = utcnow()
             self._flush_unique(session, rule.name)
-            return self._out(rule, parsed or _stored_rule(rule.text), warnings)
+            return self._out(rule, parsed or _stored_rule(rule.text), warnings, _notes(parsed))
 
     def delete(self, ref: int | str) -> RuleDeleted:
         with self.db.session() as session:
@@ -287,23 +307,10 @@ class RuleService:
         except IntegrityError:
             raise Conflict(f"You already have a rule named {name!r}: choose another name.") from None
 
-    def _warnings(self, session: Session, parsed: ParsedRule) -> list[str]:
-        warnings = [f"line {d.line}, column {d.column}: {d.message}" for d in parsed.warnings]
-        if parsed.notify:
-            known = set(
-                session.scalars(
-                    select(NotificationChannel.name).where(
-                        NotificationChannel.owner_id == self.user_id,
-                        NotificationChannel.name.in_(parsed.notify),
-                    )
-                )
-            )
-            for missing in [c for c in parsed.notify if c not in known]:
-                warnings.append(
-                    f"No notification channel named {missing!r} yet: add it with add_notification_channel, "
-                    "or alerts are only recorded."
-                )
-        return warnings
+    @staticmethod
+    def _warnings(parsed: ParsedRule) -> list[str]:
+        return [f"line {d.line}, column {d.column}: {d.message}" + (f" ({d.hint})" if d.hint else "")
+                for d in parsed.warnings]
 
     def _firing_counts(self, session: Session, rule_ids: list[int]) -> dict[int, int]:
         if not rule_ids:
@@ -316,7 +323,8 @@ class RuleService:
         return {rule_id: count for rule_id, count in rows}
 
     @staticmethod
-    def _out(rule: Rule, parsed: ParsedRule | None, warnings: list[str] | None = None) -> RuleOut:
+    def _out(rule: Rule, parsed: ParsedRule | None, warnings: list[str] | None = None,
+             notes: list[str] | None = None) -> RuleOut:
         return RuleOut(
             id=rule.id,
             name=rule.name,
@@ -328,6 +336,7 @@ class RuleService:
             created_at=rule.created_at,
             updated_at=rule.updated_at,
             warnings=warnings or [],
+            notes=notes or [],
         )
 
 
@@ -337,6 +346,16 @@ def _set_channels(session: Session, rule: Rule, names: tuple[str, ...] | list[st
     for name in dict.fromkeys(names):
         session.add(RuleChannel(rule_id=rule.id, owner_id=rule.owner_id, channel_name=name))
     session.flush()
+
+
+def _notes(parsed: ParsedRule | None) -> list[str]:
+    """What the caller should know about a stored rule beyond its diagnostics."""
+    if parsed is None:
+        return []
+    notes = [parsed.names_note] if parsed.names_note else []
+    if not parsed.notify:
+        notes.append(NO_CHANNEL_NOTE)
+    return notes
 
 
 def _stored_rule(text: str) -> ParsedRule | None:

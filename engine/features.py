@@ -1,0 +1,146 @@
+"""The engine's features the MCP server offers, registered as the entry point ``monitors.engine`` → ``features``.
+
+``monitors_mcp`` never imports the engine: it loads this object through the entry
+point (``monitors_mcp.service.engine_link``) and uses only what is here:
+
+    features.open_source()               → a SourceHandle on the configured source (``engine.config``:
+                                            MONITORS_ENGINE_DATA_DIR, or INFLUXDB3_HOST + INFLUXDB3_DATABASE)
+        .name                            how the source is named ("data directory ./data" …)
+        .schema()                        a ``monitors_dsl.Schema``
+        .describe(measurement, limit)    plain data: fields, tags with their most frequent values, last write
+        .schema_with_values(schema, {measurement: {tag, …}}, limit)
+        .preview(rule_text, name, start, end)  → (the backtest summary of the rule, errors, PNG bytes or None)
+        .close()
+
+Every failure is a ``FeatureError`` whose ``code`` (``engine_not_installed``,
+``no_source``, ``source_unavailable``, ``source_failed``, ``invalid_rule``) and
+``hint`` the server passes on as they are.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+__all__ = ["FeatureError", "SourceHandle", "features"]
+
+INSTALL = 'pip install "monitors-mcp[engine]"'
+SOURCE_SETTINGS = ("set MONITORS_ENGINE_DATA_DIR to a directory of <measurement>.csv / .parquet files (the embedded "
+                   "source), or INFLUXDB3_HOST and INFLUXDB3_DATABASE (and INFLUXDB3_AUTH_TOKEN) for InfluxDB 3, in "
+                   "the environment of the MCP server")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class FeatureError(Exception):
+    """A feature could not run: ``code`` says why in one stable word, ``hint`` what to do."""
+
+    def __init__(self, code: str, message: str, hint: str):
+        super().__init__(message)
+        self.code, self.message, self.hint = code, message, hint
+
+
+def _source_failed(error) -> FeatureError:
+    kind = getattr(error, "kind", "query")
+    code = "source_unavailable" if kind in ("unreachable", "unauthorized", "forbidden", "timeout", "config") \
+        else "source_failed"
+    hint = ("the source's operator should check the settings and that it is up; try again shortly"
+            if code == "source_unavailable" else "check the names in the call; the source's message says more")
+    return FeatureError(code, f"The time-series source failed: {error}", hint)
+
+
+class SourceHandle:
+    """The configured source, with every failure turned into a ``FeatureError``."""
+
+    def __init__(self, source) -> None:
+        from .sources import SourceError
+
+        self._source = source
+        self._errors = (SourceError,)
+        self.name = source.name
+
+    def _run(self, action):
+        try:
+            return action()
+        except self._errors as error:
+            raise _source_failed(error) from None
+
+    def schema(self):
+        return self._run(self._source.schema)
+
+    def describe(self, measurement: str, limit: int) -> dict:
+        from .discovery import describe_measurement
+
+        known = self.schema().measurements[measurement]
+        facts = self._run(lambda: describe_measurement(self._source, measurement, known, limit))
+        return {
+            "name": facts.name,
+            "fields": facts.fields,
+            "tags": [{"name": t.name, "values": list(t.values), "more_values": t.more} for t in facts.tags],
+            "last_written_at": facts.last_written_at,
+        }
+
+    def schema_with_values(self, schema, wanted: dict[str, set[str]], limit: int):
+        from .discovery import schema_with_values
+
+        return self._run(lambda: schema_with_values(schema, self._source, wanted, limit))
+
+    def preview(self, rule_text: str, name: str | None, start: datetime, end: datetime):
+        """(the rule's backtest summary, up to ten ``"time: message"`` errors, a PNG chart or None)."""
+        from .backtest import backtest
+        from .rules import rule_from_text
+
+        try:
+            rule = rule_from_text(rule_text, name=name)
+        except ValueError as error:
+            raise FeatureError("invalid_rule", str(error), "validate the rule with validate_alert_rule") from None
+        try:
+            result = self._run(lambda: backtest([rule], self._source, start, end))
+        except ValueError as error:
+            raise FeatureError("invalid_input", str(error), "change since/until and call again") from None
+        (summary,) = result.to_json()["rules"]
+        errors = sorted({f"{_iso(at)}: {message}" for at, _, message in result.errors})[:10]
+        try:
+            from .chart import render_chart
+
+            png = render_chart(result)
+        except ImportError:  # no chart without matplotlib; the summary stands on its own
+            png = None
+        return summary, errors, png
+
+    def close(self) -> None:
+        self._source.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _Features:
+    def open_source(self, *, query_timeout: float | None = None) -> SourceHandle:
+        try:
+            from .config import ConfigError, load_config
+            from .sources import SourceError
+        except ImportError as error:
+            raise FeatureError("engine_not_installed", f"This needs the engine's packages ({error.name} is "
+                               "missing).", f"install them with: {INSTALL}") from None
+        try:
+            config = load_config(query_timeout=query_timeout)
+            config.source_kind  # noqa: B018 - raises ConfigError when no source is set
+        except ConfigError as error:
+            raise FeatureError("no_source", f"No time-series source is configured: {error}.",
+                               SOURCE_SETTINGS) from None
+        try:
+            return SourceHandle(config.open_source())
+        except ImportError as error:
+            raise FeatureError("engine_not_installed", f"This needs the engine's packages ({error.name} is "
+                               "missing).", f"install them with: {INSTALL}") from None
+        except SourceError as error:
+            raise _source_failed(error) from None
+
+
+#: the object the entry point names
+features = _Features()
