@@ -8,7 +8,9 @@ refusal, a time or size limit, an exception in a filter — becomes one
 :class:`RenderError` naming the template and, where known, its line.
 
 :func:`render_notification` renders a state-machine notification with the
-rule's templates, or the defaults when the rule has none.
+rule's templates, or the defaults when the rule has none. A rule's own
+templates render in a worker process with a memory limit (:mod:`.worker`);
+the defaults, which are ours, render in this process.
 """
 
 from __future__ import annotations
@@ -98,6 +100,21 @@ def render_template(source: str, variables: Mapping[str, Any], *, limits: Limits
     return "".join(chunks)
 
 
+def _render_pair(title: str | None, message: str | None, variables: Mapping[str, Any],
+                 limits: Limits) -> tuple[str, str]:
+    """Title and message: a rule's own templates in a worker process (``.worker``), the defaults here."""
+    from .worker import render_pool
+
+    pool = render_pool() if title is not None or message is not None else None
+    if pool is None:
+        return (render_template(title if title is not None else DEFAULT_TITLE, variables, limits=limits, name="title"),
+                render_template(message if message is not None else DEFAULT_MESSAGE, variables, limits=limits,
+                                name="message"))
+    texts = pool.render([("title", title if title is not None else DEFAULT_TITLE),
+                         ("message", message if message is not None else DEFAULT_MESSAGE)], variables, limits)
+    return texts[0], texts[1]
+
+
 def notify_type(kind: str | None, severity: str | None) -> str:
     """Apprise's notification type: ``success`` when resolved, else by severity."""
     if kind == "resolved":
@@ -116,11 +133,10 @@ def render_notification(notification, *, rule_name: str | None, condition: str,
     """
     variables = template_variables(notification, rule_name=rule_name, condition=condition,
                                    labels=labels, description=description)
+    title_text, body = _render_pair(title, message, variables, limits)
     return RenderedNotification(
-        title=render_template(title if title is not None else DEFAULT_TITLE, variables, limits=limits,
-                              name="title").strip(),
-        body=render_template(message if message is not None else DEFAULT_MESSAGE, variables, limits=limits,
-                             name="message"),
+        title=title_text.strip(),
+        body=body,
         notify_type=notify_type(notification.kind, notification.severity),
         idempotency_key=notification.idempotency_key,
         kind=notification.kind,

@@ -35,7 +35,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import nodes
@@ -45,18 +44,12 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 from jinja2.utils import _PassArg, generate_lorem_ipsum
 from jinja2.visitor import NodeTransformer
 
-__all__ = ["Limits", "LimitExceeded", "BoundedSandbox", "bounded_sandbox", "budget"]
+from monitors_dsl.templates import TemplateLimits, no_folding_generator
+
+__all__ = ["Limits", "LimitExceeded", "BoundedSandbox", "bounded_sandbox", "budget", "weight", "text_size"]
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on one render. ``output_bytes`` is enforced by the render module."""
-
-    output_bytes: int = 64 * 1024
-    seconds: float = 1.0
-    value_size: int = 256 * 1024
-    total_size: int = 8 * 1024 * 1024
-    int_bits: int = 4096
+Limits = TemplateLimits  # one set of bounds: checking weighs constants against them, rendering enforces them
 
 
 class LimitExceeded(Exception):
@@ -127,6 +120,45 @@ def weight(value: Any, cap: int) -> int:
     return total
 
 
+def text_size(value: Any, cap: int) -> int:
+    """About how many characters ``str(value)`` has, without building it; stops counting past ``cap``.
+
+    Strings count their length (plus quotes inside a container), numbers their
+    digits, containers their brackets and separators around their items.
+    """
+    total, stack = 0, [(value, False)]
+    while stack and total <= cap:
+        item, inside = stack.pop()
+        if isinstance(item, str):
+            total += len(item) + (2 if inside else 0)
+        elif isinstance(item, (bytes, bytearray)):
+            total += 4 * len(item) + 3
+        elif isinstance(item, bool) or item is None:
+            total += 5
+        elif isinstance(item, int):
+            total += item.bit_length() * 0.302 + 2 if item.bit_length() > 64 else 21
+        elif isinstance(item, float):
+            total += 24
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            total += 2 + 2 * len(item)
+            stack.extend((child, True) for child in item)
+        elif isinstance(item, dict):
+            total += 2 + 4 * len(item)
+            stack.extend((child, True) for child in item.keys())
+            stack.extend((child, True) for child in item.values())
+        elif isinstance(item, Undefined):
+            total += 0
+        else:
+            total += 64  # an object's repr, e.g. a range or a loop
+    return int(total)
+
+
+def _weigh_text(value: Any, what: str) -> None:
+    """Refuse to turn ``value`` into text when the text would be over the value limit."""
+    current = _current()
+    current.allow(text_size(value, current.limits.value_size), what)
+
+
 def _accept(value: Any, what: str = "a value") -> Any:
     current = _current()
     size = weight(value, current.limits.value_size)
@@ -152,7 +184,7 @@ def _check_percent_format(fmt: str, args: Any, current: _Budget) -> None:
                 raise LimitExceeded("`*` widths are not allowed in format strings")
             if number:
                 current.allow(int(number), "a formatted field")
-    current.allow(len(fmt) + len(directives) * weight(args, current.limits.value_size), "a formatted string")
+    current.allow(len(fmt) + len(directives) * text_size(args, current.limits.value_size), "a formatted string")
 
 
 def _check_brace_format(fmt: str, args: Any, current: _Budget) -> None:
@@ -169,7 +201,7 @@ def _check_brace_format(fmt: str, args: Any, current: _Budget) -> None:
             raise LimitExceeded("nested format specifications are not allowed")
         for number in re.findall(r"\d+", spec or ""):
             current.allow(int(number), "a formatted field")
-    current.allow(len(fmt) + fields * weight(args, current.limits.value_size), "a formatted string")
+    current.allow(len(fmt) + fields * text_size(args, current.limits.value_size), "a formatted string")
 
 
 # --- operators and str methods ------------------------------------------------------
@@ -228,9 +260,19 @@ def _check_str_method(name: str, text: str | bytes, args: tuple, kwargs: dict, c
 # --- filters ----------------------------------------------------------------------
 
 
+# Filters that never turn their input into text (the rest are weighed as text before they run).
+_NOT_STRINGIFYING = frozenset({"length", "count", "first", "last", "default", "d", "round", "int", "float",
+                               "abs", "boolean", "attr", "random", "min", "max", "filesizeformat", "join",
+                               "tojson", "batch", "slice", "map", "select", "reject", "selectattr",
+                               "rejectattr", "sort", "unique", "reverse", "dictsort", "groupby", "items",
+                               "list", "sum"})
+
+
 def _filter_check(name: str, value: Any, args: tuple, kwargs: dict, current: _Budget):
     """Pre-check a filter call; return a replacement ``value`` (or None)."""
     size = current.limits.value_size
+    if name not in _NOT_STRINGIFYING:
+        current.allow(text_size(value, size), f"text for `{name}`")
 
     def arg(index: int, key: str, default: Any) -> Any:
         return args[index] if len(args) > index else kwargs.get(key, default)
@@ -341,6 +383,11 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset(_BINOPS)
     _CACHE_SIZE = 256
 
+    @property
+    def code_generator_class(self):  # noqa: D401 - Jinja reads it as an attribute
+        """Compiling never folds constants: expressions are only computed under a budget."""
+        return no_folding_generator()
+
     def __init__(self, base=None, **options: Any) -> None:
         if base is not None:
             options.setdefault("undefined", base.undefined)
@@ -349,6 +396,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             options.setdefault("trim_blocks", base.trim_blocks)
             options.setdefault("lstrip_blocks", base.lstrip_blocks)
         options.setdefault("finalize", _finalize)
+        options["optimized"] = False
         super().__init__(**options)
         if base is not None:
             self.filters.update(base.filters)
@@ -385,11 +433,13 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def guard_concat(self, *parts: Any) -> str:
         current = _current()
+        current.allow(sum(text_size(part, current.limits.value_size) for part in parts), "a joined string")
         texts = [str(part) for part in parts]
         current.allow(sum(len(t) for t in texts), "a joined string")
         return _accept("".join(texts))
 
     def guard_output(self, value: Any) -> Any:
+        _weigh_text(value, "output")
         return _accept(value, "output")
 
     # operators and calls

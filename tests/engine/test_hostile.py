@@ -1,0 +1,110 @@
+"""Hostile input against the engine: render bombs, the render worker's memory wall, internal channel
+targets at delivery, and one user's unsendable rule beside other users' rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.notify import Limits, RenderError, render_template
+from engine.notify.worker import RenderPool
+
+VARIABLES = {"rule": "r", "severity": "critical", "state": "firing", "value": 1.5, "values": {"last(a.b)": 1.5},
+             "labels": {"host": "web-1"}, "started_at": "2024-05-01T12:00:00Z",
+             "evaluated_at": "2024-05-01T12:00:00Z", "condition": "last(a.b) > 1", "description": ""}
+
+_BIG = "{% set a = 'x' * 200000 %}{% set b = [a,a,a,a,a,a,a,a,a,a] %}{% set c = [b,b,b,b,b,b,b,b,b,b] %}"
+
+# Each builds a small value whose text is huge: it must be weighed before it is turned into text.
+RENDER_BOMBS = {
+    "string filter": _BIG + "{{ c|string|length }}",
+    "concat": _BIG + "{{ (c ~ '')|length }}",
+    "output": _BIG + "{{ c }}",
+    "pprint": _BIG + "{{ b|pprint|length }}",
+    "format filter": _BIG + "{{ '%s'|format(b)|length }}",
+    "percent": _BIG + "{{ ('%s' % [b])|length }}",
+    "tojson": _BIG + "{{ b|tojson|length }}",
+    "upper": _BIG + "{{ b|upper|length }}",
+    "join": _BIG + "{{ b|join|length }}",
+    "str.format": _BIG + "{{ '{}'.format(b)|length }}",
+    "list of chars": "{% set a = 'x' * 200000 %}{{ (a|list)|length }}",
+    "dict": "{% set a = 'x' * 200000 %}{% set d = {'a': a, 'b': a, 'c': a} %}{{ d|string|length }}",
+    "items": "{% set a = 'x' * 200000 %}{% set d = {'a': a, 'b': a} %}{{ d.items()|list|string }}",
+    "nested loops": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+}
+
+
+@pytest.mark.parametrize("template", RENDER_BOMBS.values(), ids=RENDER_BOMBS.keys())
+def test_render_bombs_are_refused_before_they_are_built(template):
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(RenderError) as caught:
+        render_template(template, VARIABLES, limits=Limits(seconds=0.5))
+    assert "limit" in str(caught.value) or "longer than" in str(caught.value)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 64  # the text was never built (it would be gigabytes)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    pool = RenderPool(size=1, memory_mb=160)
+    yield pool
+    pool.close()
+
+
+SAME_TEMPLATES = [
+    "{{ rule }} is {{ state }} at {{ value | round(1) }}",
+    "{% for k, v in labels | dictsort %}{{ k }}={{ v }} {% endfor %}",
+    "{{ values | tojson }}",
+    "{{ description or 'no description' }} {{ '%.3f' % value }}",
+    "{{ value * 1000 }}{{ 'é' * 3 }}",
+]
+
+
+@pytest.mark.parametrize("template", SAME_TEMPLATES)
+def test_the_worker_renders_what_the_engine_process_renders(pool, template):
+    assert pool.render([("message", template)], VARIABLES, Limits()) == [render_template(template, VARIABLES)]
+
+
+def test_the_worker_answers_a_refusal_like_the_engine_process(pool):
+    with pytest.raises(RenderError) as in_process:
+        render_template(RENDER_BOMBS["output"], VARIABLES)
+    with pytest.raises(RenderError) as in_worker:
+        pool.render([("message", RENDER_BOMBS["output"])], VARIABLES, Limits())
+    assert str(in_worker.value) == str(in_process.value)
+
+
+def test_a_render_that_outgrows_the_memory_limit_ends_its_worker_not_the_engine(pool):
+    # Limits far above the memory wall: only the worker's address-space limit stops this one.
+    generous = Limits(value_size=10**10, total_size=10**11, seconds=20)
+    with pytest.raises(RenderError, match="160 MiB"):
+        pool.render([("message", "{{ ('x' * 400000000) | length }}")], VARIABLES, generous)
+    assert pool.render([("message", "{{ rule }}")], VARIABLES, Limits()) == ["r"]  # a fresh worker
+
+
+def test_a_worker_that_does_not_answer_in_time_is_stopped(pool, monkeypatch):
+    import engine.notify.worker as worker
+
+    monkeypatch.setattr(worker, "_GRACE_SECONDS", 0.2)
+    slow = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    with pytest.raises(RenderError, match="longer than"):
+        pool.render([("message", slow)], VARIABLES, Limits(seconds=0.3))
+    assert pool.render([("message", "{{ state }}")], VARIABLES, Limits()) == ["firing"]
+
+
+def test_rules_templates_go_through_the_worker_and_the_defaults_do_not(monkeypatch):
+    import engine.notify.render as render
+    import engine.notify.worker as worker
+
+    asked = []
+
+    class Recording:
+        def render(self, templates, variables, limits):
+            asked.append([name for name, _ in templates])
+            return ["t", "m"]
+
+    monkeypatch.setattr(worker, "render_pool", lambda: Recording())
+    assert render._render_pair(None, "{{ rule }}", VARIABLES, Limits()) == ("t", "m")
+    defaults = dict(VARIABLES, kind="firing", previous_severity=None, direction=None)
+    title, _ = render._render_pair(None, None, defaults, Limits())
+    assert asked == [["title", "message"]] and title
