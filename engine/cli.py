@@ -13,7 +13,11 @@ JSON output, stable::
 
     {"rules": [{"name": str|null, "series": [{"labels": {tag: value},
       "values": {"<canonical term text>": number|bool|null},
-      "result": true|false|null, "severity": "critical"|"warning"|"info"|null}]}]}
+      "result": true|false|null, "severity": "critical"|"warning"|"info"|null}],
+      "error": str|null}]}
+
+A rule whose terms the source refuses has an ``error`` and no series; the
+other rules are evaluated all the same, and the command exits 1.
 
 Each command module registers itself with one ``register_*`` function; this
 module imports the heavy engine packages only when a command runs.
@@ -95,24 +99,34 @@ def _value(value):
 
 
 def evaluate(compiled, source, at) -> dict:
-    """``{"rules": [...]}`` for compiled rules evaluated once at ``at`` (datetime or ns) on ``source``."""
+    """``{"rules": [...]}`` for compiled rules evaluated once at ``at`` (datetime or ns) on ``source``.
+
+    The rules are evaluated as the engine evaluates them (shared queries, the same rows); a rule whose
+    terms the source refuses gets ``"error"`` and no series, and the others are evaluated all the same.
+    """
+    from datetime import datetime, timezone
+
+    from engine.evaluate import Evaluator
+    from engine.rules import build_rule
+
+    if isinstance(at, int):
+        at = datetime.fromtimestamp(at / 1e9, tz=timezone.utc)
+    rules = [build_rule(rule, id=f"#{index}") for index, rule in enumerate(compiled, start=1)]
+    tick = Evaluator(source, query_timeout=None).evaluate(rules, at)
+    by_id = {result.rule.id: result for result in tick.results}
     out = []
-    for index, rule in enumerate(compiled, start=1):
-        try:
-            table = source.query(rule.sql(at))
-        except Exception as error:  # a SourceError: say which rule needed the data
-            error.add_note(f"while evaluating rule {rule.name or f'#{index}'}")
-            raise
+    for rule in rules:
+        result = by_id[rule.id]
         series = []
-        for row in table.to_pylist():
-            decision = rule.decide(row)
-            series.append({
-                "labels": {tag: row.get(tag) for tag in rule.group_by},
-                "values": {term.text: _value(row.get(term.column)) for term in rule.terms},
-                "result": decision.result,
-                "severity": decision.severity,
-            })
-        out.append({"name": rule.name, "series": series})
+        if result.error is None:
+            for s in sorted(result.series, key=lambda s: [s.labels.get(tag, "") for tag in rule.group_by]):
+                series.append({
+                    "labels": {tag: s.labels.get(tag, "") for tag in rule.group_by},
+                    "values": {term.text: _value(s.row.get(term.column)) for term in rule.value_terms},
+                    "result": s.decision.result,
+                    "severity": s.decision.severity,
+                })
+        out.append({"name": rule.name, "series": series, "error": result.error})
     return {"rules": out}
 
 
@@ -132,6 +146,10 @@ def render_text(report: dict, at_text: str) -> str:
     for index, rule in enumerate(report["rules"], start=1):
         title = f"rule {rule['name']}" if rule["name"] else f"rule #{index}"
         lines = [f"{title} at {at_text}"]
+        if rule.get("error"):
+            lines.append(f"  error: {rule['error']}")
+            blocks.append("\n".join(lines))
+            continue
         if not rule["series"]:
             lines.append("  (no series)")
             blocks.append("\n".join(lines))
@@ -166,7 +184,7 @@ def _cmd_eval(args) -> int:
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         sys.stdout.write(render_text(report, sources.format_rfc3339(at)))
-    return 0
+    return 1 if any(rule["error"] for rule in report["rules"]) else 0
 
 
 # --- monitors backtest ------------------------------------------------------------------

@@ -22,19 +22,19 @@ for no series is left out of the results: stepping it would change nothing.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from bisect import bisect_left, bisect_right
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Container, Iterable, Mapping, Sequence
 
 from monitors_dsl import Decision
 
-from .plan import Plan, Query, Scan, plan_tick, scan_key
+from .answers import Answerer, describe_error
+from .plan import Plan, Query, plan_tick, scan_key
+from .rows import JoinedRows, ScanRows, join_rows, series_key, split_rows
 from .rules import EngineRule
 from .state import Evaluation
 
@@ -53,60 +53,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)  # when a layout's plan is first built; moved to each tick
-
-
-def series_key(labels: Mapping[str, str]) -> str:
-    """A series' identity within a rule: hex SHA-256 of its group tag values (64 characters)."""
-    text = json.dumps(sorted(labels.items()), separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-_SERIES_KEYS: dict[tuple, str] = {}
-
-
-def _series_key(groups: tuple[str, ...], key: tuple) -> str:
-    """``series_key`` of the labels ``zip(groups, key)``, remembered: the same series recur every tick."""
-    cache_key = (groups, key)
-    found = _SERIES_KEYS.get(cache_key)
-    if found is None:
-        if len(_SERIES_KEYS) > 200_000:
-            _SERIES_KEYS.clear()
-        found = _SERIES_KEYS[cache_key] = series_key(dict(zip(groups, key)))
-    return found
-
-
-@dataclass
-class ScanRows:
-    """One answered query, read once: group values per row and each term column as a list."""
-
-    groups: tuple[str, ...]
-    keys: list[tuple]
-    columns: dict[str, list]
-
-    @classmethod
-    def empty(cls, scan: Scan) -> ScanRows:
-        """What the query gives when no point exists at all: one row without group tags
-        (``count`` 0, ``absent`` true, the rest no data), no rows with them."""
-        if scan.group_by:
-            return cls(tuple(sorted(scan.group_by)), [], {column: [] for column in scan.columns})
-        values = {"count": 0, "absent": True}
-        return cls((), [()], {t.column: [values.get(t.function)] for t in scan.terms})
-
-    @classmethod
-    def from_table(cls, scan: Scan, table) -> ScanRows:
-        groups = tuple(sorted(scan.group_by))
-        names = set(table.column_names)
-        n = table.num_rows
-        if groups:
-            tag_lists = [table.column(tag).to_pylist() if tag in names else [""] * n for tag in groups]
-            keys = [tuple("" if v is None else str(v) for v in values) for values in zip(*tag_lists)]
-        else:
-            keys = [()] * min(n, 1)
-        columns = {}
-        for column in scan.columns:
-            values = table.column(column).to_pylist() if column in names else [None] * n
-            columns[column] = [None if (v.__class__ is float and v != v) else v for v in values]
-        return cls(groups, keys, columns)
 
 
 @dataclass
@@ -130,16 +76,20 @@ class RuleResult:
     ``alert``), which changes nothing for a series that is not already active.
     """
 
-    __slots__ = ("rule", "_series", "error", "rows", "candidates", "_index")
+    __slots__ = ("rule", "_series", "error", "joined", "candidates")
 
     def __init__(self, rule: EngineRule, series: list[SeriesResult] | None = None, error: str | None = None, *,
-                 rows: list | None = None, candidates: Sequence[int] | None = None) -> None:
+                 joined: JoinedRows | None = None, candidates: Sequence[int] | None = None) -> None:
         self.rule = rule
-        self._series = series if series is not None or rows is not None else []
+        self._series = series if series is not None or joined is not None else []
         self.error = error
-        self.rows = rows
+        self.joined = joined
         self.candidates = candidates
-        self._index = None
+
+    @property
+    def rows(self) -> list | None:
+        """The shared rows the rule is decided over (decided together with others of its shape), else None."""
+        return self.joined.rows if self.joined is not None else None
 
     @property
     def series(self) -> list[SeriesResult]:
@@ -160,9 +110,7 @@ class RuleResult:
         rows = self.rows
         positions = set(self.candidates)
         if known:
-            index = self._index
-            if index is None:
-                index = self._index = _row_index(rows)
+            index = self.joined.index()
             for key in known:
                 position = index.get(key)
                 if position is not None:
@@ -176,21 +124,6 @@ class RuleResult:
 
     def __repr__(self) -> str:
         return f"RuleResult({self.rule!r}, error={self.error!r})"
-
-
-_ROW_INDEXES: dict[int, tuple[list, dict]] = {}
-
-
-def _row_index(rows: list) -> dict[str, int]:
-    """Series key → position in a shared rows list (built once per list)."""
-    found = _ROW_INDEXES.get(id(rows))
-    if found is not None and found[0] is rows:
-        return found[1]
-    if len(_ROW_INDEXES) > 4096:
-        _ROW_INDEXES.clear()
-    index = {key: position for position, (key, _, _) in enumerate(rows)}
-    _ROW_INDEXES[id(rows)] = (rows, index)
-    return index
 
 
 class _Cohort:
@@ -399,7 +332,7 @@ class TickEvaluation:
 
 def to_evaluation(rule: EngineRule, at: datetime, row: Mapping, decision: Decision) -> Evaluation:
     """The state machine's input for one series (values keyed by canonical term text)."""
-    values = {term.text: row.get(term.column) for term in rule.terms}
+    values = {term.text: row.get(term.column) for term in rule.value_terms}
     value = row.get(rule.value_column) if rule.value_column else None
     return Evaluation.of(at, decision.severity, decision.resolve, decision.result is None, values, value)
 
@@ -421,6 +354,7 @@ class Evaluator:
         self.query_timeout = query_timeout
         self.merge_scans = merge_scans  # one query for scans differing only in one tag's value (engine.plan)
         self.queries_issued = 0
+        self.answerer = Answerer(source)
         self._layouts: dict[tuple, _Layout] = {}
 
     # -- queries -----------------------------------------------------------------------
@@ -428,8 +362,10 @@ class Evaluator:
     def run_queries(self, plan: Plan) -> tuple[dict[int, ScanRows], dict[int, str]]:
         """``(rows by scan index, error by scan index)`` for every scan of ``plan``.
 
-        One query per ``plan.queries``; a merged query's rows are split into its
-        scans' rows, and its failure is the failure of each of its scans.
+        One query per ``plan.queries``, answered by the :class:`~engine.answers.Answerer`: a merged
+        query's rows are split into its scans' rows, and a query the source refuses for what it asks is
+        split until only the terms it refuses fail (``ScanRows.failed``). A query whose source is away,
+        or that times out, fails each of its scans (the error by scan index).
         """
         rows: dict[int, ScanRows] = {}
         errors: dict[int, str] = {}
@@ -437,22 +373,17 @@ class Evaluator:
         if not queries:
             return rows, errors
         started: dict[int, float] = {}
+        answerer = self.answerer
 
-        def run(index: int, query: Query):
+        def run(index: int, query: Query) -> dict[int, ScanRows]:
             started[index] = time.monotonic()
-            try:
-                table = self.source.query(query.sql)
-            except Exception as error:
-                if _never_written(error):
-                    return ScanRows.empty(query.scan)
-                raise
-            return ScanRows.from_table(query.scan, table)
+            return answerer.answer(plan, query)
 
         def fail(query: Query, text: str) -> None:
             for member in query.members:
                 errors[member] = text
 
-        self.queries_issued += len(queries)
+        before = answerer.queries
         pool = ThreadPoolExecutor(max_workers=min(self.max_in_flight, len(queries)), thread_name_prefix="query")
         try:
             futures = {pool.submit(run, i, query): i for i, query in enumerate(queries)}
@@ -460,17 +391,12 @@ class Evaluator:
             while pending:
                 done, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
                 for future in done:
-                    index = futures[future]
-                    query = queries[index]
+                    query = queries[futures[future]]
                     try:
-                        answered = future.result()
-                        if query.tag is None:
-                            rows[query.members[0]] = answered
-                        else:
-                            rows.update(split_rows(plan, query, answered))
-                    except Exception as error:  # a SourceError, or a bad answer: only this query's rules fail
-                        fail(query, _describe(error))
-                        log.warning("query for %s failed: %s", query.scan.measurement, _describe(error))
+                        rows.update(future.result())
+                    except Exception as error:  # the source is away, or a bad answer: only this query's rules fail
+                        fail(query, describe_error(error))
+                        log.warning("query for %s failed: %s", query.scan.measurement, describe_error(error))
                 if self.query_timeout is None:
                     continue
                 now = time.monotonic()
@@ -482,6 +408,10 @@ class Evaluator:
                         log.warning("query for %s timed out", queries[index].scan.measurement)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)  # a hung query must not hold up the tick
+            self.queries_issued += max(len(queries), answerer.queries - before)
+        for index, part in rows.items():
+            for column, why in part.failed.items():
+                log.warning("term of %s refused: %s", plan.scans[index].measurement, why)
         return rows, errors
 
     # -- rules -------------------------------------------------------------------------
@@ -511,30 +441,41 @@ class Evaluator:
         results = []
         skipped = 0
         for group in layout.groups:
-            rows = _join(group.first, group.indices, scan_rows, errors, plan)
-            if isinstance(rows, str):
-                results.extend(RuleResult(rule, error=rows) for rule in group.single)
+            failed = next((errors[i] for i in group.indices if i in errors), None)
+            if failed is not None:
+                results.extend(RuleResult(rule, error=failed) for rule in group.single)
                 for cohort in group.cohorts.values():
-                    results.extend(RuleResult(rule, error=rows) for rule in cohort.members)
+                    results.extend(RuleResult(rule, error=failed) for rule in cohort.members)
                 continue
+            joined = join_rows(group.first.group_by, group.indices, scan_rows, plan)
+            rows = joined.rows
             for rule in group.single:
+                refused = joined.refused(rule.terms)
+                if refused is not None:
+                    results.append(RuleResult(rule, error=refused))
+                    continue
                 decide = rule.compiled.decide
                 try:
                     series = [SeriesResult(key, labels, row, decide(row)) for key, labels, row in rows]
                 except Exception as error:  # a predicate bug must not stop the other rules
-                    results.append(RuleResult(rule, error=f"evaluation failed: {_describe(error)}"))
+                    results.append(RuleResult(rule, error=f"evaluation failed: {describe_error(error)}"))
                     continue
                 results.append(RuleResult(rule, series))
             for cohort in group.cohorts.values():
-                found = cohort.candidates(rows)
                 members = cohort.members
+                refused = joined.refused(members[0].terms)  # one shape: the same terms
+                if refused is not None:
+                    results.extend(RuleResult(rule, error=refused) for rule in members)
+                    continue
+                found = cohort.candidates(rows)
                 if attention is None:
                     chosen: Iterable[int] = range(len(members))
                 else:
                     chosen = found.keys() | wanted.get(id(cohort), set())
                     skipped += len(members) - len(chosen)
                 empty: tuple = ()
-                results.extend(RuleResult(members[i], rows=rows, candidates=found.get(i, empty)) for i in chosen)
+                results.extend(RuleResult(members[i], joined=joined, candidates=found.get(i, empty))
+                               for i in chosen)
         if attention is not None or len(layout.groups) > 1:
             order = layout.order
             results.sort(key=lambda r: order[r.rule.id])
@@ -564,94 +505,3 @@ class Evaluator:
         else:
             layouts[key] = layouts.pop(key)  # most recently used last
         return found
-
-
-def split_rows(plan: Plan, query: Query, answered: ScanRows) -> dict[int, ScanRows]:
-    """Each member scan's rows, read from the rows of the merged ``query`` (see ``engine.plan``)."""
-    position = answered.groups.index(query.tag)
-    by_value: dict[str, list[int]] = {}
-    for row, key in enumerate(answered.keys):
-        by_value.setdefault(key[position], []).append(row)
-    merged_columns = answered.columns
-    out: dict[int, ScanRows] = {}
-    for split in query.splits:
-        scan = plan.scans[split.index]
-        found = by_value.get(split.value, [])
-        if not scan.group_by:
-            if not found:
-                out[split.index] = ScanRows.empty(scan)
-                continue
-            row = found[0]
-            columns = {}
-            for column, (merged, read) in split.columns.items():
-                value = merged_columns[merged][row]
-                if read == "count":
-                    value = 0 if value is None else value
-                elif read == "absent":
-                    value = value is None or value == 0
-                columns[column] = [value]
-            out[split.index] = ScanRows((), [()], columns)
-            continue
-        groups = tuple(sorted(scan.group_by))
-        if query.tag in scan.group_by:
-            keys = [answered.keys[row] for row in found]
-        else:
-            keys = [key[:position] + key[position + 1:] for key in (answered.keys[row] for row in found)]
-        columns = {}
-        for column, (merged, _read) in split.columns.items():
-            values = merged_columns[merged]
-            columns[column] = [values[row] for row in found]
-        out[split.index] = ScanRows(groups, keys, columns)
-    return out
-
-
-def _never_written(error: BaseException) -> bool:
-    """A table or column the source does not know (yet): nothing was ever written there, so no points.
-
-    An unknown *database* stays an error: that is a configuration mistake, not missing data.
-    """
-    if getattr(error, "kind", None) != "not_found":
-        return False
-    detail = str(getattr(error, "detail", "") or "").lower()
-    return "database" not in detail and "no such file" not in detail and "directory" not in detail
-
-
-def _describe(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text[:1000]
-
-
-def _join(rule: EngineRule, indices: Iterable[int], scan_rows: dict[int, ScanRows], errors: dict[int, str],
-          plan: Plan) -> list[tuple[str, dict, dict]] | str:
-    """The rows of a set of scans joined on group values, or the first error among them."""
-    indices = tuple(indices)
-    failed = [errors[i] for i in indices if i in errors]
-    if failed:
-        return failed[0]
-    if not indices:  # a rule without aggregates: one series when ungrouped, none when grouped
-        return [] if rule.group_by else [(series_key({}), {}, {})]
-    groups = tuple(sorted(rule.group_by))
-    by_key: dict[tuple, dict] = {}
-    order: list[tuple] = []
-    for i in indices:
-        part = scan_rows[i]
-        columns = list(part.columns.items())
-        for position, key in enumerate(part.keys):
-            row = by_key.get(key)
-            if row is None:
-                row = by_key[key] = {}
-                order.append(key)
-            for column, values in columns:
-                row[column] = values[position]
-    all_columns = [c for i in indices for c in plan.scans[i].columns]
-    if not groups and not order:  # no row at all (should not happen): one series with no data
-        order.append(())
-        by_key[()] = {}
-    out = []
-    for key in order:
-        row = by_key[key]
-        for column in all_columns:
-            row.setdefault(column, None)
-        labels = dict(zip(groups, key))
-        out.append((_series_key(groups, key), labels, row))
-    return out

@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from monitors_dsl import Term
 from monitors_dsl import ast as a
@@ -43,7 +43,7 @@ from monitors_dsl.sql import sql_for_terms, time_ns, timestamp_literal
 
 from .rules import EngineRule
 
-__all__ = ["Scan", "Query", "Split", "Plan", "plan_tick", "scan_key"]
+__all__ = ["Scan", "Query", "Split", "Plan", "plan_tick", "scan_key", "sub_query"]
 
 
 def scan_key(term: Term) -> tuple:
@@ -236,6 +236,30 @@ def _merged_query(scans: list[Scan], candidate: tuple, members: dict[str, int]) 
     key = (measurement, rest + ((tag, "in", values),), window, offset, tuple(sorted(set(group_by))))
     scan = Scan(key, group_by, list(terms.values()))
     return Query(scan, [s.index for s in splits], tag, splits)
+
+
+def sub_query(plan: Plan, query: Query, members: Sequence[int], *, terms: Sequence[Term] | None = None) -> Query:
+    """A query answering part of what ``query`` answers, at the same time: the scans ``members`` (merged
+    like ``query`` when several, else the one scan's own query), or of one scan only ``terms``."""
+    members = list(members)
+    if terms is not None:
+        (index,) = members
+        scan = plan.scans[index]
+        part = Scan(scan.key, scan.group_by, list(terms))
+    elif len(members) == 1 or query.tag is None:
+        index = members[0]
+        part = plan.scans[index]
+    else:
+        measurement, filters, window, offset, groups = query.scan.key
+        candidate = (measurement, filters[:-1], window, offset, groups, None, query.tag)
+        wanted = set(members)
+        merged = _merged_query(plan.scans, candidate,
+                               {split.value: split.index for split in query.splits if split.index in wanted})
+        merged.scan.sql = sql_for_terms(merged.scan.terms, query.at_ns, merged.scan.group_by)
+        merged.at_ns = query.at_ns
+        return merged
+    sql = sql_for_terms(part.terms, query.at_ns, part.group_by)
+    return Query(replace(part, sql=sql), [index], at_ns=query.at_ns)
 
 
 _TIMESTAMP = re.compile(r"TIMESTAMP '(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{9})'")

@@ -21,7 +21,7 @@ import monitors_dsl
 from monitors_dsl import ast as a
 from monitors_dsl._api import analyze
 from monitors_dsl.printer import print_expr
-from monitors_dsl.sql import Term
+from monitors_dsl.sql import Term, watch_terms
 from monitors_dsl.shapes import BoundRule, Shape, Split, compile_shape, split_canonical
 
 from .state import Clauses, FlapDetection
@@ -49,6 +49,8 @@ class EngineRule:
     description: str | None = None
     condition: str = ""
     value_column: str | None = None
+    #: terms queried only for the series they list (``monitors_dsl.sql.watch_terms``); the predicate reads none
+    watch: tuple[Term, ...] = ()
     #: the store's integer id, when the rule comes from the store (``None`` otherwise); worked out from ``id``
     store_id: int | None = field(init=False, repr=False, default=None)
 
@@ -56,7 +58,14 @@ class EngineRule:
         object.__setattr__(self, "store_id", int(self.id) if self.id.isdigit() else None)
 
     @property
-    def terms(self):
+    def terms(self) -> tuple[Term, ...]:
+        """Every term the rule's queries compute: the condition's, then the watched series' (if any)."""
+        watch = self.watch
+        return self.compiled.terms + watch if watch else self.compiled.terms
+
+    @property
+    def value_terms(self) -> tuple[Term, ...]:
+        """The terms of the rule's conditions: what an alert's ``values`` show."""
         return self.compiled.terms
 
     @property
@@ -102,6 +111,7 @@ def build_rule(compiled: monitors_dsl.CompiledRule, *, id: str, name: str | None
         description=rule.description,
         condition=condition_text(rule),
         value_column=_value_column(compiled),
+        watch=watch_terms(compiled.terms, compiled.group_by, rule.on_no_data),
     )
 
 
@@ -291,7 +301,8 @@ class RuleBuilder:
             id=id_, name=name, compiled=BoundRule(shape, params, canonical, name), clauses=clauses,
             owner_id=owner_id, version=version, channels=meta.channels, every=meta.every, labels=meta.labels,
             title=meta.title, message=meta.message, description=meta.description,
-            condition=shape.condition_text(split), value_column=shape.value_column)
+            condition=shape.condition_text(split), value_column=shape.value_column,
+            watch=watch_terms(shape.terms, shape.group_by, meta.on_no_data) if shape.group_by else ())
 
     def build_all(self, rows: Iterable[Any]) -> list[EngineRule]:
         """The rules of store rows, in their order (see :meth:`build_keys`)."""

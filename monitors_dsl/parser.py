@@ -452,7 +452,7 @@ def assemble_rule(name: _Name | None, clauses, span: a.Span, diags: Diagnostics)
     values: dict = {}
     spans: dict = {}
     for clause in clauses:
-        if clause.keyword in values:
+        if clause.keyword in spans:
             first = spans[clause.keyword]
             diags.add(
                 "duplicate-clause",

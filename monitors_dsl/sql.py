@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from . import ast as a
 from .printer import print_expr
@@ -39,6 +39,7 @@ from .printer import print_expr
 __all__ = [
     "Term",
     "terms_of",
+    "watch_terms",
     "sql_for_terms",
     "quote_identifier",
     "quote_string",
@@ -164,6 +165,30 @@ def terms_of(rule: a.Rule) -> tuple[Term, ...]:
     return tuple(found.values())
 
 
+def watch_terms(terms: Iterable[Term], group_by: Iterable[str], on_no_data: str) -> tuple[Term, ...]:
+    """The terms that make a grouped rule with ``on no data alert`` see the series it knows.
+
+    Such a rule must be stepped with *no data* for a series that stopped
+    reporting, not only for one already pending or firing: a series is known
+    while it has points in the 24 hours before one of the rule's windows
+    (``ABSENT_LOOKBACK``, the look-back of a grouped ``absent``). For each of
+    the rule's terms, a grouped ``absent`` over the same selector, window and
+    offset lists those series; the predicate reads none of them. Other rules
+    need none: ungrouped, the rule has one series whatever the data.
+    """
+    groups = tuple(group_by)
+    if on_no_data != "alert" or not groups:
+        return ()
+    found: dict[tuple, Term] = {}
+    own = set()
+    for term in terms:
+        own.add(term.key)
+        aggregate = a.Aggregate("absent", term.selector, a.Duration(term.window), a.Duration(term.offset))
+        watch = Term.from_aggregate(aggregate, groups)
+        found.setdefault(watch.key, watch)
+    return tuple(t for key, t in found.items() if key not in own)
+
+
 # --- the query ----------------------------------------------------------------------
 
 
@@ -183,9 +208,12 @@ class _Scan:
         return f'"v{self.fields.index(field_name)}"'
 
 
-def _filter_sql(flt: a.Filter) -> str:
+_NULL_TAG = "CAST(NULL AS VARCHAR)"
+
+
+def _filter_sql(flt: a.Filter, missing: frozenset[str] = frozenset()) -> str:
     """One tag condition; a point without the tag is tested as if its value were ``''``."""
-    column = quote_identifier(flt.tag)
+    column = _NULL_TAG if flt.tag in missing else quote_identifier(flt.tag)
     if flt.op in ("=~", "!~"):
         op = "~" if flt.op == "=~" else "!~"
         pattern = quote_string(flt.value)
@@ -201,13 +229,21 @@ def _filter_sql(flt: a.Filter) -> str:
     return f"({column} IS NULL OR {test})" if empty_matches else f"{test}"
 
 
-def _scan_sql(scan: _Scan, groups: list[str]) -> str:
-    columns = [f"COALESCE(CAST({quote_identifier(tag)} AS VARCHAR), '') AS \"g{i}\"" for i, tag in enumerate(groups)]
+def _scan_sql(scan: _Scan, groups: list[str], missing: frozenset[str] = frozenset()) -> str:
+    """The rows of one scan; a column in ``missing`` (the measurement has no such column) reads as NULL."""
+
+    def tag(name: str) -> str:
+        return _NULL_TAG if name in missing else f"CAST({quote_identifier(name)} AS VARCHAR)"
+
+    def value(name: str) -> str:
+        return "CAST(NULL AS DOUBLE)" if name in missing else f"CAST({quote_identifier(name)} AS DOUBLE)"
+
+    columns = [f"COALESCE({tag(name)}, '') AS \"g{i}\"" for i, name in enumerate(groups)]
     columns.append('"time" AS "t"')
-    columns += [f"CAST({quote_identifier(name)} AS DOUBLE) AS \"v{i}\"" for i, name in enumerate(scan.fields)]
+    columns += [f"{value(name)} AS \"v{i}\"" for i, name in enumerate(scan.fields)]
     where = [f'"time" > {timestamp_literal(scan.low)}', f'"time" <= {timestamp_literal(scan.high)}']
-    where += [_filter_sql(f) for f in scan.filters]
-    present = [f"{quote_identifier(name)} IS NOT NULL" for name in scan.fields]
+    where += [_filter_sql(f, missing) for f in scan.filters]
+    present = [("NULL" if name in missing else quote_identifier(name)) + " IS NOT NULL" for name in scan.fields]
     where.append(present[0] if len(present) == 1 else "(" + " OR ".join(present) + ")")
     return (f"SELECT {', '.join(columns)}\n    FROM {quote_identifier(scan.measurement)}\n    WHERE "
             + "\n      AND ".join(where))
@@ -277,13 +313,19 @@ def _constant_query(group_by: Iterable[str]) -> str:
     return f"SELECT {columns} WHERE 1 = 0"
 
 
-def sql_for_terms(terms: Iterable[Term], at: datetime | int, group_by: Iterable[str] = ()) -> str:
+def sql_for_terms(terms: Iterable[Term], at: datetime | int, group_by: Iterable[str] = (),
+                  missing: Mapping[str, Iterable[str]] | None = None) -> str:
     """One query computing ``terms`` at time ``at``: one row per series, one column per term.
 
     Every term must carry the same set of group tags; the output has the tags
     (named as they are) in the order of the first term, then the terms'
     ``column``s. Without group tags there is exactly one row. ``group_by``
     only matters when there are no terms (a rule without aggregates).
+
+    ``missing`` maps a measurement to the columns it does not have (a tag or
+    a field never written there): such a tag reads as ``""`` (in filters and
+    groups) and such a field has no points — what a point lacking them means
+    everywhere else — instead of a query the source refuses.
     """
     unique: dict[tuple, Term] = {}
     for term in terms:
@@ -294,14 +336,16 @@ def sql_for_terms(terms: Iterable[Term], at: datetime | int, group_by: Iterable[
     groups = list(dict.fromkeys(ordered[0].group_by))
     if any(set(t.group_by) != set(groups) for t in ordered):
         raise ValueError("terms with different group tags cannot share a query")
-    return _Query(groups, time_ns(at)).build(ordered)
+    lacking = {name: frozenset(columns) for name, columns in (missing or {}).items() if columns}
+    return _Query(groups, time_ns(at), lacking).build(ordered)
 
 
 class _Query:
     """Builds one query: CTEs per scan, then the series joined with every aggregate."""
 
-    def __init__(self, groups: list[str], at_ns: int):
+    def __init__(self, groups: list[str], at_ns: int, missing: Mapping[str, frozenset[str]] | None = None):
         self.groups = groups
+        self.missing = missing or {}
         self.grouped = bool(groups)
         self.at_ns = at_ns
         self.keys = [f'"g{i}"' for i in range(len(groups))] or ['"k"']  # the series key inside the query
@@ -311,7 +355,7 @@ class _Query:
 
     def build(self, terms: list[Term]) -> str:
         for scan in self.plan(terms):
-            self.ctes.append((scan.name, _scan_sql(scan, self.groups)))
+            self.ctes.append((scan.name, _scan_sql(scan, self.groups, self.missing.get(scan.measurement, frozenset()))))
             self.add_aggregates(scan)
             for index, field_name in enumerate(scan.fields):
                 self.add_percentiles(scan, index, field_name)

@@ -1,0 +1,202 @@
+"""Answering a tick's queries: each query asked once, and a failure kept to the terms that cause it.
+
+One query of a plan answers several scans (a merged query) and each scan
+several terms, for the rules of many users. :class:`Answerer` asks it and
+reads the answer into each scan's rows. When the source refuses the query for
+what is in it (an error of kind ``not_found``, ``query`` or ``bad_data``, or
+one the source did not classify), nobody else's rule may pay for it:
+
+- A name the source does not know: the measurement's columns are read from
+  the source's schema (kept for ``schema_ttl`` seconds). A measurement never
+  written is the empty window for each scan of it; columns it lacks (a tag or
+  a field never written there) are compiled as such — the tag reads ``""``,
+  the field has no points — and the query is asked again. What a measurement
+  lacks is remembered for the same time, so later ticks ask the right query
+  at once.
+- Anything else: the query is split — a merged query into halves of its
+  scans, a scan into its terms — and the parts asked again, until each
+  failing term stands alone. Those terms are *failed* (``ScanRows.failed``:
+  the term's text and the source's message); every other term is answered.
+  ``k`` failing scans among ``n`` cost about ``2 k log2 n`` more queries.
+
+A source that is away (unreachable, timed out, refusing the token, not
+configured) fails the whole query: splitting would only ask it more. Those
+errors propagate to the caller.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from monitors_dsl.sql import sql_for_terms
+
+from .plan import Plan, Query, Scan, sub_query
+from .rows import ScanRows, split_rows
+
+__all__ = ["Answerer", "query_specific", "describe_error"]
+
+#: error kinds that say something about the query itself (the rest say the source is away or refuses us)
+_QUERY_KINDS = frozenset({"not_found", "query", "bad_data"})
+
+
+def query_specific(error: BaseException) -> bool:
+    """Whether ``error`` is about what a query asks (so asking its parts may succeed)."""
+    kind = getattr(error, "kind", None)
+    if kind is None:
+        return not isinstance(error, (TimeoutError, ConnectionError, MemoryError))
+    if kind != "not_found":
+        return kind in _QUERY_KINDS
+    detail = str(getattr(error, "detail", "") or "").lower()
+    # an unknown database or data directory is a configuration mistake, not missing data
+    return "database" not in detail and "no such file" not in detail and "directory" not in detail
+
+
+def describe_error(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:1000]
+
+
+def _referenced(scan: Scan) -> set[str]:
+    """The columns a scan's query names: group tags, filtered tags, fields."""
+    names = set(scan.group_by)
+    for term in scan.terms:
+        names.add(term.field_name)
+        names.update(f.tag for f in term.filters)
+    return names
+
+
+class _Columns:
+    """What each measurement of the source holds, read from its schema when a query names something unknown."""
+
+    def __init__(self, source, ttl: float, clock: Callable[[], float]) -> None:
+        self.source = source
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._schema = None
+        self._read_at = float("-inf")
+        self.reads = 0
+
+    def of(self, measurement: str) -> frozenset[str] | None:
+        """The measurement's tags and fields; ``None`` when the source has no such measurement.
+        Raises what the source raises when its schema cannot be read."""
+        with self._lock:
+            now = self.clock()
+            if self._schema is None or now - self._read_at > self.ttl:
+                self._schema = self.source.schema()
+                self._read_at = now
+                self.reads += 1
+            found = self._schema.measurements.get(measurement)
+        if found is None:
+            return None
+        return frozenset(found.fields) | frozenset(found.tags)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._schema = None
+
+
+class Answerer:
+    """Asks a source the queries of plans; see the module docstring."""
+
+    def __init__(self, source, *, schema_ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.source = source
+        self.schema_ttl = schema_ttl
+        self.clock = clock
+        self.queries = 0  # every query asked, retries and parts included
+        self._columns = _Columns(source, schema_ttl, clock) if callable(getattr(source, "schema", None)) else None
+        self._lock = threading.Lock()
+        self._lacking: dict[str, tuple[frozenset[str], float]] = {}  # measurement → (columns it lacks, since)
+
+    # -- asking --------------------------------------------------------------------------
+
+    def answer(self, plan: Plan, query: Query) -> dict[int, ScanRows]:
+        """The rows of each scan ``query`` answers; terms the source refuses are in ``ScanRows.failed``.
+        Raises when the source is away (see the module docstring)."""
+        try:
+            return self._ask(plan, query)
+        except Exception as error:
+            if not query_specific(error):
+                raise
+            return self._isolate(plan, query, error)
+
+    def _ask(self, plan: Plan, query: Query) -> dict[int, ScanRows]:
+        lacking = self._lacking_in(query.scan)
+        sql = query.sql if not lacking else sql_for_terms(
+            query.scan.terms, query.at_ns, query.scan.group_by, {query.scan.measurement: lacking})
+        with self._lock:
+            self.queries += 1
+        table = self.source.query(sql)
+        answered = ScanRows.from_table(query.scan, table)
+        if query.tag is None:
+            return {query.members[0]: answered}
+        return split_rows(plan, query, answered)
+
+    def _lacking_in(self, scan: Scan) -> frozenset[str]:
+        """The columns of ``scan`` its measurement is known to lack (forgotten after ``schema_ttl``)."""
+        if not self._lacking:
+            return frozenset()
+        with self._lock:
+            found = self._lacking.get(scan.measurement)
+            if found is None:
+                return frozenset()
+            lacking, since = found
+            if self.clock() - since > self.schema_ttl:
+                del self._lacking[scan.measurement]  # it may have been written since: ask the plain query
+                return frozenset()
+        return lacking & _referenced(scan)
+
+    # -- when a query fails ----------------------------------------------------------------
+
+    def _isolate(self, plan: Plan, query: Query, error: BaseException) -> dict[int, ScanRows]:
+        if getattr(error, "kind", None) == "not_found" and self._columns is not None:
+            measurement = query.scan.measurement
+            try:
+                known = self._columns.of(measurement)
+            except Exception:  # the schema cannot be read either: keep to splitting
+                known = ...
+            if known is None:  # never written: the empty window for every scan
+                return {index: ScanRows.empty(plan.scans[index]) for index in query.members}
+            if known is not ...:
+                lacking = frozenset(_referenced(query.scan) - known)
+                before = self._lacking_in(query.scan)
+                if lacking and lacking != before:
+                    with self._lock:
+                        old = self._lacking.get(measurement, (frozenset(), 0.0))[0]
+                        self._lacking[measurement] = (old | lacking, self.clock())
+                    try:
+                        return self._ask(plan, query)
+                    except Exception as again:
+                        if not query_specific(again):
+                            raise
+                        error = again
+        return self._split(plan, query, error)
+
+    def _split(self, plan: Plan, query: Query, error: BaseException) -> dict[int, ScanRows]:
+        members = query.members
+        if len(members) > 1:
+            half = len(members) // 2
+            out: dict[int, ScanRows] = {}
+            for part in (members[:half], members[half:]):
+                out.update(self.answer(plan, sub_query(plan, query, part)))
+            return out
+        index = members[0]
+        scan = plan.scans[index]
+        if query.tag is not None:  # a merged query answering one scan: ask that scan's own query
+            return self.answer(plan, sub_query(plan, query, members))
+        if len(scan.terms) == 1:
+            term = scan.terms[0]
+            if getattr(error, "kind", None) == "not_found" and self._columns is None:
+                return {index: ScanRows.empty(scan)}  # no schema to ask: a name never written, no points
+            return {index: ScanRows.failed_scan(scan, {term.column: f"{term.text}: {describe_error(error)}"})}
+        parts = [self.answer(plan, sub_query(plan, query, members, terms=[term]))[index] for term in scan.terms]
+        return {index: ScanRows.combine(scan, parts)}
+
+    def forget_schema(self) -> None:
+        """Read the schema again at the next unknown name (tests, and after the source was changed)."""
+        if self._columns is not None:
+            self._columns.forget()
+        with self._lock:
+            self._lacking.clear()
