@@ -9,7 +9,8 @@ point (``monitors_mcp.service.engine_link``) and uses only what is here:
         .schema()                        a ``monitors_dsl.Schema``
         .describe(measurement, limit)    plain data: fields, tags with their most frequent values, last write
         .schema_with_values(schema, {measurement: {tag, …}}, limit)
-        .preview(rule_text, name, start, end)  → (the backtest summary of the rule, errors, PNG bytes or None)
+        .preview(rule_text, name, start, end)  → the rule's backtest: transitions, notifications,
+                                            evaluations, errors, chart_png (PNG bytes or None)
         .close()
 
 Every failure is a ``FeatureError`` whose ``code`` (``engine_not_installed``,
@@ -87,7 +88,8 @@ class SourceHandle:
         return self._run(lambda: schema_with_values(schema, self._source, wanted, limit))
 
     def preview(self, rule_text: str, name: str | None, start: datetime, end: datetime):
-        """(the rule's backtest summary, up to ten ``"time: message"`` errors, a PNG chart or None)."""
+        """The rule's backtest summary (as ``monitors backtest --format json``), its number of evaluations,
+        up to ten ``"time: message"`` errors and a PNG chart (None without matplotlib)."""
         from .backtest import backtest
         from .rules import rule_from_text
 
@@ -107,7 +109,8 @@ class SourceHandle:
             png = render_chart(result)
         except ImportError:  # no chart without matplotlib; the summary stands on its own
             png = None
-        return summary, errors, png
+        return {"transitions": summary["transitions"], "notifications": summary["notifications"],
+                "evaluations": result.ticks, "errors": errors, "chart_png": png}
 
     def close(self) -> None:
         self._source.close()

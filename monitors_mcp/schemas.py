@@ -12,6 +12,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "DataOut",
+    "MeasurementOut",
+    "TagOut",
     "AlertOut",
     "AlertPage",
     "ChannelDeleted",
@@ -153,3 +156,23 @@ class ChannelList(BaseModel):
 class ChannelDeleted(BaseModel):
     deleted: str
     rules_still_notifying: list[str] = Field(description="Rules whose notify clause still names this channel")
+
+
+class TagOut(BaseModel):
+    name: str
+    values: list[str] = Field(description="Most frequent first")
+    more_values: bool = Field(description="The data holds other values too")
+
+
+class MeasurementOut(BaseModel):
+    name: str
+    fields: dict[str, str] = Field(description="Field name: type")
+    tags: list[TagOut]
+    last_written_at: datetime | None
+
+
+class DataOut(BaseModel):
+    source: str
+    measurements: list[str]
+    measurements_total: int
+    measurement: MeasurementOut | None = None

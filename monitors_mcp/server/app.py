@@ -20,6 +20,7 @@ from ..store.secrets import SecretBox
 from .alert_tools import register_alert_tools
 from .backend import Backend
 from .channel_tools import register_channel_tools
+from .data_tools import register_data_tools
 from .guides import register_guides
 from .preview_tools import register_preview_tool
 from .respond import error_result, store_unavailable
@@ -28,8 +29,10 @@ from .rule_tools import register_rule_tools
 __all__ = ["INSTRUCTIONS", "MonitorsServer", "build_server", "compact_schema"]
 
 INSTRUCTIONS = """Alert rules on time series. A person says what they want to be alerted about;
-write it as a rule in the monitors language (see the resource monitors://docs/language and the
-prompt write_alert_rule), check it with validate_alert_rule, store it with create_alert_rule.
+look the names up first with describe_data (measurements, then one measurement's fields, tags and
+tag values: never guess a name), write the rule in the monitors language (see the resource
+monitors://docs/language and the prompt write_alert_rule), check it with validate_alert_rule,
+store it with create_alert_rule.
 list_alerts answers "show me recent alerts". Rules send notifications to channels named in
 their notify clause (add_notification_channel). Everything is private to the calling user."""
 
@@ -42,9 +45,14 @@ class MonitorsServer(MCPServer):
 
     A caller for whom ``can_write()`` is False (a read-only token) is shown only the tools
     annotated ``readOnlyHint`` and can call only those; a tool without the annotation counts
-    as one that writes."""
+    as one that writes.
+
+    With ``limits`` (``monitors_mcp.concurrency.CallLimits``) a user's calls in flight are
+    counted — in Redis when replicas share them — and a call over a limit is refused at once."""
 
     can_write: Callable[[], bool] = staticmethod(lambda: True)
+    limits: Any = None
+    current_user: Callable[[], int] | None = None
 
     def _reads_only(self, name: str) -> bool:
         tool = self._tool_manager.get_tool(name)
@@ -69,6 +77,20 @@ class MonitorsServer(MCPServer):
                 f"{name} changes your rules, alerts or channels, and this token is read-only.",
                 code="read_only_token",
                 hint="Use only the tools tools/list shows, or ask the operator for a token that may write."))
+        if self.limits is not None and self.current_user is not None:
+            from ..concurrency import LimitReached
+
+            try:
+                async with self.limits.hold(self.current_user(), name):
+                    return await self._call(name, arguments, context)
+            except LimitReached as exc:
+                return error_result(ServiceError(exc.message, code="too_many_concurrent_calls",
+                                                 hint="Wait for your other calls to finish, then call again."))
+            except ToolError as exc:  # not authenticated
+                return _failure(name, exc)
+        return await self._call(name, arguments, context)
+
+    async def _call(self, name: str, arguments: dict[str, Any], context: Any) -> Any:
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -131,6 +153,7 @@ def build_server(
     auth: AuthSettings | None = None,
     log_level: str = "WARNING",
     can_write: Callable[[], bool] | None = None,
+    limits: Any = None,
 ) -> MCPServer:
     from .. import __version__
 
@@ -145,7 +168,10 @@ def build_server(
     )
     if can_write is not None:  # the HTTP transport: read-only tokens see and call only the read tools
         mcp.can_write = can_write  # type: ignore[method-assign]
+    if limits is not None:  # per-user calls in flight (monitors_mcp.concurrency.CallLimits)
+        mcp.limits, mcp.current_user = limits, current_user
     backend = Backend(db=db, secrets=secrets, current_user=current_user)
+    register_data_tools(mcp, backend)
     register_rule_tools(mcp, backend)
     register_alert_tools(mcp, backend)
     register_channel_tools(mcp, backend)

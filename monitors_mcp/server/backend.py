@@ -6,9 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mcp.server.auth.middleware.auth_context import get_access_token
-from mcp.server.mcpserver.exceptions import ToolError
-
-from ..service import Workspace
+from ..service import ServiceError, Workspace
 from ..store import Database
 from ..store.secrets import SecretBox
 
@@ -26,7 +24,8 @@ def bearer_user() -> int:
     """The HTTP transport: the user the request's bearer token maps to (see ``auth``)."""
     token = get_access_token()
     if token is None or not token.subject or not token.subject.isdigit():
-        raise ToolError("Not authenticated: send an Authorization: Bearer <token> header.")
+        raise ServiceError("Not authenticated.", code="unauthenticated",
+                           hint="send an Authorization: Bearer <token> header (monitors-mcp token create USER)")
     return int(token.subject)
 
 

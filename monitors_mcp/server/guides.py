@@ -24,23 +24,28 @@ PROMPT = """Turn this request into a monitors alert rule and store it:
 {request}
 
 How to do it well:
-1. If you are not sure of the syntax, read the resources monitors://docs/language and
+1. Look the names up before writing anything: call describe_data for the measurements, then
+   describe_data(measurement=...) for its fields, tags and their most frequent values. Use those
+   exact names and values (a guessed name validates and then never fires, or fires at once with
+   count(...) == 0 and absent(...)). If the person says the data is not written yet, pass
+   data_arrives_later=true.
+2. If you are not sure of the syntax, read the resources monitors://docs/language and
    monitors://docs/examples.
-2. Pick the series (measurement.field{{tag="value"}}), the aggregate over a window
+3. Pick the series (measurement.field{{tag="value"}}), the aggregate over a window
    (last, avg, max, min, sum, count, pct_change, rate, absent …) and the threshold. Percent
-   changes are fractions: write 5% (not 5). Examples:
+   changes are fractions: write 5% (not 5). Durations have no space: 5m, 1h. Examples:
    - "Bitcoin above $70k"         -> last(crypto.price{{symbol="BTC"}}) > 70000
    - "ETH drops 5% within an hour" -> pct_change(crypto.price{{symbol="ETH"}}, 1h) < -5%
    - "CPU above 90% for 10 minutes on any web host" ->
        rule web_cpu_high {{ when avg(cpu.usage_user{{host=~"^web-"}}, 5m) > 90  group by host  for 10m }}
    - "the API heartbeat stopped"  -> absent(heartbeat.up{{service="api"}}, 5m)
-3. Call validate_alert_rule and fix every diagnostic (each has a line, column and hint).
-   When the data source is configured, warnings name the closest known measurement,
-   field or tag: use them. To check the threshold is sensible, call preview_alert_rule
-   with since="7d": it shows when the rule would have fired and what it would have sent.
+   Call validate_alert_rule and fix every diagnostic (each has a line, column and hint);
+   warnings name the closest known measurement, field, tag value or channel: use them. To check
+   the threshold is sensible, call preview_alert_rule with since="7d": it shows when the rule
+   would have fired and what it would have sent.
 4. Choose a short snake_case name. If the person wants to be told somewhere, check
    list_notification_channels; add a channel with add_notification_channel when needed and
-   name it in a notify clause.
+   name it in a notify clause (without one, alerts are recorded and nobody is told).
 5. Tell the person, in one sentence, what the rule will do; then call create_alert_rule.
 """
 

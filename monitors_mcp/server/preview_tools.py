@@ -1,12 +1,12 @@
 """``preview_alert_rule``: what a rule would have done over past data, with a chart.
 
 It runs the engine's backtest (the live runner over simulated time) on the
-engine's configured source (``engine.config``: ``MONITORS_ENGINE_DATA_DIR`` or
-InfluxDB 3 through ``INFLUXDB3_HOST`` / ``INFLUXDB3_DATABASE`` /
-``INFLUXDB3_AUTH_TOKEN``), and answers with the same summary as
-``monitors backtest --format json`` plus the chart as an image. The engine's
-packages are imported only when the tool runs; without them the tool says
-what to install.
+engine's configured source (``MONITORS_ENGINE_DATA_DIR``, or InfluxDB 3 through
+``INFLUXDB3_HOST`` / ``INFLUXDB3_DATABASE`` / ``INFLUXDB3_AUTH_TOKEN``), reached
+through the engine's entry point (``service.engine_link``), and answers with the
+same summary as ``monitors backtest --format json`` plus the chart as an image.
+The rule is text, or a stored rule's id or name. Without the engine, or without
+a source, the answer is an error saying what to install or set.
 """
 
 from __future__ import annotations
@@ -17,19 +17,21 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from ..service import ServiceError
+from ..service import InvalidInput, ServiceError, Workspace
+from ..service.engine_link import open_source, use_engine
 from ..service.language import parse_one
 from ..service.limits import MAX_RULE_TEXT, check_length
+from ..service.rules import stored_rule_text
 from .backend import Backend
 from .respond import error_result
 
 __all__ = ["register_preview_tool", "PreviewOut", "MAX_PREVIEW"]
 
 MAX_PREVIEW = timedelta(days=31)
+_REF = re.compile(r"^(?:\d{1,18}|[A-Za-z_][A-Za-z0-9_]{0,127})$")
 _DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -69,8 +71,9 @@ def _parse_time(text: str, now: datetime, what: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ToolError(f"{what} must be an RFC 3339 time such as 2024-05-01T12:00:00Z, or a duration "
-                        f"before now such as 24h or 7d; got {text[:40]!r}.") from None
+        raise InvalidInput(f"{what} must be an RFC 3339 time such as 2024-05-01T12:00:00Z, or a duration "
+                           f"before now such as 24h or 7d; got {text[:40]!r}.",
+                           hint=f"e.g. {what}=\"7d\" or {what}=\"2024-05-01T12:00:00Z\"") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -78,57 +81,48 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def preview(rule_text: str, since: str, until: str | None) -> CallToolResult:
+def _rule_text(workspace: Workspace | None, rule: str | int) -> tuple[str, str | None]:
+    """(text, stored name): ``rule`` is rule text, or a stored rule's id or name."""
+    if isinstance(rule, int) or (isinstance(rule, str) and _REF.match(rule.strip())):
+        if workspace is None:
+            raise InvalidInput("A stored rule needs a caller to look it up.")
+        return stored_rule_text(workspace.rules, rule)  # a single word cannot be rule text
+    return str(rule), None
+
+
+def preview(rule_text: str | int, since: str, until: str | None, workspace: Workspace | None = None
+            ) -> CallToolResult:
     try:
-        check_length("rule", rule_text, MAX_RULE_TEXT)
-        parsed = parse_one(rule_text)
+        return _preview(rule_text, since, until, workspace)
     except ServiceError as error:
         return error_result(error)
+
+
+def _preview(rule: str | int, since: str, until: str | None, workspace: Workspace | None) -> CallToolResult:
+    text, stored_name = _rule_text(workspace, rule)
+    check_length("rule", text, MAX_RULE_TEXT)
+    parsed = parse_one(text)
     for what, value in (("since", since), ("until", until or "")):
         if len(value) > 64:
-            raise ToolError(f"{what} is too long: give an RFC 3339 time or a duration such as 24h.")
+            raise InvalidInput(f"{what} is too long: give an RFC 3339 time or a duration such as 24h.")
     now = datetime.now(timezone.utc).replace(microsecond=0)
     start = _parse_time(since, now, "since")
     end = _parse_time(until, now, "until") if until else now
     if end <= start:
-        raise ToolError("until must be after since.")
+        raise InvalidInput("until must be after since.", hint="leave until out to preview up to now")
     if end - start > MAX_PREVIEW:
-        raise ToolError("A preview covers at most 31 days; shorten since/until.")
-    try:
-        from engine.backtest import backtest
-        from engine.chart import render_chart
-        from engine.config import ConfigError, load_config
-        from engine.rules import rule_from_text
-        from engine.sources import SourceError
-    except ImportError as error:
-        raise ToolError(f"Previews need the engine's packages ({error.name}); install them with: "
-                        'pip install "monitors-mcp[engine]"') from None
-    try:
-        source = load_config().open_source()
-    except ConfigError as error:
-        raise ToolError(f"No time-series source is configured for previews: {error}") from None
-    except SourceError as error:
-        raise ToolError(f"The time-series source cannot be opened: {error}") from None
-    try:
-        with source:
-            rule = rule_from_text(parsed.canonical, name=parsed.name)
-            result = backtest([rule], source, start, end)
-    except SourceError as error:
-        raise ToolError(f"The time-series source failed: {error}") from None
-    except ValueError as error:
-        raise ToolError(str(error)) from None
-    (summary,) = result.to_json()["rules"]
-    errors = sorted({f"{_iso(at)}: {message}" for at, _, message in result.errors})[:10]
-    out = PreviewOut(since=_iso(start), until=_iso(end), evaluations=result.ticks,
-                     transitions=[PreviewTransition.model_validate(t) for t in summary["transitions"]],
-                     notifications=[PreviewNotification.model_validate(n) for n in summary["notifications"]],
-                     errors=errors)
+        raise InvalidInput("A preview covers at most 31 days; shorten since/until.", code="preview_too_long",
+                           hint='e.g. since="30d", or since and until 31 days apart at most')
+    with open_source() as source:
+        result = use_engine(lambda: source.preview(parsed.canonical, parsed.name or stored_name, start, end))
+    png = result["chart_png"]
+    out = PreviewOut(since=_iso(start), until=_iso(end), evaluations=result["evaluations"],
+                     transitions=[PreviewTransition.model_validate(t) for t in result["transitions"]],
+                     notifications=[PreviewNotification.model_validate(n) for n in result["notifications"]],
+                     errors=result["errors"])
     content: list[Any] = [TextContent(type="text", text=out.model_dump_json(by_alias=True))]
-    try:
-        png = render_chart(result)
+    if png is not None:
         content.append(ImageContent(type="image", data=base64.b64encode(png).decode("ascii"), mime_type="image/png"))
-    except ImportError:
-        pass  # no chart without matplotlib; the summary stands on its own
     return CallToolResult(content=content, structured_content=out.model_dump(mode="json", by_alias=True))
 
 
@@ -136,16 +130,19 @@ def register_preview_tool(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True),
         description=(
-            "Replay a rule over past data before storing it: the state changes and the notifications it "
+            "Replay a rule (text, or a stored rule's id or name) over past data: the state changes and the notifications it "
             "would have sent between since and until, and a chart of the series, thresholds and firing "
             "spans. since/until: RFC 3339 or a duration before now (24h, 7d); at most 31 days. "
             "Stores nothing."
         ),
     )
     def preview_alert_rule(
-        rule: Annotated[str, Field(description="Rule text, as for validate_alert_rule")],
+        rule: Annotated[int | str, Field(description="Rule text, or a stored rule's id or name")],
         since: Annotated[str, Field(description="Start: RFC 3339 or a duration before now, e.g. 24h")],
         until: Annotated[str | None, Field(description="End: RFC 3339 or a duration before now; default now")] = None,
     ) -> Annotated[CallToolResult, PreviewOut]:
-        backend.current_user()  # previews need an authenticated caller like every other tool
-        return preview(rule, since, until)
+        try:
+            workspace = backend.workspace()  # previews need an authenticated caller like every other tool
+        except ServiceError as error:
+            return error_result(error)
+        return preview(rule, since, until, workspace)

@@ -21,7 +21,8 @@ from monitors_dsl import Schema
 from .engine_link import open_source
 from .errors import ServiceError
 
-__all__ = ["CHECKED_VALUES", "DataNames", "SCHEMA_TTL", "SOURCE_SETTINGS", "data_names", "forget", "with_tag_values"]
+__all__ = ["CHECKED_VALUES", "DataNames", "SCHEMA_TTL", "SOURCE_SETTINGS", "data_names", "forget", "source_configured",
+           "with_tag_values"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class DataNames:
     reason: str | None = None
 
 
-def _configured() -> tuple | None:
+def source_configured() -> tuple | None:
     values = tuple(os.environ.get(name) or "" for name in _SOURCE_ENV)
     data_dir, host, database = values
     return values if data_dir or (host and database) else None
@@ -70,7 +71,7 @@ def forget() -> None:
 
 def data_names() -> DataNames:
     """The configured source's schema (read at most once a minute), or why there is none."""
-    config = _configured()
+    config = source_configured()
     if config is None:
         return DataNames(None, f"names were not checked against data: no time-series source is configured "
                                f"({SOURCE_SETTINGS})")
@@ -88,7 +89,7 @@ def _read_schema() -> DataNames:
 
 def with_tag_values(schema: Schema, wanted: dict[str, set[str]]) -> Schema:
     """``schema`` with every value of the wanted ``{measurement: {tag, …}}``; unchanged when the source fails."""
-    config = _configured()
+    config = source_configured()
     key = ("values", config, tuple(sorted((m, tuple(sorted(t))) for m, t in wanted.items())))
 
     def read() -> Schema:

@@ -30,7 +30,7 @@ from .language import NO_CHANNEL_NOTE, ParsedRule, parse_one, validate_text
 from .limits import MAX_COMMENT, MAX_QUERY, MAX_RULE_TEXT, check_length, check_name, clamp_limit
 from .times import parse_duration, parse_time
 
-__all__ = ["RuleService", "find_rule"]
+__all__ = ["RuleService", "find_rule", "stored_rule_text"]
 
 MAX_SILENCE = timedelta(days=365)
 SERIES_SHOWN = 100
@@ -50,6 +50,13 @@ def find_rule(session: Session, owner_id: int, ref: int | str) -> Rule:
     if rule is None:
         raise NotFound(f"No rule {text[:128]!r}: use list_alert_rules to see your rules and their ids.")
     return rule
+
+
+def stored_rule_text(service: "RuleService", ref: int | str) -> tuple[str, str]:
+    """(text, name) of the caller's stored rule ``ref``; ``NotFound`` otherwise."""
+    with service.db.session() as session:
+        rule = find_rule(session, service.user_id, ref)
+        return rule.text, rule.name
 
 
 class RuleService:

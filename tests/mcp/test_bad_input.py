@@ -20,6 +20,8 @@ SLACK = "slack://TokenA/TokenB/TokenC"
 SECRET = "SuperSecretHookToken9876543210abcdef"
 
 BAD_CALLS = [
+    ("describe_data", {"measurement": MB}, "limit is 256"),
+    ("describe_data", {"measurement": 5}, "valid string"),
     ("validate_alert_rule", {"rule": 5}, "valid string"),
     ("validate_alert_rule", {"rule": MB}, "limit is 20,000"),
     ("validate_alert_rule", {}, "Field required"),
@@ -106,7 +108,9 @@ async def test_every_tool_rejects_bad_input_and_changes_nothing(db: Database, cl
     for tool, args, expected in BAD_CALLS:
         result = await client.call_tool(tool, args)
         text = result.content[0].text if result.content else ""
-        if not result.is_error or expected not in text or len(text) > 4000:
+        body = result.structured_content or {}
+        shaped = isinstance(body.get("code"), str) and body.get("hint") and body.get("error")
+        if not result.is_error or expected not in text or len(text) > 4000 or not shaped:
             failures.append((tool, {k: (v if len(str(v)) < 50 else "<long>") for k, v in args.items()}, text[:300]))
     assert failures == []
     assert snapshot(db) == before

@@ -17,6 +17,7 @@ from .helpers import BTC, add_alerts, add_series_state, connect
 pytestmark = pytest.mark.anyio
 
 EXPECTED_TOOLS = {
+    "describe_data": (True, False, True),
     "validate_alert_rule": (True, False, True),
     "create_alert_rule": (False, False, False),
     "list_alert_rules": (True, False, True),
