@@ -12,6 +12,7 @@ from .parser import INCOMPLETE, SourceText
 from .printer import print_expr
 from .regexes import regex_problem
 from .schema import NUMERIC_FIELD_TYPES, Schema
+from .encoding import surrogate_problems
 from .templates import template_problems
 
 __all__ = ["check_rules", "closest_value", "NUMBER", "BOOLEAN", "UNKNOWN", "MAX_DEPTH"]
@@ -329,6 +330,8 @@ def check_rules(rules: list[a.Rule], source: SourceText, diags: Diagnostics, sch
                 channels=None) -> None:
     """Adds every semantic problem of ``rules`` to ``diags``; ``channels`` (the names the rule's owner
     has) adds a warning for each `notify` naming another."""
+    for start, end, message, hint in surrogate_problems(source.text):
+        diags.add("unsendable-character", message, source.span(start, end), hint)
     checker = _Checker(source, diags, schema, None if channels is None else frozenset(channels))
     names: dict[str, a.Rule] = {}
     for rule in rules:
