@@ -86,7 +86,9 @@ class MonitorsServer(MCPServer):
             except LimitReached as exc:
                 return error_result(ServiceError(exc.message, code="too_many_concurrent_calls",
                                                  hint="Wait for your other calls to finish, then call again."))
-            except ToolError as exc:  # not authenticated
+            except ServiceError as exc:  # not authenticated (``bearer_user``)
+                return error_result(exc)
+            except ToolError as exc:
                 return _failure(name, exc)
         return await self._call(name, arguments, context)
 
