@@ -17,7 +17,10 @@ one the source did not classify), nobody else's rule may pay for it:
   scans, a scan into its terms — and the parts asked again, until each
   failing term stands alone. Those terms are *failed* (``ScanRows.failed``:
   the term's text and the source's message); every other term is answered.
-  ``k`` failing scans among ``n`` cost about ``2 k log2 n`` more queries.
+  ``k`` failing scans among ``n`` cost about ``2 k log2 n`` more queries
+  once; for ``suspect_for`` seconds afterwards those scans are asked apart
+  from the merged query (one more query each, and one per term), then the
+  merged query is tried whole again.
 
 A source that is away (unreachable, timed out, refusing the token, not
 configured) fails the whole query: splitting would only ask it more. Those
@@ -101,25 +104,55 @@ class _Columns:
 class Answerer:
     """Asks a source the queries of plans; see the module docstring."""
 
-    def __init__(self, source, *, schema_ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, source, *, schema_ttl: float = 60.0, suspect_for: float = 600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.source = source
         self.schema_ttl = schema_ttl
+        self.suspect_for = suspect_for
         self.clock = clock
         self.queries = 0  # every query asked, retries and parts included
         self._columns = _Columns(source, schema_ttl, clock) if callable(getattr(source, "schema", None)) else None
         self._lock = threading.Lock()
         self._lacking: dict[str, tuple[frozenset[str], float]] = {}  # measurement → (columns it lacks, since)
+        self._suspects: dict[tuple, float] = {}  # scan key → since when its merged query failed because of it
+
+    def _suspected(self, plan: Plan, query: Query) -> list[int]:
+        """The members of a merged query that made it fail lately (asked apart for ``suspect_for`` seconds)."""
+        now = self.clock()
+        out = []
+        with self._lock:
+            for member in query.members:
+                key = plan.scans[member].key
+                since = self._suspects.get(key)
+                if since is None:
+                    continue
+                if now - since > self.suspect_for:
+                    del self._suspects[key]
+                else:
+                    out.append(member)
+        return out
 
     # -- asking --------------------------------------------------------------------------
 
-    def answer(self, plan: Plan, query: Query) -> dict[int, ScanRows]:
+    def answer(self, plan: Plan, query: Query, *, _in_merged: bool = False) -> dict[int, ScanRows]:
         """The rows of each scan ``query`` answers; terms the source refuses are in ``ScanRows.failed``.
         Raises when the source is away (see the module docstring)."""
+        if query.tag is not None and self._suspects:
+            suspects = self._suspected(plan, query)
+            if suspects:
+                good = [m for m in query.members if m not in suspects]
+                out = self.answer(plan, sub_query(plan, query, good)) if good else {}
+                for member in suspects:
+                    out.update(self.answer(plan, sub_query(plan, query, [member])))
+                return out
         try:
             return self._ask(plan, query)
         except Exception as error:
             if not query_specific(error):
                 raise
+            if _in_merged and query.tag is None:  # this scan made its merged query fail: ask it apart a while
+                with self._lock:
+                    self._suspects[query.scan.key] = self.clock()
             return self._isolate(plan, query, error)
 
     def _ask(self, plan: Plan, query: Query) -> dict[int, ScanRows]:
@@ -180,19 +213,19 @@ class Answerer:
             half = len(members) // 2
             out: dict[int, ScanRows] = {}
             for part in (members[:half], members[half:]):
-                out.update(self.answer(plan, sub_query(plan, query, part)))
+                out.update(self.answer(plan, sub_query(plan, query, part), _in_merged=True))
             return out
         index = members[0]
-        scan = plan.scans[index]
         if query.tag is not None:  # a merged query answering one scan: ask that scan's own query
-            return self.answer(plan, sub_query(plan, query, members))
+            return self.answer(plan, sub_query(plan, query, members), _in_merged=True)
+        scan = query.scan  # the scan, or the part of its terms being asked
         if len(scan.terms) == 1:
             term = scan.terms[0]
             if getattr(error, "kind", None) == "not_found" and self._columns is None:
                 return {index: ScanRows.empty(scan)}  # no schema to ask: a name never written, no points
             return {index: ScanRows.failed_scan(scan, {term.column: f"{term.text}: {describe_error(error)}"})}
         parts = [self.answer(plan, sub_query(plan, query, members, terms=[term]))[index] for term in scan.terms]
-        return {index: ScanRows.combine(scan, parts)}
+        return {index: ScanRows.combine(plan.scans[index], parts)}
 
     def forget_schema(self) -> None:
         """Read the schema again at the next unknown name (tests, and after the source was changed)."""
@@ -200,3 +233,4 @@ class Answerer:
             self._columns.forget()
         with self._lock:
             self._lacking.clear()
+            self._suspects.clear()
