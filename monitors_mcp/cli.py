@@ -93,6 +93,12 @@ def _http_settings(args: argparse.Namespace):  # noqa: ANN202
     from .auth import OAuthConfig
     from .http_app import HttpSettings
 
+    from .concurrency import call_limits_from_env
+
+    try:
+        call_limits_from_env(None)  # the limits' settings, checked before anything starts
+    except ValueError as error:
+        raise CliError(str(error)) from None
     settings = HttpSettings(host=args.host, port=args.port, public_url=args.public_url,
                             stateless=args.stateless, redis_url=args.redis_url)
     if args.oauth_issuer or args.oauth_jwks_url:

@@ -48,11 +48,20 @@ class HttpSettings:
         return f"http://{host}:{self.port}/mcp"
 
 
-def build_http_app(db: Database, secrets: SecretBox, settings: HttpSettings):  # noqa: ANN201
-    """The SDK server and the Starlette application serving it."""
+def build_http_app(db: Database, secrets: SecretBox, settings: HttpSettings, limits=None):  # noqa: ANN001, ANN201
+    """The SDK server and the Starlette application serving it.
+
+    ``limits`` defaults to the per-user call limits of ``call_limits_from_env``: in Redis
+    when ``settings.redis_url`` is set, else in this process."""
+    from .concurrency import call_limits_from_env
     from .server import bearer_user, build_server
     from .server.backend import bearer_can_write
     from .server.health import register_health
+
+    if limits is None:
+        limits = call_limits_from_env(settings.redis_url)
+    if settings.stateless and settings.redis_url is None:
+        log.warning("stateless without a Redis URL: per-user limits are counted per replica, not for all of them")
 
     server = build_server(
         db,
@@ -62,8 +71,9 @@ def build_http_app(db: Database, secrets: SecretBox, settings: HttpSettings):  #
         auth=http_auth_settings(settings.resource_url, settings.oauth),
         log_level="INFO",
         can_write=bearer_can_write,
+        limits=limits,
     )
-    register_health(server, db)
+    register_health(server, db, redis=getattr(limits.limiter, "ping", None))
     if settings.oauth is not None:
         _register_root_metadata(server, settings)
     app: Starlette = server.streamable_http_app(stateless_http=settings.stateless, host=settings.host)
