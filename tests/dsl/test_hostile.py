@@ -77,3 +77,100 @@ def test_the_limits_checked_are_the_engines():
     from engine.notify import Limits
 
     assert Limits() == TEMPLATE_LIMITS
+
+
+# --- text the source cannot receive ---------------------------------------------------------------
+
+SURROGATES = [
+    # (rule text, the text the diagnostic points at)
+    ('last(crypto.price{symbol="\\uD800"}) > 1', "\\uD800"),
+    ('last(crypto.price{symbol="a\\udfff"}) > 1', "\\udfff"),
+    ('last(crypto.price{symbol="\\uD83D\\uDE00"}) > 1', "\\uD83D"),  # a pair written as two escapes
+    ('last(crypto.price{symbol="\ud800"}) > 1', "\ud800"),  # a raw lone surrogate, as JSON can carry it
+    ('last(crypto.price{symbol=~"^\\uDC00"}) > 1', "\\uDC00"),
+    ('rule r {\n  when last(a.b) > 1\n  labels { team = "\\uDBFF" }\n}', "\\uDBFF"),
+    ('rule r {\n  when last(a.b) > 1\n  message "{{ rule }} \\uD800"\n}', "\\uD800"),
+    ('rule r {\n  when last(a.b) > 1\n  description "x\ud801"\n}', "\ud801"),
+]
+
+
+@pytest.mark.parametrize(("text", "at"), SURROGATES)
+def test_lone_surrogates_are_refused_where_they_are_written(text, at):
+    found = [d for d in monitors_dsl.validate(text) if d.code == "unsendable-character"]
+    assert found, monitors_dsl.validate(text)
+    first = found[0]
+    line = text.split("\n")[first.line - 1]
+    assert line[first.column - 1:first.end_column - 1] == at
+    assert first.severity == "error" and first.hint
+
+
+@pytest.mark.parametrize("text", [
+    'last(crypto.price{symbol="\\\\uD800"}) > 1',  # an escaped backslash, then the letters uD800
+    'last(crypto.price{symbol="\\u00e9"}) > 1',
+    'last(crypto.price{symbol="😀"}) > 1',
+])
+def test_text_that_only_looks_like_a_surrogate_passes(text):
+    assert [d for d in monitors_dsl.validate(text) if d.severity == "error"] == []
+
+
+# --- regexes the source refuses -------------------------------------------------------------------
+
+REGEX_REFUSED = [r"\w{5000}", r"(?:a{1000}){1000}", r"[\s\S]{60000}", r"\d{3000}", r".{60000}", r"\pL{300}",
+                 r"(?:\w+){300}", "(" * 260 + "a" + ")" * 260]
+REGEX_ACCEPTED = [r"^web-", r"\w{100}", r"a{100000}", r"(?i)[a-z]{20000}", r"^(ab|cd)$", r"[0-9]{1,64}",
+                  r"\d{1000}", r"^[a-z0-9_-]+\.example\.com$", "(" * 200 + "a" + ")" * 200, r"\p{Greek}+"]
+
+
+def _rule_with_regex(pattern: str) -> str:
+    escaped = pattern.replace("\\", "\\\\").replace('"', '\\"')
+    return f'last(cpu.usage{{host=~"{escaped}"}}) > 1'
+
+
+@pytest.mark.parametrize("pattern", REGEX_REFUSED)
+def test_regexes_over_the_sources_size_or_nesting_limit_are_refused(pattern):
+    (problem,) = [d for d in monitors_dsl.validate(_rule_with_regex(pattern)) if d.severity == "error"]
+    assert problem.code == "invalid-regex"
+    assert "InfluxDB 3's regex engine" in problem.message and problem.hint
+    assert problem.column > len('last(cpu.usage{host=~"')  # inside the pattern
+
+
+@pytest.mark.parametrize("pattern", REGEX_ACCEPTED)
+def test_regexes_within_the_limits_pass(pattern):
+    assert [d for d in monitors_dsl.validate(_rule_with_regex(pattern)) if d.severity == "error"] == []
+
+
+def _engine_accepts(pattern: str) -> bool:
+    datafusion = pytest.importorskip("datafusion")
+    import pyarrow as pa
+
+    ctx = datafusion.SessionContext()
+    ctx.register_record_batches("t", [[pa.record_batch({"s": ["x"]})]])
+    try:
+        ctx.sql("SELECT count(*) FROM t WHERE s ~ '" + pattern.replace("'", "''") + "'").collect()
+    except Exception as error:  # noqa: BLE001 - the engine's refusal is the answer
+        assert "CompiledTooBig" in str(error) or "nest" in str(error), str(error)[:300]
+        return False
+    return True
+
+
+_ATOMS = ["a", "é", r"\w", r"\W", r"\d", r"\D", r"\s", r"\S", ".", r"[\s\S]", "[a-z]", "[^a]", "[α-ω]", r"\pL",
+          "(?:a|bb|ccc)", "(?:a?)", "(?i)k", "(?:[a-z0-9_])", r"(?:\w+)"]
+
+
+@pytest.mark.parametrize("atom", _ATOMS)
+def test_the_size_estimate_never_passes_what_the_engine_refuses(atom):
+    """Differential: DataFusion's regex (the engine InfluxDB 3 runs) against the estimate, around each
+    piece's limit. Whatever the engine refuses is refused; what fits twice over is accepted."""
+    from monitors_dsl.regexes import SIZE_LIMIT, compiled_size
+
+    flag, body = ("(?i)", atom[4:]) if atom.startswith("(?i)") else ("", atom)
+    refused_from = None
+    for count in (10, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 400_000):
+        pattern = f"{flag}(?:{body}){{{count}}}"
+        ours = compiled_size(pattern) <= SIZE_LIMIT
+        if refused_from is not None or not _engine_accepts(pattern):  # more copies only grow
+            refused_from = refused_from or count
+            assert not ours, pattern
+        elif not ours:
+            assert not _engine_accepts(f"{flag}(?:(?:{body}){{{count}}}){{2}}"), f"{pattern} refused too early"
+    assert refused_from is not None  # the table reaches each piece's limit
