@@ -17,6 +17,7 @@ from engine.rules import rule_from_text, rules_from_text
 from engine.runner import Runner, StaticRules
 from engine.sources import DataFusionSource
 from monitors_dsl.cli import main as monitors
+from tests.mcp.conftest import alice, db, new_user, secrets, workspace  # noqa: F401 - the store fixtures
 
 MIN = timedelta(minutes=1)
 T9 = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
@@ -218,3 +219,50 @@ def test_a_failing_term_errors_its_rule_only_among_a_thousand_sharing_the_measur
     expected = {f"r{i}": (i % 5) + 1 for i in range(1000) if i != 500}
     assert fired_at == expected
     assert repository.errors["r500"][1].startswith('last(crypto.broken{symbol="S500"}, 1m): ')
+
+
+class _RefusingOnce:
+    """The embedded source, refusing queries that read the field `ask` while ``refuse`` is set."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.refuse = inner, True
+
+    def query(self, sql):
+        if self.refuse and '"ask"' in sql:
+            from engine.sources import SourceError
+
+            raise SourceError("test source", "query", "field ask is not a number")
+        return self.inner.query(sql)
+
+    def schema(self):
+        return self.inner.schema()
+
+
+def test_a_refused_term_is_shown_on_its_rule_only_in_the_store_and_metrics(db, workspace, alice) -> None:  # noqa: F811
+    from engine.metrics import EngineMetrics
+    from engine.repository import SqlRepository
+    from engine.rules import StoreRules
+
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    ws = workspace(alice)
+    good = ws.rules.create('rule good_btc { when last(crypto.price{symbol="BTC"}, 1m) > 70000 }', name="good_btc")
+    bad = ws.rules.create('rule bad_spread { when last(crypto.ask{symbol="BTC"}, 1m) > 1 }', name="bad_spread",
+                          data_arrives_later=True)
+    with DataFusionSource() as inner:
+        inner.add_table("crypto", pa.table({"time": [now - timedelta(seconds=30), now + timedelta(seconds=30)],
+                                            "symbol": ["BTC"] * 2, "price": [71_000.0] * 2, "ask": [71_001.0] * 2}))
+        source = _RefusingOnce(inner)
+        runner = Runner(StoreRules(db), SqlRepository(db), Evaluator(source))
+        metrics = EngineMetrics()
+        report = runner.tick(now, all_rules=True)
+        metrics.observe_tick(report)
+        assert set(report.errors) == {str(bad.id)}
+        detail = ws.rules.get(bad.id)
+        assert detail.error.startswith('last(crypto.ask{symbol="BTC"}, 1m): test source: query failed: ')
+        assert ws.rules.get(good.id).error is None
+        assert ws.rules.get(good.id).series[0].state == "firing"
+        assert metrics.registry.get_sample_value("monitors_engine_evaluations_total", {"result": "error"}) == 1
+        source.refuse = False
+        runner.tick(now + MIN, all_rules=True)
+        assert ws.rules.get(bad.id).error is None  # the next good evaluation clears it
+        assert ws.rules.get(bad.id).series[0].state == "firing"
