@@ -38,6 +38,8 @@ class HttpSettings:
     stateless: bool = False
     redis_url: str | None = None
     oauth: OAuthConfig | None = None
+    #: sessions per user and idle timeout (``server.sessions``); None: from the environment
+    sessions: object | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -77,6 +79,10 @@ def build_http_app(db: Database, secrets: SecretBox, settings: HttpSettings, lim
     if settings.oauth is not None:
         _register_root_metadata(server, settings)
     app: Starlette = server.streamable_http_app(stateless_http=settings.stateless, host=settings.host)
+    if not settings.stateless:
+        from .server.sessions import limit_sessions, session_limits_from_env
+
+        limit_sessions(server.session_manager, settings.sessions or session_limits_from_env())
     return server, app
 
 
