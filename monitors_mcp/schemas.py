@@ -21,6 +21,7 @@ __all__ = [
     "ChannelList",
     "ChannelOut",
     "DiagnosticOut",
+    "NotificationOut",
     "RuleDeleted",
     "RuleDetail",
     "RuleOut",
@@ -28,6 +29,7 @@ __all__ = [
     "RuleReading",
     "RuleSummary",
     "SeriesState",
+    "SilenceList",
     "SilenceOut",
     "ValidationOut",
 ]
@@ -96,12 +98,17 @@ class SeriesState(BaseModel):
     last_evaluated_at: datetime | None = Field(description="When last_values were recorded")
     last_values: dict[str, Any] | None = Field(
         description="Values at last_evaluated_at; a firing series' values are refreshed every few minutes")
+    flapping_since: datetime | None = Field(None, description="Flapping (notifications held) since then")
+    notifications: list[NotificationOut] = Field(default_factory=list, description="Of its open alert")
 
 
 class RuleDetail(RuleOut):
     series: list[SeriesState] = Field(default_factory=list)
     series_total: int = 0
     silenced_until: datetime | None = None
+    error: str | None = Field(None, description="Why the engine could not evaluate the rule at its last "
+                                                "evaluation (its series keep their state); None when it could")
+    error_at: datetime | None = None
 
 
 class RuleDeleted(BaseModel):
@@ -109,6 +116,17 @@ class RuleDeleted(BaseModel):
     id: int
     name: str
     note: str
+
+
+class NotificationOut(BaseModel):
+    """kind: firing, resolved, escalation, repeat; status: sent, pending, failed, silenced, muted, suppressed."""
+
+    channel: str
+    kind: str
+    status: str
+    at: datetime
+    reason: str | None = Field(description="Why it failed or is held")
+    next_attempt_at: datetime | None
 
 
 class AlertOut(BaseModel):
@@ -125,6 +143,7 @@ class AlertOut(BaseModel):
     values_at_resolution: dict[str, Any] | None
     acknowledged_by: str | None
     acknowledged_at: datetime | None
+    notifications: list[NotificationOut] = Field(default_factory=list)
 
 
 class AlertPage(BaseModel):
@@ -139,6 +158,12 @@ class SilenceOut(BaseModel):
     starts_at: datetime
     ends_at: datetime
     comment: str | None
+    active: bool = Field(True, description="In force now")
+    extended: bool = Field(False, description="An overlapping silence was extended instead of adding one")
+
+
+class SilenceList(BaseModel):
+    silences: list[SilenceOut]
 
 
 class ChannelOut(BaseModel):

@@ -226,7 +226,8 @@ def _notify(original: SeriesState, new: SeriesState, at: datetime, transitions: 
     """Flap bookkeeping, then at most one notification bringing receivers up to date."""
     flapping, changes = update_flapping(clauses.flap, new.flapping, new.changes, at, changed)
     if flapping != new.flapping or changes != new.changes:
-        new = replace(new, flapping=flapping, changes=changes)
+        since = (new.flapping_since or at) if flapping else None
+        new = replace(new, flapping=flapping, changes=changes, flapping_since=since)
     if flapping:
         return Step(_stamp(original, new, at), transitions)
 

@@ -172,7 +172,8 @@ class SeriesState:
     - ``last_evaluated_at``: the last evaluation that changed this state;
       evaluations at or before it are ignored, so re-running a tick after a
       crash changes nothing (later ones that changed nothing are harmless).
-    - ``flapping`` and ``changes``: flap detection (times of recent changes).
+    - ``flapping`` and ``changes``: flap detection (times of recent changes);
+      ``flapping_since``: when the series started flapping (``None`` when it is not).
     """
 
     state: str = INACTIVE
@@ -190,6 +191,7 @@ class SeriesState:
     last_evaluated_at: datetime | None = None
     flapping: bool = False
     changes: tuple[datetime, ...] = ()
+    flapping_since: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
@@ -200,7 +202,7 @@ class SeriesState:
             object.__setattr__(self, name, _clean(getattr(self, name)))
 
     _TIMES = ("pending_since", "firing_since", "clear_since", "notified_started_at", "last_notified_at",
-              "last_evaluated_at")
+              "last_evaluated_at", "flapping_since")
 
     def to_dict(self) -> dict:
         """JSON-safe dict; ``SeriesState.from_dict(s.to_dict()) == s``."""

@@ -20,9 +20,9 @@ def register_alert_tools(mcp: MCPServer, backend: Backend) -> None:
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
         description=(
             "Your alerts, newest first: one per firing episode of a series, with labels, severity, "
-            "start/resolution times and values. For 'show me recent alerts' call it with since=24h. "
-            "Filters: rule (id or name), state (firing or resolved), since (24h, 7d or an ISO time; "
-            "alerts that started since then). Page with cursor=next_cursor."
+            "start/resolution times, values, and each notification's channel and status. For 'show me "
+            "recent alerts' call it with since=24h. Filters: rule (id or name), state, since (24h, 7d or "
+            "an ISO time: alerts firing at any time since then). Page with cursor=next_cursor."
         ),
     )
     def list_alerts(

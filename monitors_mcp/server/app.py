@@ -65,7 +65,7 @@ class MonitorsServer(MCPServer):
         for tool in tools:
             tool.input_schema = compact_schema(tool.input_schema)
             if tool.output_schema is not None:
-                tool.output_schema = compact_schema(tool.output_schema)
+                tool.output_schema = compact_schema(tool.output_schema, output=True)
         return tools
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
@@ -121,25 +121,28 @@ def _failure(name: str, exc: ToolError) -> CallToolResult:
     return error_result(ServiceError(str(exc), code="tool_error"))
 
 
-def compact_schema(schema: Any) -> Any:
+def compact_schema(schema: Any, *, output: bool = False) -> Any:
     """The same JSON Schema without what only costs the model's context: pydantic's generated ``title``
-    on every object and property, and ``anyOf: [X, null]`` where ``type: [X, "null"]`` says the same."""
+    on every object and property, ``additionalProperties: true`` (the default), and ``anyOf: [X, null]``
+    where ``type: [X, "null"]`` says the same; in an ``output`` schema also ``default`` and ``required``
+    (a result always carries every field, ``null`` when it has no value)."""
     if isinstance(schema, list):
-        return [compact_schema(item) for item in schema]
+        return [compact_schema(item, output=output) for item in schema]
     if not isinstance(schema, dict):
         return schema
     out: dict[str, Any] = {}
     for key, value in schema.items():
-        if key == "title" and isinstance(value, str):
+        if (key == "title" and isinstance(value, str)) or (key == "additionalProperties" and value is True) \
+                or (output and key in ("default", "required") and not isinstance(value, dict)):
             continue
         if key == "properties" and isinstance(value, dict):  # property names are data, never keywords
-            out[key] = {name: compact_schema(prop) for name, prop in value.items()}
+            out[key] = {name: compact_schema(prop, output=output) for name, prop in value.items()}
             continue
-        out[key] = compact_schema(value)
+        out[key] = compact_schema(value, output=output)
     options = out.get("anyOf")
     if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
         other = next(o for o in options if o != {"type": "null"})
-        if isinstance(other, dict) and isinstance(other.get("type"), str) and set(other) <= {"type", "format", "additionalProperties"}:
+        if isinstance(other, dict) and isinstance(other.get("type"), str) and set(other) <= {"type", "format"}:
             del out["anyOf"]
             out.update(other)
             out["type"] = [other["type"], "null"]

@@ -1,4 +1,4 @@
-"""Tools for alert rules: validate, create, list, get, update, delete, silence. Thin: each calls the service."""
+"""Tools for alert rules: validate, create, list, get, update, delete; silences. Thin: each calls the service."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from ..schemas import RuleDeleted, RuleDetail, RuleOut, RulePage, SilenceOut, ValidationOut
+from ..schemas import RuleDeleted, RuleDetail, RuleOut, RulePage, SilenceList, SilenceOut, ValidationOut
 from .backend import Backend
 from .respond import respond
 
@@ -44,13 +44,12 @@ def register_rule_tools(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False),
         description=(
-            "Store a new alert rule for the engine to evaluate. rule is either a bare condition "
-            '(then pass name), e.g. last(crypto.price{symbol="BTC"}) > 70000, or one block '
+            "Store a new alert rule for the engine to evaluate: a bare condition (then pass name), e.g. "
+            'last(crypto.price{symbol="BTC"}) > 70000, or one block '
             "rule NAME { when COND  every 1m  for 5m  severity critical  notify CHANNEL }. "
-            "One rule per call; names are unique per user (letters, digits, _). A measurement or field "
-            "the data source does not hold is an error (look names up with describe_data) unless "
-            "data_arrives_later=true. dry_run=true stores nothing. On invalid text the error lists every "
-            "diagnostic with line, column and hint: fix and call again."
+            "Names are unique per user (letters, digits, _). A measurement or field the data does not "
+            "hold is an error (look names up with describe_data) unless data_arrives_later=true. "
+            "dry_run=true stores nothing. Errors list every diagnostic with line, column and hint."
         ),
     )
     def create_alert_rule(
@@ -117,16 +116,33 @@ def register_rule_tools(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False),
         description=(
-            "Mute a rule's notifications for a while; alerts are still recorded. Give exactly one of "
-            "duration (30m, 2h, 1d) or until (ISO 8601 time, e.g. 2025-06-01T08:00:00Z)."
+            "Mute a rule's notifications for a while; alerts are still recorded. Give duration (30m, 2h, "
+            "1d) or until (ISO 8601), and start (ISO 8601) for a silence that begins later, e.g. for the "
+            "weekend. A silence overlapping one the rule has extends it (extended=true)."
         ),
     )
     def silence_alert_rule(
         rule: RuleRef,
         duration: Annotated[str | None, Field(description="How long, e.g. 2h")] = None,
         until: Annotated[str | None, Field(description="End time, ISO 8601")] = None,
+        start: Annotated[str | None, Field(description="Start time, ISO 8601; default now")] = None,
         comment: Annotated[str | None, Field(description="Why, for people")] = None,
     ) -> Annotated[CallToolResult, SilenceOut]:
         return respond(
-            "silence_alert_rule", lambda: backend.workspace().rules.silence(rule, duration, until, comment)
+            "silence_alert_rule", lambda: backend.workspace().silences.add(rule, duration, until, comment, start)
         )
+
+    @mcp.tool(
+        annotations=READ,
+        description="Silences in force or still to come, of one rule (id or name) or of all your rules.",
+    )
+    def list_silences(rule: Annotated[int | str | None, Field(description="Rule id or name")] = None
+                      ) -> Annotated[CallToolResult, SilenceList]:
+        return respond("list_silences", lambda: backend.workspace().silences.list(rule))
+
+    @mcp.tool(
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True),
+        description="End a silence now (id from list_silences); one that has not begun is cancelled.",
+    )
+    def end_silence(silence: Annotated[int, Field(description="Silence id")]) -> Annotated[CallToolResult, SilenceOut]:
+        return respond("end_silence", lambda: backend.workspace().silences.end(silence))

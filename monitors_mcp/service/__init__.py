@@ -1,7 +1,7 @@
 """The service layer: every rule about who may see or change what lives here, not in the tools.
 
 ``Workspace(db, user_id, secrets)`` gives one user's view of the store:
-``.rules``, ``.alerts``, ``.channels``. ``UserService`` manages users and tokens.
+``.rules``, ``.alerts``, ``.silences``, ``.channels``. ``UserService`` manages users and tokens.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from .alerts import AlertService
 from .channels import ChannelService
 from .errors import Conflict, InvalidInput, InvalidRule, NotFound, ServiceError, Unavailable
 from .rules import RuleService
+from .silences import SilenceService
 from .users import Caller, IssuedToken, TokenInfo, UserDeleted, UserInfo, UserService, hash_token
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "NotFound",
     "RuleService",
     "ServiceError",
+    "SilenceService",
     "TokenInfo",
     "Unavailable",
     "UserDeleted",
@@ -42,4 +44,5 @@ class Workspace:
         self.user_id = user_id
         self.rules = RuleService(db, user_id)
         self.alerts = AlertService(db, user_id)
+        self.silences = SilenceService(db, user_id)
         self.channels = ChannelService(db, user_id, secrets)

@@ -1,6 +1,8 @@
 """Alert history of one user: list it page by page, acknowledge an alert.
 
-Alerts are written by the engine; here they are only read and acknowledged.
+Alerts are written by the engine; here they are only read and acknowledged. Each
+comes with what became of its notifications. ``since`` keeps the alerts that were
+firing at any time since then: started since, still firing, or resolved since.
 Alerts of a deleted rule stay listed (the rule is soft-deleted).
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from ..schemas import AlertOut, AlertPage
 from ..store import Alert, AlertEvent, Database, Rule, User
@@ -17,6 +19,7 @@ from ..store.types import utcnow
 from .cursors import decode_cursor, encode_cursor
 from .errors import InvalidInput, NotFound
 from .limits import clamp_limit
+from .notifications import notifications_of
 from .rules import find_rule
 from .times import parse_since
 
@@ -41,17 +44,12 @@ class AlertService:
         limit = clamp_limit(limit)
         if state is not None and state not in STATES:
             raise InvalidInput(f"state must be 'firing' or 'resolved' (or left out for both); got {state[:40]!r}.")
-        acked = aliased(User)
-        stmt = (
-            select(Alert, Rule.name, Rule.deleted_at, acked.name)
-            .join(Rule, Rule.id == Alert.rule_id)
-            .outerjoin(acked, acked.id == Alert.acknowledged_by)
-            .where(Alert.owner_id == self.user_id)
-        )
+        stmt = select(Alert).where(Alert.owner_id == self.user_id)
         if state is not None:
             stmt = stmt.where(Alert.state == state)
-        if since is not None:
-            stmt = stmt.where(Alert.started_at >= parse_since(since, utcnow()))
+        if since is not None:  # firing at any time since then: started since, still firing, or resolved since
+            moment = parse_since(since, utcnow())
+            stmt = stmt.where(or_(Alert.started_at >= moment, Alert.state == "firing", Alert.resolved_at >= moment))
         if cursor:
             started, alert_id = decode_cursor("alerts", cursor, 2)
             try:
@@ -64,10 +62,13 @@ class AlertService:
         with self.db.session() as session:
             if rule is not None:
                 stmt = stmt.where(Alert.rule_id == self._rule_id(session, rule))
-            rows = session.execute(stmt.order_by(Alert.started_at.desc(), Alert.id.desc()).limit(limit + 1)).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        alerts = [_out(alert, rule_name, deleted_at is not None, acked_by) for alert, rule_name, deleted_at, acked_by in rows]
+            rows = _named(session, session.scalars(
+                stmt.order_by(Alert.started_at.desc(), Alert.id.desc()).limit(limit + 1)).all())
+            more = len(rows) > limit
+            rows = rows[:limit]
+            sent = notifications_of(session, self.user_id, [row[0].id for row in rows])
+        alerts = [_out(alert, rule_name, deleted_at is not None, acked_by, sent.get(alert.id, []))
+                  for alert, rule_name, deleted_at, acked_by in rows]
         next_cursor = None
         if more:
             last = rows[-1][0]
@@ -93,7 +94,8 @@ class AlertService:
                 session.flush()
             rule = session.get(Rule, alert.rule_id)
             acked_by = session.scalar(select(User.name).where(User.id == alert.acknowledged_by))
-            return _out(alert, rule.name if rule else "?", bool(rule and rule.deleted_at), acked_by)
+            sent = notifications_of(session, self.user_id, [alert.id]).get(alert.id, [])
+            return _out(alert, rule.name if rule else "?", bool(rule and rule.deleted_at), acked_by, sent)
 
     def _rule_id(self, session: Session, ref: int | str) -> int:
         """A rule filter may name a deleted rule by id, to read the history it left."""
@@ -105,7 +107,23 @@ class AlertService:
         return find_rule(session, self.user_id, ref).id
 
 
-def _out(alert: Alert, rule_name: str, rule_deleted: bool, acked_by: str | None) -> AlertOut:
+def _named(session: Session, alerts: list[Alert]) -> list[tuple[Alert, str, datetime | None, str | None]]:
+    """``(alert, rule name, rule's deleted_at, acknowledger's name)`` for a page of alerts.
+
+    The page is read from ``alerts`` alone, then the names of its few rules and users: with
+    the rules joined into the page query, MariaDB's optimizer started from the user's rules
+    and sorted every one of their alerts (350 ms at 100,000 alerts, against 0.6 ms)."""
+    if not alerts:
+        return []
+    rules = {rule_id: (name, deleted_at) for rule_id, name, deleted_at in session.execute(
+        select(Rule.id, Rule.name, Rule.deleted_at).where(Rule.id.in_({a.rule_id for a in alerts})))}
+    acked_ids = {a.acknowledged_by for a in alerts if a.acknowledged_by is not None}
+    names = dict(session.execute(select(User.id, User.name).where(User.id.in_(acked_ids))).all()) if acked_ids else {}
+    return [(a, *rules.get(a.rule_id, ("?", None)), names.get(a.acknowledged_by)) for a in alerts]
+
+
+def _out(alert: Alert, rule_name: str, rule_deleted: bool, acked_by: str | None,
+         notifications: list | None = None) -> AlertOut:
     return AlertOut(
         id=alert.id,
         rule_id=alert.rule_id,
@@ -120,4 +138,5 @@ def _out(alert: Alert, rule_name: str, rule_deleted: bool, acked_by: str | None)
         values_at_resolution=alert.values_at_resolution,
         acknowledged_by=acked_by,
         acknowledged_at=alert.acknowledged_at,
+        notifications=notifications or [],
     )

@@ -6,7 +6,7 @@ reported exactly like a rule that does not exist.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -27,12 +27,11 @@ from ..store.types import utcnow
 from .cursors import decode_cursor, encode_cursor
 from .errors import Conflict, InvalidInput, NotFound
 from .language import NO_CHANNEL_NOTE, ParsedRule, parse_one, validate_text
-from .limits import MAX_COMMENT, MAX_QUERY, MAX_RULE_TEXT, check_length, check_name, clamp_limit
-from .times import parse_duration, parse_time
+from .limits import MAX_QUERY, MAX_RULE_TEXT, check_length, check_name, clamp_limit
+from .notifications import notifications_of
 
 __all__ = ["RuleService", "find_rule", "stored_rule_text"]
 
-MAX_SILENCE = timedelta(days=365)
 SERIES_SHOWN = 100
 
 
@@ -135,6 +134,8 @@ class RuleService:
                 )
             )
             base = self._out(rule, _stored_rule(rule.text))
+            rule_error, rule_error_at = rule.last_error, rule.last_error_at
+            sent = notifications_of(session, self.user_id, [s.alert_id for s in states if s.alert_id is not None])
         return RuleDetail(
             **base.model_dump(),
             series=[
@@ -145,11 +146,15 @@ class RuleService:
                     since=s.since,
                     last_evaluated_at=s.last_evaluated_at,
                     last_values=s.last_values,
+                    flapping_since=_flapping_since(s.machine),
+                    notifications=sent.get(s.alert_id, []) if s.alert_id is not None else [],
                 )
                 for s in states
             ],
             series_total=total or 0,
             silenced_until=silenced_until,
+            error=rule_error,
+            error_at=rule_error_at,
         )
 
     # -- writing --------------------------------------------------------------------------------
@@ -189,7 +194,7 @@ class RuleService:
             session.add(rule)
             self._flush_unique(session, final_name)
             _set_channels(session, rule, parsed.notify)
-            return self._out(rule, parsed, warnings)
+            return self._out(rule, parsed, warnings, _notes(parsed))
 
     def update(self, ref: int | str, text: str | None = None, enabled: bool | None = None, rename: bool = False,
                data_arrives_later: bool = False) -> RuleOut:
@@ -242,41 +247,12 @@ class RuleService:
                 note="The rule no longer runs; its alert history stays visible in list_alerts.",
             )
 
-    def silence(
-        self,
-        ref: int | str,
-        duration: str | None = None,
-        until: str | None = None,
-        comment: str | None = None,
-    ) -> SilenceOut:
-        if (duration is None) == (until is None):
-            raise InvalidInput("Give exactly one of duration (such as 2h or 1d) or until (an ISO 8601 time).")
-        now = utcnow()
-        if duration is not None:
-            ends_at = now + parse_duration("duration", duration)
-        else:
-            ends_at = parse_time("until", until or "")
-            if ends_at <= now:
-                raise InvalidInput(f"until {until!r} is in the past; give a future time.")
-        if ends_at - now > MAX_SILENCE:
-            raise InvalidInput("A silence may last at most 365 days; disable the rule instead with update_alert_rule.")
-        if comment is not None:
-            check_length("comment", comment, MAX_COMMENT)
-        with self.db.session() as session:
-            rule = find_rule(session, self.user_id, ref)
-            silence = Silence(
-                owner_id=self.user_id, rule_id=rule.id, starts_at=now, ends_at=ends_at, comment=comment, created_at=now
-            )
-            session.add(silence)
-            session.flush()
-            return SilenceOut(
-                id=silence.id,
-                rule_id=rule.id,
-                rule_name=rule.name,
-                starts_at=now,
-                ends_at=ends_at,
-                comment=comment,
-            )
+    def silence(self, ref: int | str, duration: str | None = None, until: str | None = None,
+                comment: str | None = None, start: str | None = None) -> SilenceOut:
+        """See ``SilenceService.add``."""
+        from .silences import SilenceService
+
+        return SilenceService(self.db, self.user_id).add(ref, duration, until, comment, start)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -353,6 +329,19 @@ def _set_channels(session: Session, rule: Rule, names: tuple[str, ...] | list[st
     for name in dict.fromkeys(names):
         session.add(RuleChannel(rule_id=rule.id, owner_id=rule.owner_id, channel_name=name))
     session.flush()
+
+
+def _flapping_since(machine: dict | None) -> datetime | None:
+    """When a series held back by flap detection started flapping (its oldest recent change for a state
+    written before that was recorded); None when it is not flapping."""
+    if not isinstance(machine, dict) or not machine.get("flapping"):
+        return None
+    text = machine.get("flapping_since") or next(iter(machine.get("changes") or ()), None)
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _notes(parsed: ParsedRule | None) -> list[str]:

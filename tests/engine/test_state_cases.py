@@ -231,6 +231,20 @@ def test_flapping_end_sends_the_missing_resolve():
     assert notifications == ["0:firing:warning", "1:resolved:warning", "7:firing:warning"]
 
 
+def test_flapping_since_is_when_the_series_started_flapping():
+    clauses = Clauses(flap=FlapDetection(window=300, high=2, low=0))
+    state, seen = SeriesState(), []
+    for i, code in enumerate("W.WWWWWWW"):
+        at = T0 + timedelta(seconds=EVERY * i)
+        state = step(state, evaluation(code, at, i), clauses, rule_id="r", series_key="s").state
+        seen.append(state.flapping_since)
+    start = T0 + timedelta(seconds=EVERY * 2)  # the third change within the window
+    assert seen[:2] == [None, None]
+    assert seen[2:7] == [start] * 5  # kept while flapping, however the changes slide
+    assert seen[7:] == [None, None]  # the changes left the window: flapping ended
+    assert SeriesState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+
+
 def test_clauses_from_rule():
     from monitors_dsl import parse
 
