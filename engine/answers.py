@@ -25,12 +25,19 @@ one the source did not classify), nobody else's rule may pay for it:
 A source that is away (unreachable, timed out, refusing the token, not
 configured) fails the whole query: splitting would only ask it more. Those
 errors propagate to the caller.
+
+:func:`answer_plan` answers every query of a plan with at most
+``max_in_flight`` in flight (a thread pool) and a deadline each: a query that
+fails or runs past its deadline fails each scan it answers, and a hung query
+never holds up the tick.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable
 
 from monitors_dsl.sql import sql_for_terms
@@ -38,7 +45,9 @@ from monitors_dsl.sql import sql_for_terms
 from .plan import Plan, Query, Scan, sub_query
 from .rows import ScanRows, split_rows
 
-__all__ = ["Answerer", "query_specific", "describe_error"]
+__all__ = ["Answerer", "answer_plan", "query_specific", "describe_error"]
+
+log = logging.getLogger(__name__)
 
 #: error kinds that say something about the query itself (the rest say the source is away or refuses us)
 _QUERY_KINDS = frozenset({"not_found", "query", "bad_data"})
@@ -234,3 +243,52 @@ class Answerer:
         with self._lock:
             self._lacking.clear()
             self._suspects.clear()
+
+
+def answer_plan(answerer: Answerer, plan: Plan, *, max_in_flight: int = 4, timeout: float | None = 60.0,
+                ) -> tuple[dict[int, ScanRows], dict[int, str], int]:
+    """``(rows by scan index, error by scan index, queries asked)`` for every scan of ``plan``."""
+    rows: dict[int, ScanRows] = {}
+    errors: dict[int, str] = {}
+    queries = plan.queries
+    if not queries:
+        return rows, errors, 0
+    started: dict[int, float] = {}
+
+    def run(index: int, query: Query) -> dict[int, ScanRows]:
+        started[index] = time.monotonic()
+        return answerer.answer(plan, query)
+
+    def fail(query: Query, text: str) -> None:
+        for member in query.members:
+            errors[member] = text
+
+    before = answerer.queries
+    pool = ThreadPoolExecutor(max_workers=min(max_in_flight, len(queries)), thread_name_prefix="query")
+    try:
+        futures = {pool.submit(run, i, query): i for i, query in enumerate(queries)}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
+            for future in done:
+                query = queries[futures[future]]
+                try:
+                    rows.update(future.result())
+                except Exception as error:  # the source is away, or a bad answer: only this query's rules fail
+                    fail(query, describe_error(error))
+                    log.warning("query for %s failed: %s", query.scan.measurement, describe_error(error))
+            if timeout is None:
+                continue
+            now = time.monotonic()
+            for future in list(pending):
+                index = futures[future]
+                if index in started and now - started[index] > timeout:
+                    pending.discard(future)
+                    fail(queries[index], f"query timed out after {timeout:g} s")
+                    log.warning("query for %s timed out", queries[index].scan.measurement)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # a hung query must not hold up the tick
+    for index, part in rows.items():
+        for why in part.failed.values():
+            log.warning("term of %s refused: %s", plan.scans[index].measurement, why)
+    return rows, errors, max(len(queries), answerer.queries - before)

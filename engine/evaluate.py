@@ -1,39 +1,36 @@
-"""Evaluation: run a tick's shared queries, then decide every rule over the shared rows.
+"""Evaluation: a tick's shared queries answered, then every rule decided over the shared rows.
 
-:class:`Evaluator` runs the plan's queries on the source with a bounded number
-in flight (a thread pool) and a per-query deadline. A query that fails or
-times out marks only the rules reading one of its terms as errored (their
-state does not change this tick; the error is recorded); the others proceed.
+The pipeline of one :meth:`Evaluator.evaluate`:
 
-Each answered query is read once into Python lists (NaN becomes ``None``, no
-data). A rule's rows are its scans' rows joined on the group tag values — the
-union of the series, a term missing for a series reads ``None`` — and are
-built once per distinct set of scans, then shared by every rule reading that
-set: the per-rule work is a tight loop of ``compiled.decide(row)`` over shared
-rows, with no per-rule query and no second reading of an Arrow table.
+1. the *layout* of the rules (``engine.layout``: the plan of shared queries,
+   the rules grouped by the scans they read and by shape), kept between ticks;
+   the plan's SQL moved to the tick's time;
+2. the queries answered (``engine.answers``: a bounded number in flight, a
+   deadline each; a query the source refuses split until only the refused
+   terms fail; a query whose source is away fails the rules reading it);
+3. each group's scans joined into rows (``engine.rows``), shared by every rule
+   of the group: per rule, a loop of ``compiled.decide(row)``;
+4. rules of one shape decided together: given ``attention`` (the rules with an
+   active series or an error to clear), a rule whose condition may hold for no
+   series is left out of the results — stepping it would change nothing.
 
-What does not depend on the time — the plan, the rules grouped by the scans
-they read and by shape, each shape's thresholds sorted — is a *layout*, built
-once per set of rules (or from the last one when a few rules changed) and
-kept. Rules of one shape are decided together; given ``attention`` (the rules
-with an active series or an error to clear), a rule whose condition may hold
-for no series is left out of the results: stepping it would change nothing.
+A rule reading a failed query or a refused term gets the error (its state does
+not change this tick; the runner records the error); the others proceed.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from bisect import bisect_left, bisect_right
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Container, Iterable, Mapping, Sequence
 
 from monitors_dsl import Decision
 
-from .answers import Answerer, describe_error
-from .plan import Plan, Query, plan_tick, scan_key
+from .answers import Answerer, answer_plan, describe_error
+from .layout import Layouts
+from .plan import Plan, Query
 from .rows import JoinedRows, ScanRows, join_rows, series_key, split_rows
 from .rules import EngineRule
 from .state import Evaluation
@@ -52,7 +49,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)  # when a layout's plan is first built; moved to each tick
 
 
 @dataclass
@@ -126,186 +122,6 @@ class RuleResult:
         return f"RuleResult({self.rule!r}, error={self.error!r})"
 
 
-class _Cohort:
-    """Rules of one shape reading the same scans, decided together: each threshold's values sorted once."""
-
-    __slots__ = ("members", "thresholds", "alert_on_no_data")
-
-    def __init__(self, members: list[EngineRule]) -> None:
-        self.members = members
-        shape = members[0].compiled.shape
-        self.thresholds = []
-        for column, op, position in shape.thresholds:
-            pairs = sorted((m.compiled.params[position], i) for i, m in enumerate(members))
-            self.thresholds.append((column, op, [k for k, _ in pairs], [i for _, i in pairs]))
-        self.alert_on_no_data = [i for i, m in enumerate(members) if m.clauses.on_no_data == "alert"]
-
-    def candidates(self, rows: list) -> dict[int, list[int]]:
-        """Member → the positions in ``rows`` where its firing condition may hold (see :class:`RuleResult`);
-        members without one are absent."""
-        found: dict[int, list[int]] = {}
-        for s, (_key, _labels, row) in enumerate(rows):
-            no_data = False
-            for column, op, keys, order in self.thresholds:
-                v = row.get(column)
-                if v is None:
-                    no_data = True
-                    continue
-                if op == ">" or op == ">=":  # k <= v (equality included: a candidate is decided exactly later)
-                    chosen = order[:bisect_right(keys, v)]
-                elif op == "<" or op == "<=":
-                    chosen = order[bisect_left(keys, v):]
-                else:  # ==
-                    chosen = order[bisect_left(keys, v):bisect_right(keys, v)]
-                for i in chosen:
-                    found.setdefault(i, []).append(s)
-            if no_data:
-                for i in self.alert_on_no_data:
-                    found.setdefault(i, []).append(s)
-        return found
-
-
-class _Group:
-    """Rules reading the same scans (so the same joined rows): decided one by one, or in cohorts by shape."""
-
-    __slots__ = ("indices", "first", "single", "cohorts")
-
-    def __init__(self, indices: tuple[int, ...], first: EngineRule) -> None:
-        self.indices = indices
-        self.first = first
-        self.single: list[EngineRule] = []
-        self.cohorts: dict[object, _Cohort] = {}
-
-    def copy(self) -> _Group:
-        group = _Group(self.indices, self.first)
-        group.single = list(self.single)
-        group.cohorts = dict(self.cohorts)
-        return group
-
-
-def _shared_shape(rule: EngineRule):
-    """The rule's shape when it is decided together with others of its shape, else ``None``."""
-    shape = getattr(rule.compiled, "shape", None)
-    return shape if shape is not None and shape.thresholds is not None else None
-
-
-class _Layout:
-    """What evaluating a set of rules needs that does not depend on the time: the plan, and the rules grouped
-    by the scans they read and, within a group, by shape. Built once for a set of rules, used every tick;
-    a set that differs from a laid-out one by a few rules is laid out from it (:meth:`updated`)."""
-
-    def __init__(self, rules: tuple[EngineRule, ...], plan: Plan) -> None:
-        self.rules = rules
-        self.plan = plan
-        self.order = {rule.id: n for n, rule in enumerate(rules)}
-        self.scan_of = {scan.key: i for i, scan in enumerate(plan.scans)}
-        self.term_keys = {term.key for scan in plan.scans for term in scan.terms}
-        self.stale = 0  # rules removed since the plan was built (their terms are still asked for)
-        self.by_key: dict[tuple, _Group] = {}
-        together: dict[tuple, list[EngineRule]] = {}
-        for rule in rules:
-            key = (plan.rule_scans.get(rule.id, ()), rule.group_by)
-            group = self.by_key.get(key)
-            if group is None:
-                group = self.by_key[key] = _Group(key[0], rule)
-            shape = _shared_shape(rule)
-            if shape is not None:
-                together.setdefault((key, shape), []).append(rule)
-            else:
-                group.single.append(rule)
-        self.where: dict[str, tuple[_Cohort, int]] = {}
-        for (key, shape), members in together.items():
-            cohort = self.by_key[key].cohorts[shape] = _Cohort(members)
-            for i, member in enumerate(members):
-                self.where[member.id] = (cohort, i)
-
-    @property
-    def groups(self):
-        return self.by_key.values()
-
-    def updated(self, rules: tuple[EngineRule, ...]) -> _Layout | None:
-        """The layout of ``rules`` built from this one when they differ by a few rules whose terms this plan
-        already asks for (``None`` otherwise: lay them out afresh). This layout is left as it is."""
-        before = {id(rule) for rule in self.rules}
-        now = {id(rule) for rule in rules}
-        added = [rule for rule in rules if id(rule) not in before]
-        removed = [rule for rule in self.rules if id(rule) not in now]
-        if len(added) + len(removed) > max(100, len(rules) // 20) or self.stale + len(removed) > len(rules) // 10:
-            return None
-        rule_scans = dict(self.plan.rule_scans)
-        for rule in removed:
-            rule_scans.pop(rule.id, None)
-        for rule in added:
-            used: list[int] = []
-            for term in rule.terms:
-                if term.key not in self.term_keys:
-                    return None  # a term no query asks for yet: plan again
-                index = self.scan_of[scan_key(term)]
-                if index not in used:
-                    used.append(index)
-            rule_scans[rule.id] = tuple(used)
-        layout = _Layout.__new__(_Layout)
-        layout.rules = rules
-        layout.plan = Plan(self.plan.at, self.plan.scans, rule_scans, self.plan.term_count, self.plan.queries)
-        layout.order = {rule.id: n for n, rule in enumerate(rules)}
-        layout.scan_of, layout.term_keys = self.scan_of, self.term_keys
-        layout.stale = self.stale + len(removed)
-        layout.by_key = dict(self.by_key)
-        layout.where = dict(self.where)
-        copied: dict[tuple, _Group] = {}
-        members: dict[tuple, list[EngineRule]] = {}  # the cohorts changed: (group key, shape) → members
-
-        def group_of(key: tuple, rule: EngineRule) -> _Group:
-            group = copied.get(key)
-            if group is None:
-                old = layout.by_key.get(key)
-                group = copied[key] = layout.by_key[key] = _Group(key[0], rule) if old is None else old.copy()
-            return group
-
-        def cohort_of(key: tuple, shape, group: _Group) -> list[EngineRule]:
-            found = members.get((key, shape))
-            if found is None:
-                old = group.cohorts.get(shape)
-                found = members[(key, shape)] = list(old.members) if old is not None else []
-            return found
-
-        for rule in removed:
-            key = (self.plan.rule_scans.get(rule.id, ()), rule.group_by)
-            group = group_of(key, rule)
-            shape = _shared_shape(rule)
-            if shape is None:
-                group.single = [r for r in group.single if r is not rule]
-            else:
-                listed = cohort_of(key, shape, group)
-                listed[:] = [r for r in listed if r is not rule]
-        for rule in added:
-            key = (rule_scans[rule.id], rule.group_by)
-            group = group_of(key, rule)
-            shape = _shared_shape(rule)
-            if shape is None:
-                group.single.append(rule)
-            else:
-                cohort_of(key, shape, group).append(rule)
-        for (key, shape), listed in members.items():
-            group = layout.by_key[key]
-            old = group.cohorts.pop(shape, None)
-            if old is not None:
-                for member in old.members:
-                    if layout.where.get(member.id, (None,))[0] is old:
-                        del layout.where[member.id]
-            if listed:
-                cohort = group.cohorts[shape] = _Cohort(listed)
-                for i, member in enumerate(listed):
-                    layout.where[member.id] = (cohort, i)
-        for key, group in copied.items():
-            remaining = group.single or [m for c in group.cohorts.values() for m in c.members[:1]]
-            if not remaining:
-                del layout.by_key[key]
-            elif any(group.first is rule for rule in removed):
-                group.first = remaining[0]
-        return layout
-
-
 @dataclass
 class TickEvaluation:
     """Every due rule's result at ``at``, the plan, and how the queries went."""
@@ -355,63 +171,15 @@ class Evaluator:
         self.merge_scans = merge_scans  # one query for scans differing only in one tag's value (engine.plan)
         self.queries_issued = 0
         self.answerer = Answerer(source)
-        self._layouts: dict[tuple, _Layout] = {}
+        self.layouts = Layouts(merge=merge_scans)
 
     # -- queries -----------------------------------------------------------------------
 
     def run_queries(self, plan: Plan) -> tuple[dict[int, ScanRows], dict[int, str]]:
-        """``(rows by scan index, error by scan index)`` for every scan of ``plan``.
-
-        One query per ``plan.queries``, answered by the :class:`~engine.answers.Answerer`: a merged
-        query's rows are split into its scans' rows, and a query the source refuses for what it asks is
-        split until only the terms it refuses fail (``ScanRows.failed``). A query whose source is away,
-        or that times out, fails each of its scans (the error by scan index).
-        """
-        rows: dict[int, ScanRows] = {}
-        errors: dict[int, str] = {}
-        queries = plan.queries
-        if not queries:
-            return rows, errors
-        started: dict[int, float] = {}
-        answerer = self.answerer
-
-        def run(index: int, query: Query) -> dict[int, ScanRows]:
-            started[index] = time.monotonic()
-            return answerer.answer(plan, query)
-
-        def fail(query: Query, text: str) -> None:
-            for member in query.members:
-                errors[member] = text
-
-        before = answerer.queries
-        pool = ThreadPoolExecutor(max_workers=min(self.max_in_flight, len(queries)), thread_name_prefix="query")
-        try:
-            futures = {pool.submit(run, i, query): i for i, query in enumerate(queries)}
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
-                for future in done:
-                    query = queries[futures[future]]
-                    try:
-                        rows.update(future.result())
-                    except Exception as error:  # the source is away, or a bad answer: only this query's rules fail
-                        fail(query, describe_error(error))
-                        log.warning("query for %s failed: %s", query.scan.measurement, describe_error(error))
-                if self.query_timeout is None:
-                    continue
-                now = time.monotonic()
-                for future in list(pending):
-                    index = futures[future]
-                    if index in started and now - started[index] > self.query_timeout:
-                        pending.discard(future)
-                        fail(queries[index], f"query timed out after {self.query_timeout:g} s")
-                        log.warning("query for %s timed out", queries[index].scan.measurement)
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)  # a hung query must not hold up the tick
-            self.queries_issued += max(len(queries), answerer.queries - before)
-        for index, part in rows.items():
-            for column, why in part.failed.items():
-                log.warning("term of %s refused: %s", plan.scans[index].measurement, why)
+        """``(rows by scan index, error by scan index)`` for every scan of ``plan`` (see ``engine.answers``)."""
+        rows, errors, asked = answer_plan(self.answerer, plan, max_in_flight=self.max_in_flight,
+                                          timeout=self.query_timeout)
+        self.queries_issued += asked
         return rows, errors
 
     # -- rules -------------------------------------------------------------------------
@@ -426,7 +194,7 @@ class Evaluator:
         it is not in ``attention``: stepping it would change nothing. Without
         it, every rule has a result.
         """
-        layout = self._layout(rules, plan)
+        layout = self.layouts.of(rules, plan)
         plan = layout.plan.at_time(at) if plan is None else plan
         began = time.monotonic()
         scan_rows, errors = self.run_queries(plan)
@@ -480,28 +248,3 @@ class Evaluator:
             order = layout.order
             results.sort(key=lambda r: order[r.rule.id])
         return TickEvaluation(at, plan, results, errors, elapsed, skipped, layout.rules)
-
-    def _layout(self, rules: Sequence[EngineRule], plan: Plan | None) -> _Layout:
-        """The layout of ``rules``: remembered for the last few sets of rules (a tick's due rules repeat), a
-        set close to the last one laid out from it (which it then replaces)."""
-        key = tuple(rules)
-        if plan is not None:
-            return _Layout(key, plan)
-        layouts = self._layouts
-        latest = next(reversed(layouts.values()), None)
-        if latest is not None and latest.rules == key:  # the common case, without hashing 100,000 rules thrice
-            return latest
-        found = layouts.get(key)
-        if found is None:
-            latest = next(reversed(layouts), None)
-            found = layouts[latest].updated(key) if latest is not None else None
-            if found is not None:
-                del layouts[latest]  # superseded (a layout of 100,000 rules holds tens of MB)
-            else:
-                found = _Layout(key, plan_tick(key, _EPOCH, merge=self.merge_scans))
-            if len(layouts) >= 4:
-                layouts.pop(next(iter(layouts)))
-            layouts[key] = found
-        else:
-            layouts[key] = layouts.pop(key)  # most recently used last
-        return found

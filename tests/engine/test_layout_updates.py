@@ -43,14 +43,14 @@ def test_a_few_rules_changed_evaluate_as_laid_out_afresh(seed: int) -> None:
         at = T0 + (step % 5) * MIN
         attention = {r.id for r in rules if rng.random() < 0.2}
         fresh = Evaluator(source).evaluate(rules, at, attention=attention)
-        before = incremental._layouts.copy()
+        before = incremental.layouts._layouts.copy()
         mine = incremental.evaluate(rules, at, attention=attention)
         assert outcome(mine, attention) == outcome(fresh, attention)
         if before:
-            latest = next(reversed(incremental._layouts.values()))
+            latest = next(reversed(incremental.layouts._layouts.values()))
             if latest.plan.scans is next(reversed(before.values())).plan.scans:  # laid out from the last one
                 updated += 1
-                assert len(incremental._layouts) == len(before)  # which it replaced
+                assert len(incremental.layouts._layouts) == len(before)  # which it replaced
         # change a few rules: remove, add (with the terms of a rule already there or new ones), edit
         for _ in range(rng.randint(1, 4)):
             action = rng.choice(["remove", "add", "edit", "copy"])
