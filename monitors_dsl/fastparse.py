@@ -7,18 +7,26 @@ contextual lexers, tracks positions on its own stacks and calls the tree
 builder's methods directly, producing exactly the rules the normal path does.
 On any lexing or parsing error it gives up (returns None) and the caller falls
 back to the normal path, which produces the detailed diagnostics.
+
+If Lark's tables cannot be read (its internals changed), every text takes the
+normal path: still correct, only slower. That is logged once as a warning and
+:func:`lean_tables_error` says why, so a test can fail on it.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 
 from lark import Token
 from lark.parse_tree_builder import maybe_create_child_filter
 
 from .grammar import parser as lark_parser
 
-__all__ = ["fast_parse"]
+__all__ = ["fast_parse", "lean_tables_error"]
+
+log = logging.getLogger(__name__)
+_LOAD_ERRORS: list[str] = []
 
 
 class _Meta:
@@ -118,8 +126,19 @@ def _identity(children):
 def _tables() -> _Tables | None:
     try:
         return _Tables()
-    except Exception:  # Lark internals changed: the normal path still works
+    except Exception as error:  # Lark internals changed: the normal path still works, more slowly
+        _LOAD_ERRORS.append(f"{type(error).__name__}: {error}")
+        log.warning("the lean parser's tables did not load (%s): every text takes Lark's slower path",
+                    _LOAD_ERRORS[-1])
         return None
+
+
+def lean_tables_error() -> str | None:
+    """Why the lean parser's tables did not load (every text then takes Lark's path), or ``None`` when they
+    did (loading them first if need be)."""
+    if _tables() is not None:
+        return None
+    return _LOAD_ERRORS[-1] if _LOAD_ERRORS else "the tables did not load"
 
 
 def fast_parse(text: str, builder, start: str = "start"):
