@@ -13,6 +13,7 @@ live run over the same data give the same transitions.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Sequence
@@ -56,6 +57,8 @@ class BacktestResult:
     ticks: int = 0
     queries: int = 0
     errors: list[tuple[datetime, str, str]] = field(default_factory=list)  # (at, rule id, error)
+    #: set when the wall-clock deadline stopped the backtest: the time it had reached (results cover up to it)
+    stopped_at: datetime | None = None
     history: dict[str, list[SeriesPoint]] = field(default_factory=dict)  # rule id → evaluations
 
     def to_json(self) -> dict:
@@ -84,8 +87,12 @@ class BacktestResult:
 
 
 def backtest(rules: Sequence[EngineRule], source, start: datetime, end: datetime, *,
-             max_ticks: int = MAX_TICKS) -> BacktestResult:
-    """Runs ``rules`` at every time each is due in ``[start, end]``, oldest first."""
+             max_ticks: int = MAX_TICKS, deadline: float | None = None) -> BacktestResult:
+    """Runs ``rules`` at every time each is due in ``[start, end]``, oldest first.
+
+    ``deadline`` (``time.monotonic()`` seconds): stop before the first evaluation
+    that would start after it, keeping what was computed (``stopped_at`` says up to when).
+    """
     if end < start:
         raise ValueError("the end of a backtest must not be before its start")
     repository = MemoryRepository()
@@ -102,6 +109,9 @@ def backtest(rules: Sequence[EngineRule], source, start: datetime, end: datetime
             raise ValueError(f"the backtest would take more than {max_ticks:,} evaluations; "
                              "shorten the period or lengthen `every`")
         at = from_epoch(due)
+        if deadline is not None and time.monotonic() > deadline:
+            result.stopped_at = at
+            break
         report = runner.tick(at)
         result.ticks += 1
         result.queries += report.queries

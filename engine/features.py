@@ -87,9 +87,14 @@ class SourceHandle:
 
         return self._run(lambda: schema_with_values(schema, self._source, wanted, limit))
 
-    def preview(self, rule_text: str, name: str | None, start: datetime, end: datetime):
+    def preview(self, rule_text: str, name: str | None, start: datetime, end: datetime, *,
+                seconds: float | None = None):
         """The rule's backtest summary (as ``monitors backtest --format json``), its number of evaluations,
-        up to ten ``"time: message"`` errors and a PNG chart (None without matplotlib)."""
+        up to ten ``"time: message"`` errors and a PNG chart (None without matplotlib).
+
+        ``seconds``: the wall time it may take; past it the backtest stops and ``stopped_at``
+        says how far it got (else None)."""
+        import time
         from .backtest import backtest
         from .rules import rule_from_text
 
@@ -98,7 +103,8 @@ class SourceHandle:
         except ValueError as error:
             raise FeatureError("invalid_rule", str(error), "validate the rule with validate_alert_rule") from None
         try:
-            result = self._run(lambda: backtest([rule], self._source, start, end))
+            deadline = None if seconds is None else time.monotonic() + seconds
+            result = self._run(lambda: backtest([rule], self._source, start, end, deadline=deadline))
         except ValueError as error:
             raise FeatureError("invalid_input", str(error), "change since/until and call again") from None
         (summary,) = result.to_json()["rules"]
@@ -110,7 +116,8 @@ class SourceHandle:
         except ImportError:  # no chart without matplotlib; the summary stands on its own
             png = None
         return {"transitions": summary["transitions"], "notifications": summary["notifications"],
-                "evaluations": result.ticks, "errors": errors, "chart_png": png}
+                "evaluations": result.ticks, "errors": errors, "chart_png": png,
+                "stopped_at": None if result.stopped_at is None else _iso(result.stopped_at)}
 
     def close(self) -> None:
         self._source.close()

@@ -23,8 +23,9 @@ from pydantic import BaseModel, Field
 from ..service import InvalidInput, ServiceError, Workspace
 from ..service.engine_link import open_source, use_engine
 from ..service.language import parse_one
-from ..service.limits import MAX_RULE_TEXT, check_length
+from ..service.limits import MAX_RULE_TEXT, check_length, preview_bounds
 from ..service.rules import stored_rule_text
+from ..service.times import check_moment, parse_duration, parse_time
 from .backend import Backend
 from .respond import error_result
 
@@ -32,7 +33,7 @@ __all__ = ["register_preview_tool", "PreviewOut", "MAX_PREVIEW"]
 
 MAX_PREVIEW = timedelta(days=31)
 _REF = re.compile(r"^(?:\d{1,18}|[A-Za-z_][A-Za-z0-9_]{0,127})$")
-_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION = re.compile(r"^(?:[0-9]+[wdhms])+$")
 
 
 class PreviewTransition(BaseModel):
@@ -60,21 +61,54 @@ class PreviewOut(BaseModel):
     transitions: list[PreviewTransition]
     notifications: list[PreviewNotification]
     errors: list[str]
+    #: set when the preview stopped at its time limit: how far it got
+    note: str | None = None
+
+
+def _note(result: dict, seconds: float) -> str | None:
+    stopped = result.get("stopped_at")
+    if not stopped:
+        return None
+    return (f"The preview stopped at {stopped} after its {seconds:g} s: the results cover since up to then "
+            f"({result['evaluations']:,} evaluations). Preview a shorter span to see the rest.")
 
 
 def _parse_time(text: str, now: datetime, what: str) -> datetime:
-    text = text.strip()
-    match = _DURATION.match(text)
-    if text and match and any(match.groups()):
-        weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-        return now - timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    """A duration before ``now`` (24h, 7d) or an RFC 3339 time, within the ranges ``service.times`` allows."""
+    value = text.strip()
+    if value[:1] in tuple("0123456789") and _DURATION.match(value):
+        return check_moment(what, now - parse_duration(what, value))
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        return parse_time(what, value)
+    except InvalidInput as error:
+        if "outside the times" in error.message:
+            raise
         raise InvalidInput(f"{what} must be an RFC 3339 time such as 2024-05-01T12:00:00Z, or a duration "
                            f"before now such as 24h or 7d; got {text[:40]!r}.",
                            hint=f"e.g. {what}=\"7d\" or {what}=\"2024-05-01T12:00:00Z\"") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _span(seconds: int) -> str:
+    """A span in the duration syntax, largest units first: 7d, 3d12h, 41h40m."""
+    parts, left = [], int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(parts[:2]) or "0s"
+
+
+def _check_work(start: datetime, end: datetime, every_seconds: int, max_evaluations: int) -> None:
+    """Refuse before any work a preview that would run more evaluations than allowed, saying the longest span."""
+    every = max(int(every_seconds), 1)
+    evaluations = int((end - start).total_seconds()) // every
+    if evaluations > max_evaluations:
+        longest = _span(every * max_evaluations)
+        raise InvalidInput(
+            f"This preview would run {evaluations:,} evaluations (one every {_span(every)} from since to until); "
+            f"a preview runs at most {max_evaluations:,}, so for this rule it covers at most {longest}.",
+            code="preview_too_long", allowed=f"at most {longest} for a rule evaluated every {_span(every)}",
+            hint=f'e.g. since="{longest}", or a rule with a longer `every`')
 
 
 def _iso(moment: datetime) -> str:
@@ -110,16 +144,19 @@ def _preview(rule: str | int, since: str, until: str | None, workspace: Workspac
     end = _parse_time(until, now, "until") if until else now
     if end <= start:
         raise InvalidInput("until must be after since.", hint="leave until out to preview up to now")
+    max_evaluations, seconds = preview_bounds()
+    _check_work(start, end, parsed.every_seconds, max_evaluations)
     if end - start > MAX_PREVIEW:
         raise InvalidInput("A preview covers at most 31 days; shorten since/until.", code="preview_too_long",
                            hint='e.g. since="30d", or since and until 31 days apart at most')
     with open_source() as source:
-        result = use_engine(lambda: source.preview(parsed.canonical, parsed.name or stored_name, start, end))
+        result = use_engine(lambda: source.preview(parsed.canonical, parsed.name or stored_name, start, end,
+                                                   seconds=seconds))
     png = result["chart_png"]
     out = PreviewOut(since=_iso(start), until=_iso(end), evaluations=result["evaluations"],
                      transitions=[PreviewTransition.model_validate(t) for t in result["transitions"]],
                      notifications=[PreviewNotification.model_validate(n) for n in result["notifications"]],
-                     errors=result["errors"])
+                     errors=result["errors"], note=_note(result, seconds))
     content: list[Any] = [TextContent(type="text", text=out.model_dump_json(by_alias=True))]
     if png is not None:
         content.append(ImageContent(type="image", data=base64.b64encode(png).decode("ascii"), mime_type="image/png"))

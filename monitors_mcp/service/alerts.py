@@ -20,7 +20,7 @@ from .cursors import decode_cursor, encode_cursor
 from .errors import InvalidInput, NotFound
 from .limits import clamp_limit
 from .notifications import notifications_of
-from .rules import find_rule
+from .rules import find_rule, is_id
 from .times import parse_since
 
 __all__ = ["AlertService"]
@@ -100,7 +100,7 @@ class AlertService:
     def _rule_id(self, session: Session, ref: int | str) -> int:
         """A rule filter may name a deleted rule by id, to read the history it left."""
         text = str(ref).strip()
-        if text.isdigit() and len(text) < 19:
+        if is_id(text):
             found = session.scalar(select(Rule.id).where(Rule.id == int(text), Rule.owner_id == self.user_id))
             if found is not None:
                 return found

@@ -13,6 +13,10 @@ __all__ = [
     "MAX_QUERY",
     "MAX_RULE_TEXT",
     "MAX_URL",
+    "PREVIEW_EVALUATIONS",
+    "PREVIEW_SECONDS",
+    "preview_bounds",
+    "check_characters",
     "check_length",
     "check_name",
     "clamp_limit",
@@ -26,12 +30,50 @@ MAX_COMMENT = 500
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 
+#: A preview runs at most this many evaluations (7 days of a rule evaluated every minute) …
+PREVIEW_EVALUATIONS = 10_080
+#: … and stops after this many seconds of wall time, answering with what it computed.
+PREVIEW_SECONDS = 30.0
+
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
+def preview_bounds(env: dict[str, str] | None = None) -> tuple[int, float]:
+    """(evaluations, seconds) a preview may use: ``MONITORS_PREVIEW_MAX_EVALUATIONS``, ``MONITORS_PREVIEW_SECONDS``."""
+    import os
+
+    env = os.environ if env is None else env
+    evaluations = _setting(env, "MONITORS_PREVIEW_MAX_EVALUATIONS", PREVIEW_EVALUATIONS, 1, 10_000_000)
+    seconds = _setting(env, "MONITORS_PREVIEW_SECONDS", int(PREVIEW_SECONDS), 1, 3_600)
+    return evaluations, float(seconds)
+
+
+def _setting(env, name: str, default: int, low: int, high: int) -> int:  # noqa: ANN001
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ValueError(f"{name} must be a whole number from {low:,} to {high:,}; got {text[:20]!r}")
+    return int(text)
+
+
 def check_length(what: str, value: str, limit: int) -> None:
+    """``value`` is text of at most ``limit`` characters that the store can hold (no lone surrogates)."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be text; got {type(value).__name__}.")
     if len(value) > limit:
-        raise InvalidInput(f"{what} is {len(value):,} characters long; the limit is {limit:,}. Shorten it.")
+        raise InvalidInput(f"{what} is {len(value):,} characters long; the limit is {limit:,}. Shorten it.",
+                           allowed=f"at most {limit:,} characters")
+    check_characters(what, value)
+
+
+def check_characters(what: str, value: str) -> None:
+    """Refuse lone UTF-16 surrogates: half characters that no store, source or channel can encode."""
+    for index, char in enumerate(value):
+        if 0xD800 <= ord(char) <= 0xDFFF:
+            raise InvalidInput(
+                f"{what} holds a lone surrogate (U+{ord(char):04X}) at character {index + 1}: half of a "
+                "character, which cannot be stored. Send the text as proper Unicode.")
 
 
 def check_name(what: str, name: str) -> str:

@@ -30,19 +30,26 @@ from .language import NO_CHANNEL_NOTE, ParsedRule, parse_one, validate_text
 from .limits import MAX_QUERY, MAX_RULE_TEXT, check_length, check_name, clamp_limit
 from .notifications import notifications_of
 
-__all__ = ["RuleService", "find_rule", "stored_rule_text"]
+__all__ = ["RuleService", "find_rule", "is_id", "stored_rule_text"]
 
 SERIES_SHOWN = 100
+
+
+def is_id(text: str) -> bool:
+    """An id as the store holds them: ASCII digits (not ``²`` or ``١٢``) within a 63-bit integer."""
+    return text.isascii() and text.isdigit() and len(text) < 19
 
 
 def find_rule(session: Session, owner_id: int, ref: int | str) -> Rule:
     """The caller's live rule with this id or name; ``NotFound`` otherwise (also for another user's rule)."""
     if isinstance(ref, bool):
         raise InvalidInput("rule must be a rule id (a number) or a rule name.")
-    text = str(ref).strip()
+    text = str(ref).strip() if isinstance(ref, (int, str)) else ""
+    if not text:
+        raise InvalidInput("rule is empty: give a rule id (a number) or a rule name, as list_alert_rules shows.")
     query = select(Rule).where(Rule.owner_id == owner_id, Rule.deleted_at.is_(None))
-    if isinstance(ref, int) or text.isdigit():
-        rule = session.scalars(query.where(Rule.id == int(text))).first() if len(text) < 19 else None
+    if isinstance(ref, int) or is_id(text):
+        rule = session.scalars(query.where(Rule.id == int(text))).first() if is_id(text) else None
     else:
         check_length("rule", text, 128)
         rule = session.scalars(query.where(Rule.live_name == text)).first()

@@ -90,7 +90,7 @@ BAD_CALLS = [
     ("add_notification_channel", {"name": "x", "apprise_url": 5}, "valid string"),
     ("add_notification_channel", {"name": "x", "apprise_url": ""}, "empty"),
     ("delete_notification_channel", {"name": "nope"}, "No channel named 'nope'"),
-    ("delete_notification_channel", {"name": MB}, "No channel named"),
+    ("delete_notification_channel", {"name": MB}, "limit is 128"),
     ("delete_notification_channel", {"name": 5}, "valid string"),
     ("preview_alert_rule", {"rule": MB, "since": "1h"}, "limit is 20,000"),
     ("preview_alert_rule", {"rule": "avgg(x.y) > 1", "since": "1h"}, "line 1, column 1"),

@@ -67,3 +67,125 @@ async def test_idle_sessions_close_and_free_their_places(db: Database, server) -
         while (status := (await _open(http, server.url, user)).status_code) == 429 and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
         assert status == 200
+
+
+# --- previews: bounded by evaluations (refused up front) and wall time (stopped with a note) ----------
+
+from datetime import datetime, timedelta, timezone  # noqa: E402
+
+from tests.mcp.helpers import BTC, connect, snapshot  # noqa: E402
+
+NOW = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
+    lines = ["time,symbol,price"] + [
+        f"{(NOW - timedelta(minutes=180 - m)).isoformat().replace('+00:00', 'Z')},BTC,{69_000 + 10 * m}"
+        for m in range(180)]
+    (tmp_path / "crypto.csv").write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("MONITORS_ENGINE_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def _every(seconds: str) -> str:
+    return f'rule bomb {{\n  when last(crypto.price{{symbol="BTC"}}, 1m) > 70000\n  every {seconds}\n}}'
+
+
+PREVIEW_BOMBS = [
+    # (rule, since, the longest span the refusal offers)
+    (_every("30s"), "31d", "3d12h"),
+    (_every("1s"), "1d", "2h48m"),
+    (_every("1s"), "2024-05-01T00:00:00Z", "2h48m"),
+    (BTC, "8d", "7d"),
+]
+
+
+@pytest.mark.parametrize(("rule", "since", "longest"), PREVIEW_BOMBS)
+async def test_previews_over_the_evaluation_budget_are_refused_before_any_work(
+        db: Database, secrets, new_user, data_dir, rule, since, longest) -> None:  # noqa: ANN001
+    async with connect(db, secrets, new_user()) as client:
+        started = time.monotonic()
+        result = await client.call_tool("preview_alert_rule", {"rule": rule, "since": since})
+        answered_in = time.monotonic() - started
+    assert result.is_error
+    out = result.structured_content
+    assert out["code"] == "preview_too_long"
+    assert f"at most {longest}" in out["error"] and "10,080" in out["error"]
+    assert answered_in < 10  # refused up front, not after running (this bomb ran for minutes)
+
+
+async def test_a_preview_stops_at_its_deadline_with_what_it_computed(db: Database, secrets, new_user, data_dir,
+                                                                     monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("MONITORS_PREVIEW_SECONDS", "1")
+    async with connect(db, secrets, new_user()) as client:
+        result = await client.call_tool("preview_alert_rule", {"rule": _every("1s"), "since": "2h"})
+    assert not result.is_error, result.content[0].text
+    out = result.structured_content
+    assert out["note"] and "stopped at" in out["note"] and "1 s" in out["note"]
+    assert 0 < out["evaluations"] < 7200
+
+
+# --- malformed values: invalid_input with the allowed range, never a generic error --------------------
+
+import base64 as _b64  # noqa: E402
+import json as _json  # noqa: E402
+
+
+def _cursor(value) -> str:  # noqa: ANN001
+    return _b64.urlsafe_b64encode(_json.dumps(value).encode()).decode().rstrip("=")
+
+
+_DEEP = _b64.urlsafe_b64encode(("[" * 100_000 + "]" * 100_000).encode()).decode()
+MALFORMED = [
+    # (tool, arguments, words the message must hold)
+    ("silence_alert_rule", {"rule": "btc", "duration": "99999999999w"}, "36500d"),
+    ("silence_alert_rule", {"rule": "btc", "duration": "1" * 5000 + "s"}, "36500d"),
+    ("silence_alert_rule", {"rule": "btc", "duration": "²s"}, "not a duration"),
+    ("silence_alert_rule", {"rule": "btc", "until": "9999-12-31T23:59:59-14:00"}, "9999-12-30"),
+    ("silence_alert_rule", {"rule": "btc", "until": "0001-01-01T00:00:00+01:00"}, "1970-01-01"),
+    ("silence_alert_rule", {"rule": "btc", "duration": "1h", "comment": "\ud800"}, "surrogate"),
+    ("list_alerts", {"since": "9999-12-31T23:59:59-14:00"}, "9999-12-30"),
+    ("list_alerts", {"since": "0001-01-01T00:00:00+01:00"}, "1970-01-01"),
+    ("list_alerts", {"since": "99999999999w"}, "36500d"),
+    ("list_alerts", {"since": "1" * 5000 + "s"}, "36500d"),
+    ("list_alerts", {"rule": "²"}, "No rule"),
+    ("get_alert_rule", {"rule": "²"}, "No rule"),
+    ("get_alert_rule", {"rule": "١٢"}, "No rule"),
+    ("update_alert_rule", {"rule": "²", "enabled": False}, "No rule"),
+    ("get_alert_rule", {"rule": "   "}, "empty"),
+    ("list_alert_rules", {"cursor": _cursor(["rules", [1], [2]])}, "cursor is not one"),
+    ("list_alert_rules", {"cursor": _cursor(["rules", None, None])}, "cursor is not one"),
+    ("list_alert_rules", {"cursor": _cursor(["rules", "a", 2**80])}, "cursor is not one"),
+    ("list_alert_rules", {"cursor": _cursor(["rules", {"a": 1}, 1])}, "cursor is not one"),
+    ("list_alert_rules", {"cursor": _DEEP}, "cursor is not one"),
+    ("list_alerts", {"cursor": _cursor(["alerts", "2024-01-01", [1]])}, "cursor is not one"),
+    ("list_alerts", {"cursor": _cursor(["alerts", None, None])}, "cursor is not one"),
+    ("list_alerts", {"cursor": _cursor(["alerts", "9999-12-31T23:59:59-14:00", 1])}, "cursor is not one"),
+    ("list_alerts", {"cursor": _cursor(["alerts", "2024-01-01T00:00:00", 2**80])}, "cursor is not one"),
+    ("list_alerts", {"cursor": _DEEP}, "cursor is not one"),
+    ("list_alert_rules", {"query": "\ud800"}, "surrogate"),
+    ("delete_notification_channel", {"name": "\ud800"}, "surrogate"),
+    ("create_alert_rule", {"rule": BTC, "name": "\ud800"}, "surrogate"),
+    ("preview_alert_rule", {"rule": BTC, "since": "99999999999w"}, "36500d"),
+    ("preview_alert_rule", {"rule": BTC, "since": "9999-12-31T23:59:59-14:00"}, "9999-12-30"),
+    ("preview_alert_rule", {"rule": BTC, "since": "0001-01-01T00:00:00+01:00"}, "1970-01-01"),
+]
+
+
+@pytest.mark.parametrize(("tool", "arguments", "words"), MALFORMED,
+                         ids=[f"{t}-{str(a)[:40]}" for t, a, _ in MALFORMED])
+async def test_malformed_values_are_invalid_input_saying_the_allowed_range(
+        db: Database, secrets, new_user, tool, arguments, words) -> None:  # noqa: ANN001
+    async with connect(db, secrets, new_user()) as client:
+        created = await client.call_tool("create_alert_rule", {"rule": BTC, "name": "btc"})
+        assert not created.is_error
+        before = snapshot(db)
+        result = await client.call_tool(tool, arguments)
+    assert result.is_error
+    out = result.structured_content
+    assert out["code"] in ("invalid_input", "not_found"), out
+    assert words in out["error"], out["error"]
+    if "36500d" in words or "1970" in words or "9999" in words:
+        assert out["allowed"]
+    assert snapshot(db) == before

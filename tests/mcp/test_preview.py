@@ -46,7 +46,8 @@ async def test_preview_summarises_and_draws(db: Database, secrets, alice: int, d
     ({"rule": "lats(crypto.price) > 1", "since": "1h"}, "unknown function"),
     ({"rule": "last(crypto.price) > 1", "since": "yesterday"}, "RFC 3339"),
     ({"rule": "last(crypto.price) > 1", "since": "1h", "until": "2h"}, "until must be after since"),
-    ({"rule": "last(crypto.price) > 1", "since": "60d"}, "at most 31 days"),
+    ({"rule": "rule r {\n when last(crypto.price) > 1\n every 10m\n}", "since": "60d"}, "at most 31 days"),
+    ({"rule": "last(crypto.price) > 1", "since": "60d"}, "at most 7d"),  # every minute: 10,080 evaluations
 ])
 async def test_preview_bad_input_is_a_clear_error(db: Database, secrets, alice: int, data_dir, arguments,  # noqa: F811
                                                   message) -> None:
