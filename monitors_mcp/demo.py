@@ -98,12 +98,27 @@ class _Sink:
         return f"json://127.0.0.1:{self.server.server_address[1]}/alerts"
 
     def __enter__(self) -> "_Sink":
+        import os
+
+        from .store.destinations import ALLOW_ENV
+
+        # The demo's own webhook is local: allow it for the demo's run, as an operator would.
+        self._allowed = os.environ.get(ALLOW_ENV)
+        os.environ[ALLOW_ENV] = ",".join(filter(None, [self._allowed, "127.0.0.1"]))
         self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        import os
+
+        from .store.destinations import ALLOW_ENV
+
         self.server.shutdown()
         self.server.server_close()
+        if self._allowed is None:
+            os.environ.pop(ALLOW_ENV, None)
+        else:
+            os.environ[ALLOW_ENV] = self._allowed
 
 
 def _prices(start: datetime, minutes: int):

@@ -11,7 +11,9 @@ result (``AppriseResult`` → ``NotifyResult`` → attempts and their logs).
   deadline; the outcome then says why the last attempt failed.
 - An attempt that times out may still have been delivered; it is retried too
   (at-least-once), and the outcome is marked ``uncertain``.
-- A URL apprise does not accept fails at once, without retries.
+- A URL apprise does not accept fails at once, without retries; so does one
+  whose host is, or resolves to, an internal address the operator has not
+  allowed (``monitors_mcp.store.destinations``; checked again before each retry).
 - Each attempt uses a fresh ``apprise.Apprise`` object: apprise throttles
   repeated sends through one plugin instance (e-mail: seconds), which would
   eat the deadline. An attempt apprise gave up waiting for keeps running in
@@ -31,6 +33,8 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+from monitors_mcp.store.destinations import DestinationRefused, check_destination
 
 from .redact import display_target, protect_url, redact
 from .render import RenderedNotification
@@ -125,6 +129,15 @@ def _attempt(apobj, message: RenderedNotification, timeout: float):
         result.close()
 
 
+def _refused(url: str) -> str | None:
+    """Why ``url`` may not be sent to (an internal address, a method other than POST), or None."""
+    try:
+        check_destination(url)
+    except DestinationRefused as refused:
+        return redact(f"not sent: {refused}")
+    return None
+
+
 def _deliver_one(index: int, url: str, message: RenderedNotification, policy: RetryPolicy,
                  sleep: Callable[[float], None], clock: Callable[[], float]) -> DeliveryOutcome:
     import apprise
@@ -132,12 +145,17 @@ def _deliver_one(index: int, url: str, message: RenderedNotification, policy: Re
     target = display_target(url)
     if not apprise.Apprise(asset=_asset()).add(url):  # (the first call loads apprise's plugins)
         return DeliveryOutcome(index, target, False, 0, "not a notification URL apprise accepts")
+    refused = _refused(url)
+    if refused is not None:
+        return DeliveryOutcome(index, target, False, 0, refused)
     start = clock()
     deadline = start + policy.deadline
     attempts, uncertain, reason, service, failure = 0, False, None, None, None
     shortest = min(policy.attempt_timeout, policy.min_attempt)
     while True:
         attempts += 1
+        if attempts > 1 and (refused := _refused(url)) is not None:  # a name may resolve elsewhere by now
+            return DeliveryOutcome(index, target, False, attempts - 1, refused, service, uncertain, clock() - start)
         timeout = min(policy.attempt_timeout, max(deadline - clock(), 0.0))
         # a fresh apprise object per attempt: a plugin throttles repeated sends on one instance
         apobj = apprise.Apprise(asset=_asset())

@@ -13,10 +13,11 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..store.destinations import ALLOW_ENV, DestinationRefused, check_destination
 from .errors import InvalidInput
 from .limits import MAX_URL
 
-__all__ = ["ALLOWED_SCHEMES", "CheckedUrl", "check_apprise_url"]
+__all__ = ["ALLOWED_SCHEMES", "CheckedUrl", "check_apprise_url", "shown_host"]
 
 # Services the notifier may call. Keys are schemes, values the service name shown when
 # apprise is not installed to ask.
@@ -116,10 +117,29 @@ def check_apprise_url(url: str) -> CheckedUrl:
                 f"the {service} service needs (see the apprise wiki page for {name}://)."
             )
         service = apprise_service or service
-    host = None
-    if name in HOSTNAME_SCHEMES:
-        try:
-            host = urlsplit(url).hostname
-        except ValueError:
-            host = None
-    return CheckedUrl(url=url, scheme=name, host=host, service=service)
+    try:
+        check_destination(url)
+    except DestinationRefused as refused:
+        raise InvalidInput(f"This {service} URL cannot be used: {refused}.", allow_setting=ALLOW_ENV) from None
+    return CheckedUrl(url=url, scheme=name, host=shown_host(name, url), service=service)
+
+
+def shown_host(scheme: str, url: str) -> str | None:
+    """The URL's host when it is a plain host name, None when it is (or may be) a credential.
+
+    ``ntfy://TOPIC`` (the public ntfy server) and ``matrix://TOKEN?mode=t2bot``
+    put the secret where a host would be; ``ntfys://host/topic`` does not.
+    """
+    if scheme not in HOSTNAME_SCHEMES:
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if scheme in ("ntfy", "ntfys") and not parts.path.strip("/"):
+        return None  # the "host" is the topic, which is all it takes to read and send
+    if scheme in ("matrix", "matrixs") and ("t2bot" in parts.query.lower() or not (parts.username or
+                                                                                    parts.path.strip("/"))):
+        return None  # the "host" is an access token
+    return host

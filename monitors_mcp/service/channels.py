@@ -9,9 +9,9 @@ from ..schemas import ChannelDeleted, ChannelList, ChannelOut
 from ..store import Database, NotificationChannel, Rule, RuleChannel
 from ..store.secrets import SecretBox
 from ..store.types import utcnow
-from .apprise_urls import check_apprise_url
+from .apprise_urls import check_apprise_url, shown_host
 from .errors import Conflict, InvalidInput, NotFound
-from .limits import check_name
+from .limits import MAX_NAME, check_length, check_name
 
 __all__ = ["ChannelService"]
 
@@ -44,7 +44,7 @@ class ChannelService:
                 session.flush()
             except IntegrityError:
                 raise Conflict(f"You already have a channel named {name!r}.") from None
-            return _out(channel)
+            return _out(channel, channel.host)
 
     def list(self) -> ChannelList:
         with self.db.session() as session:
@@ -53,13 +53,14 @@ class ChannelService:
                 .where(NotificationChannel.owner_id == self.user_id)
                 .order_by(NotificationChannel.name)
             )
-            return ChannelList(channels=[_out(c) for c in channels])
+            return ChannelList(channels=[_out(c, self._shown_host(c)) for c in channels])
 
     def delete(self, name: str) -> ChannelDeleted:
         if not isinstance(name, str) or not name.strip():
             raise InvalidInput("name is empty: give the channel's name, as list_notification_channels shows it.")
+        check_length("name", name.strip(), MAX_NAME)
         with self.db.session() as session:
-            channel = self._find(session, name.strip()[:200])
+            channel = self._find(session, name.strip())
             if channel is None:
                 raise NotFound(
                     f"No channel named {name.strip()[:128]!r}: list_notification_channels shows your channels."
@@ -73,6 +74,15 @@ class ChannelService:
             )
             return ChannelDeleted(deleted=channel.name, rules_still_notifying=sorted(set(still)))
 
+    def _shown_host(self, channel: NotificationChannel) -> str | None:
+        """The host as ``shown_host`` says now, also for channels stored before it hid more."""
+        if channel.host is None:
+            return None
+        try:
+            return shown_host(channel.scheme, self.secrets.decrypt(channel.url_encrypted))
+        except Exception:  # noqa: BLE001 - a URL that cannot be read shows no host
+            return None
+
     def _find(self, session, name: str) -> NotificationChannel | None:  # noqa: ANN001
         return session.scalars(
             select(NotificationChannel).where(
@@ -81,11 +91,11 @@ class ChannelService:
         ).first()
 
 
-def _out(channel: NotificationChannel) -> ChannelOut:
+def _out(channel: NotificationChannel, host: str | None) -> ChannelOut:
     return ChannelOut(
         name=channel.name,
         scheme=channel.scheme,
-        host=channel.host,
+        host=host,
         service=channel.service,
         created_at=channel.created_at,
     )
