@@ -131,19 +131,23 @@ def check_destination(url: str, *, allow: AllowList | None = None, resolve: bool
             raise DestinationRefused("the URL has no host to send to")
         if allow.allows_name(host):
             continue
-        for address in _addresses(host, resolve, unresolvable_ok):
+        literal = _literal(host)
+        for address in [literal] if literal is not None else _addresses(host, resolve, unresolvable_ok):
             if _internal(address) and not allow.allows_address(address):
+                what = "an internal address" if literal is not None else f"a name for an internal address ({address})"
                 raise DestinationRefused(
-                    f"the URL's host {_shown(host)} is {'an' if str(address) == host else 'a name for an'} "
-                    f"internal address ({address}): notifications may only go to public hosts. An operator "
-                    f"can allow it with {ALLOW_ENV}")
+                    f"the URL's host {_shown(host)} is {what}: notifications may only go to public hosts. "
+                    f"An operator can allow it with {ALLOW_ENV}")
+
+
+def _literal(host: str):
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 def _addresses(host: str, resolve: bool, unresolvable_ok: bool):
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
     if not resolve:
         return []
     try:

@@ -108,3 +108,36 @@ def test_rules_templates_go_through_the_worker_and_the_defaults_do_not(monkeypat
     defaults = dict(VARIABLES, kind="firing", previous_severity=None, direction=None)
     title, _ = render._render_pair(None, None, defaults, Limits())
     assert asked == [["title", "message"]] and title
+
+
+# --- delivery: internal targets refused again when sending ---------------------------------------------
+
+from engine.notify import RenderedNotification, RetryPolicy, deliver  # noqa: E402
+from tests.support.receivers import HttpReceiver, SmtpReceiver  # noqa: E402
+
+MESSAGE = RenderedNotification(title="t", body="b", idempotency_key="k")
+QUICK = RetryPolicy(deadline=2, first_delay=0.05, attempt_timeout=1)
+
+
+def test_delivery_to_an_internal_address_is_refused_without_a_request(monkeypatch):
+    """A channel stored while its host was allowed (or whose name now resolves inside) is refused when sending."""
+    monkeypatch.delenv("MONITORS_CHANNEL_ALLOW_HOSTS", raising=False)
+    with HttpReceiver() as http, SmtpReceiver() as smtp:
+        outcomes = deliver(MESSAGE, [http.url("json", "/hook"), http.url("json", "/hook").replace("127.0.0.1", "localhost"),
+                                     smtp.url(to="ops@example.com")], QUICK)
+        assert [o.delivered for o in outcomes] == [False, False, False]
+        assert all("internal address" in o.reason and o.attempts == 0 for o in outcomes)
+        assert not http.wait_for(1, timeout=0.5) and http.count == 0 and smtp.count == 0
+
+
+def test_delivery_with_the_operator_allow_list_reaches_the_receiver(monkeypatch):
+    monkeypatch.setenv("MONITORS_CHANNEL_ALLOW_HOSTS", "127.0.0.0/8")
+    with HttpReceiver() as http:
+        (outcome,) = deliver(MESSAGE, [http.url("json", "/hook")], QUICK)
+        assert outcome.delivered and http.wait_for(1)
+
+
+def test_delivery_refuses_methods_other_than_post(monkeypatch):
+    with HttpReceiver() as http:
+        (outcome,) = deliver(MESSAGE, [http.url("json", "/hook", "method=PUT")], QUICK)
+        assert not outcome.delivered and "POST only" in outcome.reason and http.count == 0

@@ -189,3 +189,70 @@ async def test_malformed_values_are_invalid_input_saying_the_allowed_range(
     if "36500d" in words or "1970" in words or "9999" in words:
         assert out["allowed"]
     assert snapshot(db) == before
+
+
+# --- channels: no internal targets, POST only, no secret shown as a host -------------------------------
+
+INTERNAL_URLS = [
+    "json://127.0.0.1:8181/hook", "json://169.254.169.254/latest", "jsons://localhost/hook",
+    "json://10.0.0.5/x", "json://192.168.1.1/x", "json://172.16.0.1/x", "json://100.64.0.1/x",
+    "json://0.0.0.0/x", "json://[::1]/x", "json://[fe80::1]/x", "json://[fd00::1]/x",
+    "json://[::ffff:127.0.0.1]/x", "json://2130706433/x", "xml://127.0.0.1/x", "form://127.0.0.1/x",
+    "ntfy://127.0.0.1/topic", "gotify://10.0.0.1/token", "mmost://192.168.0.2/token",
+    "matrixs://user:pass@10.1.1.1/#room", "rocket://user:pass@127.0.0.1/room", "apprise://169.254.169.254/token",
+    "signal://10.0.0.1/+12345678901", "zulip://bot@127.0.0.1/abcdefghijklmnopqrstuvwxyzABCDEF",
+    "mailtos://user:pass@example.com?smtp=127.0.0.1", "mailto://user:pw@localhost",
+]
+NOT_POST = ["json://127.0.0.1:8181/hook?method=PUT&+X-Api-Key=K", "json://hooks.example.com/x?method=GET",
+            "xmls://hooks.example.com/x?method=DELETE", "forms://hooks.example.com/x?method=PATCH"]
+
+
+@pytest.fixture
+def no_allow_list(monkeypatch):  # noqa: ANN001, ANN201
+    monkeypatch.delenv("MONITORS_CHANNEL_ALLOW_HOSTS", raising=False)
+
+
+@pytest.mark.parametrize("url", INTERNAL_URLS)
+async def test_channels_to_internal_addresses_are_refused(db: Database, secrets, new_user, no_allow_list,
+                                                          url) -> None:  # noqa: ANN001
+    async with connect(db, secrets, new_user()) as client:
+        before = snapshot(db)
+        result = await client.call_tool("add_notification_channel", {"name": "inside", "apprise_url": url})
+    assert result.is_error
+    out = result.structured_content
+    assert out["code"] == "invalid_input"
+    assert "internal address" in out["error"] and "MONITORS_CHANNEL_ALLOW_HOSTS" in out["error"]
+    assert "pass" not in out["error"] and "abcdefghij" not in out["error"]  # no secret repeated
+    assert snapshot(db) == before
+
+
+@pytest.mark.parametrize("url", NOT_POST)
+async def test_webhooks_send_with_post_only(db: Database, secrets, new_user, url) -> None:  # noqa: ANN001
+    async with connect(db, secrets, new_user()) as client:
+        result = await client.call_tool("add_notification_channel", {"name": "put", "apprise_url": url})
+    assert result.is_error and "POST only" in result.structured_content["error"]
+
+
+async def test_the_operator_allow_list_opens_exactly_what_it_names(db: Database, secrets, new_user,
+                                                                   monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("MONITORS_CHANNEL_ALLOW_HOSTS", "10.0.0.0/8, hooks.internal, *.corp.example")
+    async with connect(db, secrets, new_user()) as client:
+        for name, url in [("a", "json://10.1.2.3/x"), ("b", "json://hooks.internal/x"),
+                          ("c", "jsons://alerts.corp.example/x"), ("d", "json://hooks.example.com/x?method=POST")]:
+            result = await client.call_tool("add_notification_channel", {"name": name, "apprise_url": url})
+            assert not result.is_error, (url, result.content[0].text)
+        refused = await client.call_tool("add_notification_channel",
+                                         {"name": "e", "apprise_url": "json://192.168.1.1/x"})
+        assert refused.is_error and "internal address" in refused.structured_content["error"]
+
+
+async def test_hosts_that_are_secrets_are_not_listed(db: Database, secrets, new_user) -> None:  # noqa: ANN001
+    topic = "alerts-0f9e8d7c6b5a"
+    async with connect(db, secrets, new_user()) as client:
+        for name, url in [("topic", f"ntfy://{topic}"), ("tls_topic", f"ntfys://{topic}"),
+                          ("hosted", "ntfys://ntfy.example.com/topic"), ("hook", "jsons://hooks.example.com/x")]:
+            assert not (await client.call_tool("add_notification_channel", {"name": name, "apprise_url": url})).is_error
+        listed = await client.call_tool("list_notification_channels", {})
+    hosts = {c["name"]: c["host"] for c in listed.structured_content["channels"]}
+    assert hosts == {"topic": None, "tls_topic": None, "hosted": "ntfy.example.com", "hook": "hooks.example.com"}
+    assert topic not in str(listed.content)
