@@ -19,6 +19,15 @@ from . import ast as a
 from .errors import Diagnostics, closest, did_you_mean
 from .fastparse import fast_parse
 from .grammar import parser as lark_parser
+from .hints import (
+    UNIT_WORDS,
+    clause_hint,
+    function_hint,
+    missing_brace,
+    number_suffix,
+    offset_inside_call,
+    spaced_duration,
+)
 
 __all__ = ["SourceText", "parse_text", "INCOMPLETE", "MAX_TEXT_LENGTH", "MAX_NESTING", "CLAUSE_KEYWORDS", "FUNCTIONS"]
 
@@ -281,6 +290,10 @@ class _Builder:
         if function == "abs":
             return self._abs(args, offset_token, span, name_span)
         if function not in a.AGGREGATES:
+            unsupported = function_hint(function)
+            if unsupported is not None:
+                self.diags.add("unknown-function", f"unknown function `{name_token}`", name_span, unsupported)
+                return a.Invalid(str(name_token), span=span)
             if function in _FUNCTION_ALIASES:
                 hint = f"did you mean `{_FUNCTION_ALIASES[function]}`?"
             else:
@@ -497,6 +510,24 @@ def _terminal_word(name: str) -> str:
     return name.lower()
 
 
+_TAKES_DURATION = re.compile(r"(?:,|\boffset|\bevery|\bfor)\s*$", re.IGNORECASE)
+_IN_CALL = re.compile(r"[(,{]\s*$")
+
+
+def _possible(expected, text: str, start: int) -> set:
+    """``expected`` without what cannot stand at ``start``: a duration stands only after a call's `,`,
+    after `offset` and after the clauses that take one (`every`, `for`, `keep firing for`, `repeat every`);
+    a `quoted name` (a series or a tag) only inside a call or `{…}` — elsewhere a series needs a function
+    around it."""
+    possible = set(expected)
+    before = text[:start]
+    if "DURATION" in possible and not _TAKES_DURATION.search(before):
+        possible.discard("DURATION")
+    if "QUOTED_NAME" in possible and "NAME" in possible and not _IN_CALL.search(before):
+        possible.discard("QUOTED_NAME")
+    return possible
+
+
 def _expected_words(expected) -> str:
     words = sorted({_terminal_word(t) for t in expected})
     if len(words) > 8:
@@ -520,7 +551,7 @@ def report_syntax_error(error: UnexpectedInput, source: SourceText, diags: Diagn
         while end > base and text[end - 1].isspace():
             end -= 1
         span = source.span(max(base, end - 1), end)
-        expected = set(error.expected)
+        expected = _possible(error.expected, text, end)
         hint = f"expected {_expected_words(expected)}"
         if "RPAR" in expected:
             hint = "a `(` is not closed; " + hint
@@ -534,7 +565,7 @@ def report_syntax_error(error: UnexpectedInput, source: SourceText, diags: Diagn
     start = base + token.start_pos
     span = source.span(start, base + token.end_pos)
     value = str(token)
-    hint = f"expected {_expected_words(expected)}"
+    hint = f"expected {_expected_words(_possible(expected, text, start))}"
     if token.type in _TOKEN_NOUNS:
         message = f"unexpected {_TOKEN_NOUNS[token.type]} `{value}`"
     else:
@@ -542,7 +573,43 @@ def report_syntax_error(error: UnexpectedInput, source: SourceText, diags: Diagn
     code = "syntax-error"
     previous = text[start - 1] if start > 0 else ""
     following = text[base + token.end_pos] if base + token.end_pos < len(text) else ""
-    if token.type == "NUMBER" and "DURATION" in expected and following.isalpha():
+    spaced = spaced_duration(text, start) if token.type == "NAME" else None
+    after = re.match(r"\s+([A-Za-z]+)", text[base + token.end_pos:])
+    braces = missing_brace(text, base, start) if token.type in ("DURATION", "NUMBER", "PERCENT", "RPAR") else None
+    if spaced is not None:
+        begin, stop, written = spaced
+        span = source.span(begin, stop)
+        message = f"`{' '.join(text[begin:stop].split())}` is not a duration"
+        hint = f"write `{written}`: a number and a unit letter s, m, h, d or w, with no space"
+    elif token.type == "NUMBER" and "DURATION" in expected and after and after.group(1).lower() in UNIT_WORDS:
+        stop = base + token.end_pos + after.end()
+        span = source.span(start, stop)
+        message = f"`{value} {after.group(1)}` is not a duration"
+        hint = f"write `{value}{UNIT_WORDS[after.group(1).lower()]}`: a number and a unit letter, with no space"
+    elif token.type == "FILTER_OP" and value == "=" and following in "<>" and following:
+        span = source.span(start, start + 2)
+        message = f"`={following}` is not an operator"
+        hint = f"did you mean `{following}=`?"
+    elif braces is not None:
+        message = "a `{` is not closed"
+        hint = f"a `}}` is missing: write `{braces}` and then `{value}`"
+    elif value.lower() == "offset" and ("RPAR" in expected or "COMMA" in expected):
+        rewritten = offset_inside_call(text, start)
+        message = "`offset` goes after the call's `)`, not inside it"
+        hint = f"write `{rewritten}`" if rewritten else "move `offset DURATION` after the `)`"
+    elif token.type == "NAME" and previous.isdigit() and number_suffix(text, start) is not None:
+        begin, stop, written = number_suffix(text, start)
+        span = source.span(begin, stop)
+        message = f"`{text[begin:stop]}` is not a number"
+        hint = f"write `{written}` (or with `_` between thousands: {int(float(written)):_})" \
+            if float(written) == int(float(written)) else f"write `{written}`"
+    elif token.type == "NAME" and previous.isdigit() and value.lower() in UNIT_WORDS \
+            and UNIT_WORDS[value.lower()] != value:
+        number = re.search(r"\d+$", text[:start]).group(0)
+        span = source.span(start - len(number), base + token.end_pos)
+        message = f"`{number}{value}` is not a duration"
+        hint = f"write `{number}{UNIT_WORDS[value.lower()]}`: units are s, m, h, d or w"
+    elif token.type == "NUMBER" and "DURATION" in expected and following.isalpha():
         message = f"`{_word_at(text, base + token.end_pos)}` is not a duration"
         hint = "durations are a whole number with a lower-case unit s, m, h, d or w (e.g. 90s, 5m, 1h30m)"
     elif token.type == "NUMBER" and "DURATION" in expected:
@@ -557,8 +624,13 @@ def report_syntax_error(error: UnexpectedInput, source: SourceText, diags: Diagn
     elif token.type in ("NAME", "SEVERITY_WORD", "TEMPLATE_KEYWORD") and ("$END" in expected or "RBRACE" in expected) and in_rule:
         code = "unknown-clause"
         message = f"`{value}` does not start a clause"
+        instead = clause_hint(value)
         suggestion = closest(value, CLAUSE_KEYWORDS + tuple(w.split()[0] for w in CLAUSE_KEYWORDS))
-        hint = (f"did you mean `{suggestion}`? " if suggestion else "") + "clauses: " + ", ".join(CLAUSE_KEYWORDS)
+        if instead is not None and not instead.startswith("did you mean"):
+            hint = instead
+        else:
+            hint = ((instead + " ") if instead else (f"did you mean `{suggestion}`? " if suggestion else "")) \
+                + "clauses: " + ", ".join(CLAUSE_KEYWORDS)
     elif token.type == "NAME" and ("_AND" in expected or "_OR" in expected):
         suggestion = closest(value, ("and", "or", "offset", "not"))
         message = f"unexpected name `{value}` after a complete expression"
@@ -609,6 +681,13 @@ def _character_problem(text: str, start: int, char: str) -> tuple[str, str | Non
         return "this backtick name is not closed", "add the closing ` on the same line"
     if char == "%":
         return "`%` must follow a number directly", "write 5% (no space), meaning 0.05"
+    if char == ":":
+        tag = re.search(r"([A-Za-z_][A-Za-z0-9_]*|`[^`]*`)\s*$", text[:start])
+        value = re.match(r"\s*(\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|[A-Za-z0-9_.-]+)", text[start + 1:])
+        if tag and value:
+            literal = value.group(1) if value.group(1)[0] in "\"'" else f'"{value.group(1)}"'
+            return "`:` is not a filter operator", f"write {tag.group(1)}={literal}"
+        return "`:` is not a filter operator", 'inside `{…}` write tag="value"'
     if char == "$":
         return "`$` is not part of the language", "write numbers without currency signs: 70000"
     if char == ",":
