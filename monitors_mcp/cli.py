@@ -25,6 +25,14 @@ from collections.abc import Sequence
 __all__ = ["main"]
 
 LOCAL_USER_ENV = "MONITORS_USER"
+DATA_SOURCE_HELP = """\
+data source (describe_data, names checked against the data, preview_alert_rule; needs the [engine] extra:
+pip install "monitors-mcp[engine]"), read from the environment:
+  MONITORS_ENGINE_DATA_DIR   a directory of <measurement>.csv / .parquet files (the embedded source)
+  INFLUXDB3_HOST             InfluxDB 3, e.g. http://localhost:8181 (used when no data directory is set)
+  INFLUXDB3_DATABASE         its database
+  INFLUXDB3_AUTH_TOKEN       its token (may be empty for a server without authentication)
+Without one, rules are stored with their names unchecked, and the tools that need data say what to set."""
 
 
 class CliError(Exception):
@@ -32,7 +40,8 @@ class CliError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="monitors-mcp", description="Alert rules for time series, over MCP.")
+    parser = argparse.ArgumentParser(prog="monitors-mcp", description="Alert rules for time series, over MCP.",
+                                     epilog=DATA_SOURCE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="SQLAlchemy URL (default: $MONITORS_DATABASE_URL or SQLite in the data dir)")
     sub = parser.add_subparsers(dest="command")
 

@@ -201,3 +201,31 @@ async def test_over_stdio_names_are_looked_up_and_checked(db: Database, tmp_path
             assert [t["values"] for t in described.structured_content["measurement"]["tags"]] == [["web-1", "web-2"]]
             bad = await client.call_tool("create_alert_rule", {"rule": "avg(cpu.usage, 5m) > 90", "name": "cpu"})
             assert bad.is_error and "`usage_user`" in _diagnostics(bad)["unknown-field"]["hint"]
+
+
+def test_help_shows_the_data_source_settings() -> None:
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "monitors_mcp", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert done.returncode == 0
+    for setting in ("MONITORS_ENGINE_DATA_DIR", "INFLUXDB3_HOST", "INFLUXDB3_DATABASE", "INFLUXDB3_AUTH_TOKEN",
+                    'pip install "monitors-mcp[engine]"'):
+        assert setting in done.stdout
+
+
+def test_the_server_reaches_the_engine_only_through_its_entry_point() -> None:
+    import ast
+    from importlib import metadata
+
+    (entry,) = [e for e in metadata.entry_points(group=engine_link.ENTRY_POINT_GROUP) if e.name == "features"]
+    assert entry.value == "engine.features:features"
+    offenders = []
+    for path in sorted((ROOT / "monitors_mcp").rglob("*.py")):
+        if path.name == "demo.py":  # the `monitors demo` command: an entry point, which may import the engine
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n == "engine" or n.startswith("engine.")]
+    assert offenders == []
