@@ -11,6 +11,7 @@ from ..store.secrets import SecretBox
 from ..store.types import utcnow
 from .apprise_urls import check_apprise_url, shown_host
 from .errors import Conflict, InvalidInput, NotFound
+from .quotas import check_channel_quota
 from .limits import MAX_NAME, check_length, check_name
 
 __all__ = ["ChannelService"]
@@ -30,6 +31,7 @@ class ChannelService:
                 raise Conflict(
                     f"You already have a channel named {name!r}: delete it first to replace it, or choose another name."
                 )
+            check_channel_quota(session, self.user_id)
             channel = NotificationChannel(
                 owner_id=self.user_id,
                 name=name,

@@ -27,6 +27,7 @@ from ..store.types import utcnow
 from .cursors import decode_cursor, encode_cursor
 from .errors import Conflict, InvalidInput, NotFound
 from .language import NO_CHANNEL_NOTE, ParsedRule, parse_one, validate_text
+from .quotas import check_rule_quota
 from .limits import MAX_QUERY, MAX_RULE_TEXT, check_length, check_name, clamp_limit
 from .notifications import notifications_of
 
@@ -172,6 +173,7 @@ class RuleService:
         final_name = self._resolve_name(parsed, name)
         with self.db.session() as session:
             self._check_name_free(session, final_name)
+            check_rule_quota(session, self.user_id)
             rule = Rule(
                 owner_id=self.user_id,
                 name=final_name,

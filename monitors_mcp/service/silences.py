@@ -17,6 +17,7 @@ from ..schemas import SilenceList, SilenceOut
 from ..store import Database, Rule, Silence
 from ..store.types import utcnow
 from .errors import InvalidInput, NotFound
+from .quotas import check_silence_quota
 from .limits import MAX_COMMENT, check_length
 from .rules import find_rule
 from .times import parse_duration, parse_time
@@ -88,6 +89,7 @@ class SilenceService:
                     session.delete(other)
                 session.flush()
                 return _out(kept, rule.name, now, extended=True)
+            check_silence_quota(session, self.user_id)
             silence = Silence(owner_id=self.user_id, rule_id=rule.id, starts_at=begins, ends_at=ends,
                               comment=comment, created_at=now)
             session.add(silence)

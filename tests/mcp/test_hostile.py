@@ -256,3 +256,49 @@ async def test_hosts_that_are_secrets_are_not_listed(db: Database, secrets, new_
     hosts = {c["name"]: c["host"] for c in listed.structured_content["channels"]}
     assert hosts == {"topic": None, "tls_topic": None, "hosted": "ntfy.example.com", "hook": "hooks.example.com"}
     assert topic not in str(listed.content)
+
+
+# --- quotas per user ----------------------------------------------------------------------------------
+
+QUOTAS = [
+    # (setting, tool, arguments for the i-th call)
+    ("MONITORS_MAX_RULES_PER_USER", "create_alert_rule", lambda i: {"rule": BTC, "name": f"r{i}"}),
+    ("MONITORS_MAX_CHANNELS_PER_USER", "add_notification_channel",
+     lambda i: {"name": f"c{i}", "apprise_url": f"jsons://hooks.example.com/{i}"}),
+    ("MONITORS_MAX_SILENCES_PER_USER", "silence_alert_rule", lambda i: {"rule": f"s{i}", "duration": "1h"}),
+]
+
+
+@pytest.mark.parametrize(("setting", "tool", "arguments"), QUOTAS, ids=[q[0] for q in QUOTAS])
+async def test_quotas_per_user_are_clear_errors_and_leave_others_alone(db: Database, secrets, new_user, monkeypatch,
+                                                                       setting, tool, arguments) -> None:  # noqa: ANN001
+    alice, bob = new_user(), new_user()
+    for user in (alice, bob):  # rules to silence
+        async with connect(db, secrets, user) as client:
+            for i in range(3):
+                assert not (await client.call_tool("create_alert_rule", {"rule": BTC, "name": f"s{i}"})).is_error
+    rules = "RULES" in setting
+    limit, start = (5, 3) if rules else (2, 0)  # three rules exist already, to silence
+    monkeypatch.setenv(setting, str(limit))
+    async with connect(db, secrets, alice) as client:
+        for i in range(start, limit):
+            result = await client.call_tool(tool, arguments(i))
+            assert not result.is_error, result.content[0].text
+        before = snapshot(db)
+        over = await client.call_tool(tool, arguments(limit))
+    assert over.is_error
+    out = over.structured_content
+    assert out["code"] == "quota_reached" and out["quota"] == limit
+    assert f"the most one user may keep ({limit})" in out["error"]
+    assert snapshot(db) == before
+    async with connect(db, secrets, bob) as client:  # another user is not held by alice's quota
+        assert not (await client.call_tool(tool, arguments(start))).is_error
+
+
+async def test_deleting_frees_a_place_under_the_rule_quota(db: Database, secrets, new_user, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("MONITORS_MAX_RULES_PER_USER", "1")
+    async with connect(db, secrets, new_user()) as client:
+        assert not (await client.call_tool("create_alert_rule", {"rule": BTC, "name": "one"})).is_error
+        assert (await client.call_tool("create_alert_rule", {"rule": BTC, "name": "two"})).is_error
+        assert not (await client.call_tool("delete_alert_rule", {"rule": "one"})).is_error
+        assert not (await client.call_tool("create_alert_rule", {"rule": BTC, "name": "two"})).is_error
