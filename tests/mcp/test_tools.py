@@ -48,8 +48,26 @@ async def test_tool_list_is_complete_annotated_and_small(db: Database, secrets, 
         assert bool(tool.annotations.idempotent_hint) is idempotent, name
         assert tool.output_schema, name
         assert len(tool.description) > 40, name
-    size = len(json.dumps(listed.model_dump(mode="json", by_alias=True, exclude_none=True)))
-    assert size < 24_000, f"tools/list is {size} bytes"
+    size = tool_list_size(listed)
+    assert size <= 24_000, f"tools/list is {size:,} characters"
+
+
+def tool_list_size(listed) -> int:  # noqa: ANN001
+    """Characters of the whole tools/list answer (names, descriptions, input and output schemas, annotations)
+    as JSON with the spaces ``json.dumps`` puts after `,` and `:` (more than the compact JSON sent)."""
+    return len(json.dumps(listed.model_dump(mode="json", by_alias=True, exclude_none=True)))
+
+
+async def test_docs_print_the_tool_list_size(db: Database, secrets, alice: int) -> None:
+    import re
+    from pathlib import Path
+
+    async with connect(db, secrets, alice) as client:
+        size = tool_list_size(await client.list_tools())
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "mcp.md").read_text(encoding="utf-8")
+    printed = re.search(r"`tools/list` answer is ([\d,]+) characters", docs)
+    assert printed, "docs/mcp.md must print the size of the tools/list answer"
+    assert abs(int(printed.group(1).replace(",", "")) - size) <= 300, f"docs/mcp.md: measured {size:,} now"
 
 
 async def test_validate_reports_canonical_text_and_stores_nothing(db: Database, secrets, alice: int) -> None:
