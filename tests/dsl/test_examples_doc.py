@@ -14,8 +14,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples.md"
 PAIRS = re.findall(r"^### \d+\. (.+?)\n\n```rule\n(.*?)\n```", EXAMPLES.read_text(encoding="utf-8"), re.S | re.M)
 
 
-def test_there_are_at_least_thirty_examples():
-    assert len(PAIRS) >= 30
+def test_there_are_at_least_fifty_examples_some_written_from_looked_up_names():
+    assert len(PAIRS) >= 50
+    assert sum("describe_data" in words for words, _ in PAIRS) >= 5
 
 
 @pytest.mark.parametrize(("words", "rule"), PAIRS, ids=[w[:40] for w, _ in PAIRS])
