@@ -5,7 +5,7 @@ point (``monitors_mcp.service.engine_link``) and uses only what is here:
 
     features.open_source()               → a SourceHandle on the configured source (``engine.config``:
                                             MONITORS_ENGINE_DATA_DIR, or INFLUXDB3_HOST + INFLUXDB3_DATABASE)
-        .name                            how the source is named ("data directory ./data" …)
+        .name                            what kind of source it is, without its host or path
         .schema()                        a ``monitors_dsl.Schema``
         .describe(measurement, limit)    plain data: fields, tags with their most frequent values, last write
         .schema_with_values(schema, {measurement: {tag, …}}, limit)
@@ -59,7 +59,9 @@ class SourceHandle:
 
         self._source = source
         self._errors = (SourceError,)
-        self.name = source.name
+        database = getattr(source, "database", None)
+        # what every caller may see: the kind of source, not its host or path
+        self.name = f"InfluxDB 3, database {database}" if database else "the embedded source (data files)"
 
     def _run(self, action):
         try:

@@ -91,6 +91,7 @@ async def test_describe_data_lists_measurements_then_one_in_full(db: Database, s
         listed = await client.call_tool("describe_data", {})
         assert not listed.is_error, listed.content
         assert listed.structured_content["measurements"] == ["cpu", "crypto"]
+        assert "127.0.0.1" not in listed.structured_content["source"]  # the kind of source, not where it is
         one = await client.call_tool("describe_data", {"measurement": "crypto"})
     facts = one.structured_content["measurement"]
     assert facts["fields"] == {"price": "float", "volume": "integer"}
