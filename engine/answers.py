@@ -154,18 +154,19 @@ class Answerer:
                 for member in suspects:
                     out.update(self.answer(plan, sub_query(plan, query, [member])))
                 return out
+        lacking = self._lacking_in(query.scan)
         try:
-            return self._ask(plan, query)
+            return self._ask(plan, query, lacking)
         except Exception as error:
             if not query_specific(error):
                 raise
             if _in_merged and query.tag is None:  # this scan made its merged query fail: ask it apart a while
                 with self._lock:
                     self._suspects[query.scan.key] = self.clock()
-            return self._isolate(plan, query, error)
+            return self._isolate(plan, query, error, lacking)
 
-    def _ask(self, plan: Plan, query: Query) -> dict[int, ScanRows]:
-        lacking = self._lacking_in(query.scan)
+    def _ask(self, plan: Plan, query: Query, lacking: frozenset[str]) -> dict[int, ScanRows]:
+        """The answer to ``query`` asked with the columns ``lacking`` compiled as missing."""
         sql = query.sql if not lacking else sql_for_terms(
             query.scan.terms, query.at_ns, query.scan.group_by, {query.scan.measurement: lacking})
         with self._lock:
@@ -192,7 +193,8 @@ class Answerer:
 
     # -- when a query fails ----------------------------------------------------------------
 
-    def _isolate(self, plan: Plan, query: Query, error: BaseException) -> dict[int, ScanRows]:
+    def _isolate(self, plan: Plan, query: Query, error: BaseException, asked: frozenset[str]) -> dict[int, ScanRows]:
+        """What can be answered of a query the source refused, asked with the columns ``asked`` as missing."""
         if getattr(error, "kind", None) == "not_found" and self._columns is not None:
             measurement = query.scan.measurement
             try:
@@ -203,13 +205,12 @@ class Answerer:
                 return {index: ScanRows.empty(plan.scans[index]) for index in query.members}
             if known is not ...:
                 lacking = frozenset(_referenced(query.scan) - known)
-                before = self._lacking_in(query.scan)
-                if lacking and lacking != before:
+                if lacking - asked:
                     with self._lock:
                         old = self._lacking.get(measurement, (frozenset(), 0.0))[0]
                         self._lacking[measurement] = (old | lacking, self.clock())
                     try:
-                        return self._ask(plan, query)
+                        return self._ask(plan, query, lacking | asked)
                     except Exception as again:
                         if not query_specific(again):
                             raise

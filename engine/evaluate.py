@@ -31,7 +31,7 @@ from monitors_dsl import Decision
 from .answers import Answerer, answer_plan, describe_error
 from .layout import Layouts
 from .plan import Plan, Query
-from .rows import JoinedRows, ScanRows, join_rows, series_key, split_rows
+from .rows import JoinedRows, ScanRows, join_rows, series_key, split_rows, vacant_row
 from .rules import EngineRule
 from .state import Evaluation
 
@@ -44,7 +44,7 @@ __all__ = [
     "series_key",
     "split_rows",
     "to_evaluation",
-    "no_data_evaluation",
+    "vacant_evaluation",
 ]
 
 log = logging.getLogger(__name__)
@@ -153,9 +153,11 @@ def to_evaluation(rule: EngineRule, at: datetime, row: Mapping, decision: Decisi
     return Evaluation.of(at, decision.severity, decision.resolve, decision.result is None, values, value)
 
 
-def no_data_evaluation(at: datetime) -> Evaluation:
-    """The input for a known series that the query no longer returns."""
-    return Evaluation(at=at, no_data=True)
+def vacant_evaluation(rule: EngineRule, at: datetime) -> Evaluation:
+    """The input for a known series that the query no longer returns: its condition decided on the row of
+    a series without points (no data; a grouped ``absent`` false), with those values."""
+    row = vacant_row(rule.terms, bool(rule.group_by))
+    return to_evaluation(rule, at, row, rule.compiled.decide(row))
 
 
 class Evaluator:

@@ -35,13 +35,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from monitors_dsl import Term
 from monitors_dsl import ast as a
 from monitors_dsl.sql import sql_for_terms, time_ns, timestamp_literal
 
-from .rules import EngineRule
+if TYPE_CHECKING:
+    from .rules import EngineRule
 
 __all__ = ["Scan", "Query", "Split", "Plan", "plan_tick", "scan_key", "sub_query"]
 

@@ -19,13 +19,19 @@ from typing import Iterable, Mapping
 
 from .plan import Plan, Query, Scan
 
-__all__ = ["ScanRows", "split_rows", "join_rows", "series_key", "JoinedRows"]
+__all__ = ["ScanRows", "split_rows", "join_rows", "series_key", "JoinedRows", "vacant_row"]
 
 
 def series_key(labels: Mapping[str, str]) -> str:
     """A series' identity within a rule: hex SHA-256 of its group tag values (64 characters)."""
     text = json.dumps(sorted(labels.items()), separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def vacant_row(terms: Iterable, grouped: bool) -> dict:
+    """The row of a series none of whose terms has a point: no data, and a grouped ``absent`` false (its
+    scan does not watch the series), as the joined rows give it."""
+    return {t.column: (False if grouped and t.function == "absent" else None) for t in terms}
 
 
 class _SeriesKeys:

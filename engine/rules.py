@@ -24,6 +24,7 @@ from monitors_dsl.printer import print_expr
 from monitors_dsl.sql import Term, watch_terms
 from monitors_dsl.shapes import BoundRule, Shape, Split, compile_shape, split_canonical
 
+from .rows import vacant_row
 from .state import Clauses, FlapDetection
 
 __all__ = ["EngineRule", "RuleBuilder", "StoreRules", "rule_from_text", "rules_from_text", "condition_text"]
@@ -92,6 +93,18 @@ def _value_column(compiled: monitors_dsl.CompiledRule) -> str | None:
     return compiled.column(first)
 
 
+def _watch(compiled, on_no_data: str) -> tuple[Term, ...]:
+    """The watch terms of a grouped rule that must decide series without points in its windows: with
+    ``on no data alert``, or when its condition holds on a series with no data at all (``x > 1 or 2 > 1``)."""
+    decide = getattr(compiled, "decide", None)
+    if not compiled.group_by or decide is None:  # a rule checked without its predicate: no watch of its own
+        return ()
+    decision = decide(vacant_row(compiled.terms, True))
+    if decision.result is True or (decision.result is None and on_no_data == "alert"):
+        return watch_terms(compiled.terms, compiled.group_by)
+    return ()
+
+
 def build_rule(compiled: monitors_dsl.CompiledRule, *, id: str, name: str | None = None, owner_id: int | None = None,
                version: int = 1, flap: FlapDetection | None = None) -> EngineRule:
     """An :class:`EngineRule` from a compiled rule; ``name`` overrides the rule's own."""
@@ -111,7 +124,7 @@ def build_rule(compiled: monitors_dsl.CompiledRule, *, id: str, name: str | None
         description=rule.description,
         condition=condition_text(rule),
         value_column=_value_column(compiled),
-        watch=watch_terms(compiled.terms, compiled.group_by, rule.on_no_data),
+        watch=_watch(compiled, rule.on_no_data),
     )
 
 
@@ -297,12 +310,13 @@ class RuleBuilder:
             id_, name, owner_id, version = "0", None, None, 1
         else:
             id_, name, owner_id, version = str(row.id), row.name, row.owner_id, row.version
+        bound = BoundRule(shape, params, canonical, name)
         return EngineRule(
-            id=id_, name=name, compiled=BoundRule(shape, params, canonical, name), clauses=clauses,
+            id=id_, name=name, compiled=bound, clauses=clauses,
             owner_id=owner_id, version=version, channels=meta.channels, every=meta.every, labels=meta.labels,
             title=meta.title, message=meta.message, description=meta.description,
             condition=shape.condition_text(split), value_column=shape.value_column,
-            watch=watch_terms(shape.terms, shape.group_by, meta.on_no_data) if shape.group_by else ())
+            watch=_watch(bound, meta.on_no_data) if shape.group_by else ())
 
     def build_all(self, rows: Iterable[Any]) -> list[EngineRule]:
         """The rules of store rows, in their order (see :meth:`build_keys`)."""
@@ -352,9 +366,9 @@ def _same(reference: EngineRule, candidate: EngineRule, compiled: monitors_dsl.C
               "value_column")
     if any(getattr(reference, f) != getattr(candidate, f) for f in fields):
         return False
-    if [t.key for t in reference.terms] != [t.key for t in candidate.terms]:
+    if [t.key for t in reference.value_terms] != [t.key for t in candidate.value_terms]:
         return False
-    if [t.text for t in reference.terms] != [t.text for t in candidate.terms]:
+    if [t.text for t in reference.value_terms] != [t.text for t in candidate.value_terms]:
         return False
     return tuple(reference.group_by) == tuple(candidate.group_by)
 

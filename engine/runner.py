@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Protocol, Sequence
 
-from .evaluate import Evaluator, TickEvaluation, no_data_evaluation, to_evaluation
+from .evaluate import Evaluator, TickEvaluation, to_evaluation, vacant_evaluation
 from .repository import Repository, SeriesUpdate
 from .rules import EngineRule
 from .schedule import due_rules, from_epoch, next_due
@@ -230,7 +230,7 @@ class Runner:
         for key, previous in known.items():
             if key in seen or (previous.state == INACTIVE and not previous.flapping):
                 continue
-            evaluation = no_data_evaluation(at)
+            evaluation = vacant_evaluation(rule, at)
             stepped = step(previous, evaluation, clauses, rule_id=rule.id, series_key=key, values_every=values_every)
             if stepped.state is not previous:
                 updates.append(SeriesUpdate(key, None, stepped, evaluation, previous))

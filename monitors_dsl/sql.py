@@ -165,19 +165,20 @@ def terms_of(rule: a.Rule) -> tuple[Term, ...]:
     return tuple(found.values())
 
 
-def watch_terms(terms: Iterable[Term], group_by: Iterable[str], on_no_data: str) -> tuple[Term, ...]:
-    """The terms that make a grouped rule with ``on no data alert`` see the series it knows.
+def watch_terms(terms: Iterable[Term], group_by: Iterable[str]) -> tuple[Term, ...]:
+    """Terms that list the series a grouped rule knows, beyond those in its windows.
 
-    Such a rule must be stepped with *no data* for a series that stopped
-    reporting, not only for one already pending or firing: a series is known
-    while it has points in the 24 hours before one of the rule's windows
-    (``ABSENT_LOOKBACK``, the look-back of a grouped ``absent``). For each of
-    the rule's terms, a grouped ``absent`` over the same selector, window and
-    offset lists those series; the predicate reads none of them. Other rules
-    need none: ungrouped, the rule has one series whatever the data.
+    A series is known while it has points in the 24 hours before one of the
+    rule's windows (``ABSENT_LOOKBACK``, the look-back of a grouped
+    ``absent``). For each of the rule's terms, a grouped ``absent`` over the
+    same selector, window and offset lists those series; the predicate reads
+    none of them. A rule needs them when a known series without points must be
+    decided — ``on no data alert`` (a host that stopped reporting fires), or a
+    condition that holds without data; the engine decides which rules do.
+    Ungrouped, a rule has one series whatever the data: none are needed.
     """
     groups = tuple(group_by)
-    if on_no_data != "alert" or not groups:
+    if not groups:
         return ()
     found: dict[tuple, Term] = {}
     own = set()
