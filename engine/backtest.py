@@ -26,10 +26,14 @@ from .rules import EngineRule
 from .runner import Runner, StaticRules
 from .schedule import epoch_seconds, from_epoch, next_due
 
-__all__ = ["backtest", "BacktestResult", "SeriesPoint", "MAX_TICKS", "format_rfc3339"]
+__all__ = ["backtest", "BacktestResult", "BacktestTooLong", "SeriesPoint", "MAX_TICKS", "format_rfc3339"]
 
 #: A backtest evaluates at most this many times (one tick = every rule due at one instant).
 MAX_TICKS = 100_000
+
+
+class BacktestTooLong(ValueError):
+    """The period holds more evaluations than a backtest may run; known before any work."""
 
 
 def format_rfc3339(moment: datetime) -> str:
@@ -95,6 +99,11 @@ def backtest(rules: Sequence[EngineRule], source, start: datetime, end: datetime
     """
     if end < start:
         raise ValueError("the end of a backtest must not be before its start")
+    if rules:
+        fewest = math.floor((epoch_seconds(end) - epoch_seconds(start)) / min(rule.every for rule in rules))
+        if fewest > max_ticks:  # refused before any work: the count is known from the schedule alone
+            raise BacktestTooLong(f"the backtest would take {fewest:,} evaluations, more than the {max_ticks:,} allowed; "
+                             "shorten the period or lengthen `every`")
     repository = MemoryRepository()
     runner = Runner(StaticRules(rules), repository, Evaluator(source))
     result = BacktestResult(rules, start, end, repository)

@@ -166,12 +166,23 @@ def render_text(report: dict, at_text: str) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
+# Times the sources can query: they count nanoseconds from 1970 in 64 bits (up to 2262), less room for windows.
+_EARLIEST, _LATEST = 0, 7_258_118_400  # 1970-01-01T00:00:00Z, 2200-01-01T00:00:00Z
+
+
+def _check_range(flag: str, seconds: float) -> None:
+    if not _EARLIEST <= seconds < _LATEST:
+        raise UsageError(f"{flag}: the time is outside what the sources can query; give a time from "
+                         "1970-01-01T00:00:00Z to 2199-12-31T23:59:59Z")
+
+
 def _cmd_eval(args) -> int:
     sources = _engine()
     try:
         at = sources.parse_rfc3339(args.at)
     except ValueError as error:
         raise UsageError(f"--at: {error}") from None
+    _check_range("--at", at // 1_000_000_000)
     text = read_source(args.file)
     try:
         with _open_source(args, sources) as source:
@@ -215,10 +226,14 @@ def _cmd_backtest(args) -> int:
         end = parse_rfc3339_datetime(args.end)
     except ValueError as error:
         raise UsageError(f"--from/--to: {error}") from None
+    except OverflowError:  # a time past 9999 or before year 1 once its offset is applied
+        _check_range("--from/--to", -1)
+    _check_range("--from", start.timestamp())
+    _check_range("--to", end.timestamp())
     if end < start:
         raise UsageError("--to is before --from")
     text = read_source(args.file)
-    from engine.backtest import backtest
+    from engine.backtest import BacktestTooLong, backtest
     from engine.rules import rules_from_text
 
     try:
@@ -228,6 +243,8 @@ def _cmd_backtest(args) -> int:
             result = backtest(rules, source, start, end)
     except sources.SourceError as error:
         raise CommandError(str(error)) from None
+    except BacktestTooLong as error:
+        raise UsageError(f"--from/--to: {error}") from None
     except ValueError as error:
         raise CommandError(str(error)) from None
     report = result.to_json()

@@ -32,19 +32,34 @@ class CommandError(Exception):
     """The command could not do its job (unreachable source, bad data …); exit code 1."""
 
 
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+def _read_bounded(name: str, handle) -> str:
+    """At most :data:`MAX_FILE_BYTES` of UTF-8 text from ``handle`` (a device like /dev/zero never ends)."""
+    data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise UsageError(f"{name}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; a rule file is text of "
+                         f"at most {MAX_FILE_BYTES // (1024 * 1024)} MiB (split it into several files)")
+    try:
+        text = data if isinstance(data, str) else data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{name}: not UTF-8 text (byte {error.start})") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
+
+
 def read_source(name: str) -> str:
-    """The text of a file argument; ``-`` reads standard input."""
+    """The text of a file argument (at most 4 MiB); ``-`` reads standard input."""
     if name == "-":
-        return sys.stdin.read()
+        return _read_bounded("standard input", getattr(sys.stdin, "buffer", sys.stdin))
     path = Path(name)
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            return _read_bounded(name, handle)
     except FileNotFoundError:
         raise UsageError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise UsageError(f"{name}: is a directory, not a rule file") from None
-    except UnicodeDecodeError as error:
-        raise UsageError(f"{name}: not UTF-8 text (byte {error.start})") from None
     except OSError as error:
         raise UsageError(f"{name}: {error.strerror or error}") from None
 

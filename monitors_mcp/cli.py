@@ -39,6 +39,17 @@ class CliError(Exception):
     """A failure to report as one line."""
 
 
+def _whole(low: int, high: int, what: str):  # noqa: ANN202
+    """An argparse type: a whole number from ``low`` to ``high`` (argparse answers anything else with exit 2)."""
+
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.isdigit() and len(text) <= 19) or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not {what}: give a whole number from {low} to {high:,}")
+        return int(text)
+
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="monitors-mcp", description="Alert rules for time series, over MCP.",
                                      epilog=DATA_SOURCE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the MCP server (stdio unless --http)")
     serve.add_argument("--http", action="store_true", help="streamable HTTP with bearer-token auth")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=_whole(1, 65_535, "a TCP port"), default=8000)
     serve.add_argument("--user", help=f"stdio only: act as this user (default ${LOCAL_USER_ENV} or 'local')")
     _http_arguments(serve)
 
@@ -66,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("user")
     create.add_argument("--expires", metavar="DURATION", help="lifetime such as 12h, 30d or 52w (default: never)")
     create.add_argument("--read-only", action="store_true", help="the token lists and calls only the tools that read")
-    token.add_parser("revoke", help="revoke the token with this id").add_argument("id", type=int)
+    token.add_parser("revoke", help="revoke the token with this id").add_argument(
+        "id", type=_whole(1, 2**63 - 1, "a token id (token list shows them)"))
     token.add_parser("list", help="list tokens (never the tokens themselves)").add_argument("user", nargs="?")
 
     sub.add_parser("migrate", help="create or upgrade the database schema")
@@ -251,7 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # every failure ends as one line, never a traceback
         print(f"monitors-mcp: error: {_describe(exc)}", file=sys.stderr)
-        return 1
+        from .service import InvalidInput
+
+        return 2 if isinstance(exc, InvalidInput) else 1  # a bad value, as argparse answers bad flags
 
 
 if __name__ == "__main__":  # pragma: no cover

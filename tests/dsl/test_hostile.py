@@ -174,3 +174,42 @@ def test_the_size_estimate_never_passes_what_the_engine_refuses(atom):
         elif not ours:
             assert not _engine_accepts(f"{flag}(?:(?:{body}){{{count}}}){{2}}"), f"{pattern} refused too early"
     assert refused_from is not None  # the table reaches each piece's limit
+
+
+# --- the command line: bounded reads, times out of range -----------------------------------------------
+
+from monitors_dsl.cli import main as monitors  # noqa: E402
+
+
+@pytest.fixture
+def data(tmp_path):  # noqa: ANN001, ANN201
+    (tmp_path / "crypto.csv").write_text("time,symbol,price\n2024-05-01T12:00:00Z,BTC,70001\n")
+    rules = tmp_path / "r.rules"
+    rules.write_text('rule btc {\n  when last(crypto.price{symbol="BTC"}) > 70000\n}\n')
+    return tmp_path, rules
+
+
+CLI_CASES = [
+    # (arguments with {data} and {rules}, words stderr must hold)
+    (["check", "/dev/zero"], "larger than 4 MiB"),
+    (["fmt", "/dev/zero"], "larger than 4 MiB"),
+    (["eval", "{rules}", "--data", "{data}", "--at", "9999-12-31T23:59:59-14:00"], "1970-01-01T00:00:00Z to 2199"),
+    (["eval", "{rules}", "--data", "{data}", "--at", "0001-01-01T00:00:00+01:00"], "1970-01-01T00:00:00Z to 2199"),
+    (["eval", "{rules}", "--data", "{data}", "--at", "1500-01-01T00:00:00Z"], "1970-01-01T00:00:00Z to 2199"),
+    (["eval", "{rules}", "--data", "{data}", "--at", "99999-01-01T00:00:00Z"], "RFC 3339"),
+    (["backtest", "{rules}", "--data", "{data}", "--from", "9999-12-31T23:59:59-14:00", "--to",
+      "9999-12-31T23:59:59-14:00"], "1970-01-01T00:00:00Z to 2199"),
+    (["backtest", "{rules}", "--data", "{data}", "--from", "0001-01-01T00:00:00+01:00", "--to",
+      "2024-01-01T00:00:00Z"], "1970-01-01T00:00:00Z to 2199"),
+    (["backtest", "{rules}", "--data", "{data}", "--from", "1970-01-01T00:00:00Z", "--to",
+      "2024-01-01T00:00:00Z"], "more than the 100,000 allowed"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "words"), CLI_CASES, ids=[" ".join(a)[:60] for a, _ in CLI_CASES])
+def test_bad_command_line_values_exit_2_with_the_allowed_range(data, capsys, arguments, words):
+    directory, rules = data
+    argv = [a.format(data=directory, rules=rules) for a in arguments]
+    assert monitors(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and "internal error" not in err and "Traceback" not in err

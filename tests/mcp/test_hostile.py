@@ -302,3 +302,26 @@ async def test_deleting_frees_a_place_under_the_rule_quota(db: Database, secrets
         assert (await client.call_tool("create_alert_rule", {"rule": BTC, "name": "two"})).is_error
         assert not (await client.call_tool("delete_alert_rule", {"rule": "one"})).is_error
         assert not (await client.call_tool("create_alert_rule", {"rule": BTC, "name": "two"})).is_error
+
+
+# --- the monitors-mcp command line ----------------------------------------------------------------------
+
+from monitors_mcp.cli import main as monitors_mcp  # noqa: E402
+
+
+@pytest.mark.parametrize(("arguments", "words"), [
+    (["serve", "--http", "--port", "99999"], "from 1 to 65,535"),
+    (["serve", "--http", "--port", "-1"], "from 1 to 65,535"),
+    (["token", "revoke", "99999999999999999999999"], "whole number from 1"),
+    (["token", "revoke", "²"], "whole number from 1"),
+    (["token", "create", "someone", "--expires", "99999999999w"], "36500d"),
+    (["token", "create", "someone", "--expires", "1" * 5000 + "s"], "36500d"),
+])
+def test_bad_command_line_values_exit_2(tmp_path, capsys, arguments, words):  # noqa: ANN001
+    try:
+        code = monitors_mcp(["--database-url", f"sqlite:///{tmp_path / 'm.db'}", *arguments])
+    except SystemExit as exit_:  # argparse refuses a bad flag value itself
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err and "unexpected" not in err
