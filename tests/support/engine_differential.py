@@ -43,7 +43,7 @@ from tests.compiler.strategies import FLOAT_FIELDS, INT_FIELDS, MEASUREMENTS, TA
 
 from .plain_engine import CLOSED_BY_CHANGE, PlainEngine
 
-__all__ = ["Case", "Outcome", "make_case", "store_ids", "run_engine", "run_plain", "differences", "describe"]
+__all__ = ["Case", "Outcome", "make_case", "case_from", "points_every", "store_ids", "run_engine", "run_plain", "differences", "describe"]
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
 S = 10**9
@@ -175,8 +175,16 @@ class _Builder:
         severities = rng.randrange(3) == 0
         op = rng.choice([">", ">=", "<", "<=", "==", ">"])
         resolve = rng.randrange(4) == 0
+        # sometimes one rule per value of a tag (`symbol = "S"` for each symbol): one merged query
+        per_value = rng.choice([None, None, rng.choice(TAGS)])
+        shared = term
         out = []
         for _ in range(rng.randint(2, 6)):
+            if per_value is not None:
+                kept = tuple(f for f in shared.selector.filters if f.tag != per_value)
+                value = rng.choice(TAG_VALUES[:4])
+                term = replace(shared, selector=replace(shared.selector,
+                                                        filters=kept + (a.Filter(per_value, "=", value),)))
             fields: dict = {"group_by": group_by}
             if severities:
                 high, low = sorted(rng.sample(_THRESHOLDS, 2), reverse=op.startswith("<"))
@@ -319,6 +327,36 @@ def make_case(seed: int, *, ticks: int = 10, rules: int = 7, changes: int | None
     return Case(seed, named, changes, points, columns, times, rng.choice([0.0, 120.0, 300.0]))
 
 
+def points_every(measurement: str, tags: dict, start: datetime, seconds: int, values: list,
+                 field: str = "usage") -> dict[str, list[dict]]:
+    """``{measurement: points}``: one point of ``field`` every ``seconds`` from ``start``, ``None`` for none."""
+    out = []
+    for i, value in enumerate(values):
+        if value is not None:
+            out.append({"time": _ns(start) + i * seconds * S, **tags, field: float(value)})
+    return {measurement: out}
+
+
+def case_from(texts: list[str], points: dict[str, list[dict]], ticks: list[datetime], *,
+              columns: dict | None = None, changes: dict[int, list[tuple]] | None = None,
+              values_every: float = 0.0) -> Case:
+    """A case written by hand: rule texts (named ``rule NAME {…}``), points and the ticks; ``columns``
+    (measurement → tags, float and int fields) defaults to every tag and field of the schema; ``changes``
+    gives texts where generated cases give rules."""
+    def rule(text: str) -> a.Rule:
+        (parsed,) = monitors_dsl.parse(text)
+        return parsed
+
+    data = {m: list(points.get(m, [])) for m in MEASUREMENTS}
+    data.update(points)
+    full = (list(TAGS), list(FLOAT_FIELDS), list(INT_FIELDS))
+    chosen = {m: full for m in data}
+    chosen.update(columns or {})
+    moves = {index: [(c[0], c[1]) + ((rule(c[2]),) if len(c) > 2 else ()) for c in listed]
+             for index, listed in (changes or {}).items()}
+    return Case(-1, [(r.name, r) for r in map(rule, texts)], moves, data, chosen, ticks, values_every)
+
+
 # --- the plain run ----------------------------------------------------------------------------
 
 
@@ -331,6 +369,9 @@ class Outcome:
     alerts: list = field(default_factory=list)  # (rule, series key, started at, the alert's record)
     states: dict = field(default_factory=dict)  # (rule, series key) → SeriesState.to_dict(), non-default only
     errors: list = field(default_factory=list)  # (tick, rule, error)
+    #: the engine's run only: how often each fast path was taken (rules skipped, rules decided in cohorts,
+    #: merged queries, rule sets laid out from the last layout, rules written by a shared store write)
+    fast_paths: dict = field(default_factory=dict)
 
 
 def store_ids(case: Case) -> dict[str, str]:
@@ -389,6 +430,7 @@ class _Recording(SqlRepository):
         super().__init__(db)
         self.updates: list[tuple[str, object]] = []
         self.shared_failures: list[str] = []  # shared writes that failed (their rules then written one by one)
+        self.shared = 0  # rules written by shared writes
 
     def record_many(self, at, entries):
         for rule, updates, _ in entries:
@@ -403,10 +445,12 @@ class _Recording(SqlRepository):
 
     def _noted(self, write, entries):
         try:
-            return write(entries)
+            written = write(entries)
         except Exception as error:
             self.shared_failures.append(f"{type(error).__name__}: {error}")
             raise
+        self.shared += len(entries)
+        return written
 
 
 _TEMPLATE: list[tuple[Path, int]] = []
@@ -466,8 +510,12 @@ def run_engine(case: Case) -> Outcome:
         for name, rule in case.rules:
             create(name, rule)
         repository = _Recording(db)
-        runner = Runner(StoreRules(db), repository, Evaluator(_source(case)), values_every=case.values_every)
+        rules = StoreRules(db)
+        runner = Runner(rules, repository, Evaluator(_source(case)), values_every=case.values_every)
         out = Outcome()
+        counts = out.fast_paths = dict.fromkeys(("skipped", "in cohorts", "merged queries", "laid out from the last",
+                                                 "written together"), 0)
+        last = None
         for index, at in enumerate(case.ticks):
             for change in case.changes.get(index, ()):
                 if change[0] == "delete":
@@ -477,9 +525,18 @@ def run_engine(case: Case) -> Outcome:
                 else:
                     service.update(ids[change[1]], _text(change[2]))
             report = runner.tick(at)
+            evaluation = report.evaluation
+            if evaluation is not None:
+                counts["skipped"] += evaluation.skipped
+                counts["in cohorts"] += sum(1 for r in evaluation.results if r.candidates is not None)
+                counts["merged queries"] += sum(1 for q in evaluation.plan.queries if q.tag is not None)
+                if last is not None and last.rules != evaluation.rules and last.plan.scans is evaluation.plan.scans:
+                    counts["laid out from the last"] += 1
+                last = evaluation
             out.errors.extend((index, rule_id, error) for rule_id, error in sorted(report.errors.items()))
             out.errors.extend((index, "(shared write)", error) for error in repository.shared_failures)
             repository.shared_failures.clear()
+        counts["written together"] = repository.shared
         names = {str(i): name for name, i in ids.items()}
         out.errors = [(index, names.get(rule_id, rule_id), error) for index, rule_id, error in out.errors]
         out.transitions = sorted((names[rule_id], u.series_key, t.at, t.from_state, t.to_state, t.severity)
