@@ -141,3 +141,77 @@ def test_delivery_refuses_methods_other_than_post(monkeypatch):
     with HttpReceiver() as http:
         (outcome,) = deliver(MESSAGE, [http.url("json", "/hook", "method=PUT")], QUICK)
         assert not outcome.delivered and "POST only" in outcome.reason and http.count == 0
+
+
+# --- one user's unsendable rule beside other users' rules on the same measurement -----------------------
+
+from datetime import datetime, timedelta, timezone  # noqa: E402
+
+import pyarrow as pa  # noqa: E402
+
+from monitors_dsl._api import analyze  # noqa: E402
+from engine.evaluate import Evaluator  # noqa: E402
+from engine.repository import MemoryRepository, SqlRepository  # noqa: E402
+from engine.rules import StoreRules, rule_from_text  # noqa: E402
+from engine.runner import Runner, StaticRules  # noqa: E402
+from engine.sources import DataFusionSource  # noqa: E402
+from monitors_mcp.store import Alert, Rule  # noqa: E402
+from monitors_mcp.store.types import utcnow  # noqa: E402
+from tests.mcp.conftest import db, new_user, secrets, workspace  # noqa: E402, F401 - the store fixtures
+
+MINUTE = timedelta(minutes=1)
+T0 = datetime.now(timezone.utc).replace(second=0, microsecond=0) - 5 * MINUTE
+SURROGATE_RULE = 'rule odd {\n  when last(crypto.price{symbol="\\uD800"}, 1m) > 1\n}'
+
+
+@pytest.fixture
+def prices():
+    source = DataFusionSource()
+    source.add_table("crypto", pa.table({"time": [T0 + i * MINUTE for i in range(5)], "symbol": ["BTC"] * 5,
+                                         "price": [71_000.0] * 5}))
+    yield source
+    source.close()
+
+
+def _others(ws_bob, ws_carol):  # noqa: ANN001, ANN202
+    return [ws_bob.rules.create('rule b { when last(crypto.price{symbol="BTC"}, 1m) > 70000 }'),
+            ws_carol.rules.create('rule c { when last(crypto.price{symbol="BTC"}, 5m) > 70500 }')]
+
+
+def test_a_stored_rule_holding_a_lone_surrogate_stops_nobody_elses_rules(db, workspace, new_user, prices):  # noqa: F811
+    alice, bob, carol = new_user("alice"), new_user("bob"), new_user("carol")
+    others = _others(workspace(bob), workspace(carol))
+    with db.session() as session:  # stored as an older version would have, bypassing today's validation
+        now = utcnow()
+        odd = Rule(owner_id=alice, name="odd", live_name="odd", text=SURROGATE_RULE, canonical=SURROGATE_RULE,
+                   enabled=True, version=1, every_seconds=60, created_at=now, updated_at=now)
+        session.add(odd)
+        session.flush()
+        odd_id = odd.id
+    runner = Runner(StoreRules(db), SqlRepository(db), Evaluator(prices))
+    for minute in range(1, 4):
+        runner.tick(T0 + minute * MINUTE, all_rules=True)
+    with db.session() as session:
+        for rule in others:
+            assert session.query(Alert).filter(Alert.rule_id == rule.id, Alert.state == "firing").count() == 1
+        assert session.query(Alert).filter(Alert.rule_id == odd_id).count() == 0
+
+
+def test_a_lone_surrogate_in_a_merged_query_fails_only_its_own_rule(prices, monkeypatch):
+    """Past validation (as a checker without the surrogate check let it through), the surrogate reaches
+    the query shared with other rules on the measurement: only its own rule fails."""
+    import monitors_dsl.check
+
+    assert [d.code for d in analyze(SURROGATE_RULE)[1] if d.severity == "error"] == ["unsendable-character"]
+    monkeypatch.setattr(monitors_dsl.check, "surrogate_problems", lambda text: [])
+    odd = rule_from_text(SURROGATE_RULE, id="odd")
+    monkeypatch.undo()
+    b = rule_from_text('rule b { when last(crypto.price{symbol="BTC"}, 1m) > 70000 }', id="b")
+    c = rule_from_text('rule c { when last(crypto.price{symbol="BTC"}, 5m) > 70500 }', id="c")
+    repository = MemoryRepository()
+    runner = Runner(StaticRules([odd, b, c]), repository, Evaluator(prices))
+    reports = [runner.tick(T0 + minute * MINUTE) for minute in range(1, 4)]
+    assert all("odd" in report.errors for report in reports)
+    assert not any(rule in report.errors for report in reports for rule in ("b", "c"))
+    fired = {t.rule_id for t in repository.transitions if t.transition.to_state == "firing"}
+    assert fired == {"b", "c"}
