@@ -1,13 +1,22 @@
-"""Latency of the MCP server over stdio: ``create_alert_rule`` and ``list_alerts``, on SQLite and MariaDB,
-with 100,000 alerts in the table.
+"""Latency of the MCP server: ``create_alert_rule`` and ``list_alerts`` with 100,000 alerts in the table.
 
-    .venv/bin/python -m benchmarks.mcp_latency                 # both backends, print a table
+    .venv/bin/python -m benchmarks.mcp_latency                 # both parts, print the tables
     .venv/bin/python -m benchmarks.mcp_latency --write-docs    # also update docs/benchmarks.md
+    .venv/bin/python -m benchmarks.mcp_latency --parts http --replicas 1,3 --clients 1,10,50
 
-The server runs as a subprocess (``python -m monitors_mcp``) driven by the SDK's own
-stdio client, so every figure includes JSON-RPC framing, argument validation, the
-service layer and the database round trips. MariaDB is the test server (see
-``tests/support/mariadb.py``), in a database ``monitors_bench`` made for the run.
+Two parts:
+
+- ``stdio``: one client, the server as a subprocess (``python -m monitors_mcp``) driven by
+  the SDK's stdio client, on SQLite and MariaDB;
+- ``http``: 1, 10 and 50 concurrent SDK clients over streamable HTTP against 1 and 3
+  ``monitors-mcp serve --http --stateless`` processes on MariaDB and Redis, behind a
+  round-robin TCP proxy on 127.0.0.1 (``tests/support/round_robin.py``): p50/p99 per call
+  as each client sees it, and calls per second over the whole run.
+
+Every figure includes JSON-RPC framing, argument validation, the service layer and the
+database round trips (over HTTP also the bearer-token check and the per-user limit in
+Redis). MariaDB is the test server (see ``tests/support/mariadb.py``), in databases made
+for the run; Redis the one ``tests/support/redis_server.py`` finds or starts.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from monitors_mcp.service import UserService  # noqa: E402
 from monitors_mcp.store import Alert, Database, Rule  # noqa: E402
 
 SECTION = "## MCP server latency"
+HTTP_SECTION = "## MCP server over HTTP: replicas and concurrent clients"
 RULE = 'last(crypto.price{symbol="BTC"}) > 70000'
 
 
@@ -176,14 +186,21 @@ def table(results: dict[str, dict[str, list[float]]], alerts: int, calls: int) -
     return "\n".join(lines)
 
 
-def write_docs(section: str) -> None:
+def write_docs(section: str, heading: str = SECTION) -> None:
     path = ROOT / "docs" / "benchmarks.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if SECTION in text:
-        head, _, rest = text.partition(SECTION)
+    if heading in text:
+        head, _, rest = text.partition(heading)
         following = rest.find("\n## ")
         tail = rest[following + 1:] if following >= 0 else ""
         text = head + section + ("\n" + tail if tail else "")
+    elif heading != SECTION and SECTION in text:  # a new section goes right after the stdio one
+        head, _, rest = text.partition(SECTION)
+        following = rest.find("\n## ")
+        if following >= 0:
+            text = head + SECTION + rest[:following + 1] + section + "\n" + rest[following + 1:]
+        else:
+            text = head + SECTION + rest.rstrip("\n") + "\n\n" + section
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
@@ -194,17 +211,31 @@ def main() -> int:
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--backends", default="sqlite,mariadb")
+    parser.add_argument("--parts", default="stdio,http")
+    parser.add_argument("--replicas", default="1,3")
+    parser.add_argument("--clients", default="1,10,50")
+    parser.add_argument("--http-calls", type=int, default=400, help="calls of each kind per configuration")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
-    results = {}
-    for backend in args.backends.split(","):
-        samples = run_backend(backend.strip(), args.alerts, args.calls)
-        if samples is not None:
-            results[backend.strip()] = samples
-    section = table(results, args.alerts, args.calls)
-    print(section)
-    if args.write_docs:
-        write_docs(section)
+    parts = {p.strip() for p in args.parts.split(",")}
+    if "stdio" in parts:
+        results = {}
+        for backend in args.backends.split(","):
+            samples = run_backend(backend.strip(), args.alerts, args.calls)
+            if samples is not None:
+                results[backend.strip()] = samples
+        section = table(results, args.alerts, args.calls)
+        print(section)
+        if args.write_docs:
+            write_docs(section)
+    if "http" in parts:
+        from benchmarks import mcp_http
+
+        section = mcp_http.run(alerts=args.alerts, replicas=[int(r) for r in args.replicas.split(",")],
+                               clients=[int(c) for c in args.clients.split(",")], calls=args.http_calls)
+        print(section)
+        if args.write_docs:
+            write_docs(section, HTTP_SECTION)
     return 0
 
 

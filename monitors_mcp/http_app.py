@@ -112,6 +112,8 @@ def serve_http(db: Database, secrets: SecretBox, settings: HttpSettings) -> None
     auth = f"bearer tokens, and JWTs from {settings.oauth.issuer}" if settings.oauth else "bearer token required"
     print(f"monitors-mcp: serving streamable HTTP on http://{settings.host}:{settings.port}/mcp ({mode}; {auth})",
           file=sys.stderr)
+    # Idle keep-alive connections are kept longer than a load balancer's usual idle timeout (60 s):
+    # a backend closing first races the balancer's next request on that connection, which then fails.
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
-                            timeout_graceful_shutdown=20)
+                            timeout_graceful_shutdown=20, timeout_keep_alive=75)
     uvicorn.Server(config).run()

@@ -21,6 +21,7 @@ class RoundRobinProxy:
         self.connections: Counter[tuple[str, int]] = Counter()
         self.refused: Counter[tuple[str, int]] = Counter()
         self._next = 0
+        self._tasks: set[asyncio.Task] = set()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
 
@@ -47,6 +48,9 @@ class RoundRobinProxy:
         self._ready.set()
         async with server:
             await self._stop.wait()
+        for task in list(self._tasks):  # connections still open: closed with the proxy
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         for _ in range(len(self.backends)):
@@ -62,6 +66,16 @@ class RoundRobinProxy:
         return None
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        try:
+            await self._relay(client_reader, client_writer)
+        except asyncio.CancelledError:  # the proxy is stopping: the connection just closes
+            client_writer.close()
+        finally:
+            self._tasks.discard(task)
+
+    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         upstream = await self._connect()
         if upstream is None:
             client_writer.close()
