@@ -332,9 +332,9 @@ def measure_prometheus(binary: str, workdir: Path, exporter: Exporter, interval:
 
 # --- the engine ----------------------------------------------------------------------------------------------
 
-def engine_run(url: str, parquet: str, ticks: int) -> dict:
+def engine_run(url: str, parquet: str, ticks: int, profile: bool = False) -> dict:
     """In a fresh process: the rules read from the store, a first tick (the states read), then ``ticks`` ticks;
-    process CPU and wall per tick, peak RSS."""
+    process CPU and wall per tick, peak RSS. ``profile``: also print where the ticks' time goes (cProfile)."""
     import resource
 
     from engine.evaluate import Evaluator
@@ -356,18 +356,38 @@ def engine_run(url: str, parquet: str, ticks: int) -> dict:
     runner.tick(T0, all_rules=True)
     cold = time.perf_counter() - began
     cpus, walls, transitions = [], [], []
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
     for t in range(1, ticks + 1):
+        if profiler is not None:
+            profiler.enable()
         w0, p0 = time.perf_counter(), time.process_time()
         report = runner.tick(T0 + t * MIN, all_rules=True)
         cpus.append(time.process_time() - p0)
         walls.append(time.perf_counter() - w0)
+        if profiler is not None:
+            profiler.disable()
         transitions.append(report.transitions)
+    if profiler is not None:
+        import pstats
+
+        stats = pstats.Stats(profiler).sort_stats("cumulative")
+        stats.print_stats(40)
+        stats.sort_stats("tottime").print_stats(25)
+    import tracemalloc
+
+    if tracemalloc.is_tracing():  # --trace-memory: what the rules, states and layout hold, runner alive
+        print_allocations()
     db.dispose()
     return {"cpus": cpus, "walls": walls, "transitions": transitions, "cold": cold,
             "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def measure_engine(tmp: Path, texts: list[str], table, ticks: int, trace: bool) -> dict:
+def measure_engine(tmp: Path, texts: list[str], table, ticks: int, trace: bool = False,
+                   profile: bool = False) -> dict:
     import pyarrow.parquet as pq
 
     url = f"sqlite:///{tmp / 'monitors.db'}"
@@ -379,10 +399,10 @@ def measure_engine(tmp: Path, texts: list[str], table, ticks: int, trace: bool) 
     parquet = tmp / "crypto.parquet"
     pq.write_table(table, parquet)
     code = ("import json, sys; sys.path.insert(0, %r); from benchmarks.vs_prometheus import engine_run; "
-            "print('RESULT ' + json.dumps(engine_run(%r, %r, %d)))") % (str(ROOT), url, str(parquet), ticks)
+            "print('RESULT ' + json.dumps(engine_run(%r, %r, %d, %r)))") % (str(ROOT), url, str(parquet), ticks,
+                                                                            profile)
     if trace:
-        code = ("import tracemalloc; tracemalloc.start(25); " + code
-                + "; from benchmarks.vs_prometheus import print_allocations; print_allocations()")
+        code = "import tracemalloc; tracemalloc.start(1); " + code
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
         if not line.startswith("RESULT "):
@@ -398,7 +418,7 @@ def print_allocations(limit: int = 25) -> None:
     gc.collect()
     snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
     total = sum(s.size for s in snapshot.statistics("filename"))
-    print(f"traced live memory: {total / 2**20:.1f} MB")
+    print(f"traced live memory: {total / 2**20:.1f} MB (peak {tracemalloc.get_traced_memory()[1] / 2**20:.1f} MB)")
     for stat in snapshot.statistics("filename")[:limit]:
         print(f"  {stat.size / 2**20:8.1f} MB  {stat.count:>9,} blocks  {stat.traceback[0].filename}")
     for stat in snapshot.statistics("lineno")[:limit]:
@@ -436,6 +456,8 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=60.0, help="give up (and stop everything) after this")
     parser.add_argument("--trace-memory", action="store_true", help="also print the engine's live allocations "
                         "(tracemalloc) at the largest size")
+    parser.add_argument("--profile", action="store_true", help="also print where the engine's ticks spend "
+                        "their time (cProfile) at the largest size")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if args.interval < 5 or args.interval > 300 or args.cycles < 2:
@@ -468,8 +490,9 @@ def main() -> None:
             for n in sizes:
                 texts = all_texts[:n]
                 (tmp / f"engine{n}").mkdir()
+                largest = n == max(sizes)
                 ours = measure_engine(tmp / f"engine{n}", texts, table, args.cycles,
-                                      args.trace_memory and n == max(sizes))
+                                      trace=args.trace_memory and largest, profile=args.profile and largest)
                 print(f"{n:>7} rules, engine: process CPU per tick {spread(ours['cpus'])} s, "
                       f"peak RSS {ours['peak']:.0f} MB", flush=True)
                 rules_path = tmp / f"rules{n}.yml"
