@@ -459,7 +459,19 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also print where the engine's ticks spend "
                         "their time (cProfile) at the largest size")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--results", type=Path, help="also write the measurements to this JSON file")
+    parser.add_argument("--render", type=Path, metavar="RESULTS", help="measure nothing: write the section from "
+                        "a --results file of an earlier run")
     args = parser.parse_args()
+    if args.render is not None:
+        saved = json.loads(args.render.read_text())
+        section = render(**saved)
+        print(section)
+        if not args.no_write:
+            write_section(ROOT / "docs" / "benchmarks.md", section)
+        return
+    # a SIGTERM ends the run through the same `finally` blocks as an error: every server started here is stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.interval < 5 or args.interval > 300 or args.cycles < 2:
         parser.error("--interval must be 5–300 s and --cycles at least 2")
     began = time.monotonic()
@@ -477,7 +489,7 @@ def main() -> None:
     all_texts = rule_texts(max(sizes), rng, prices)
     table = data(prices, args.cycles + 2, rng)
 
-    results = []
+    results, skipped = [], []
     with tempfile.TemporaryDirectory(prefix="vs-prometheus-") as tmp_name:
         tmp = Path(tmp_name)
         exporter = Exporter(prices, SEED + 1)
@@ -488,46 +500,60 @@ def main() -> None:
                                           0, deadline)
             print(f"  CPU per cycle {spread(baseline['cpus'])} s, RSS {spread(baseline['rss'], 0)} MB", flush=True)
             for n in sizes:
-                texts = all_texts[:n]
-                (tmp / f"engine{n}").mkdir()
-                largest = n == max(sizes)
-                ours = measure_engine(tmp / f"engine{n}", texts, table, args.cycles,
-                                      trace=args.trace_memory and largest, profile=args.profile and largest)
-                print(f"{n:>7} rules, engine: process CPU per tick {spread(ours['cpus'])} s, "
-                      f"peak RSS {ours['peak']:.0f} MB", flush=True)
-                rules_path = tmp / f"rules{n}.yml"
-                prom_rules = rules_file(texts, args.interval, rules_path)
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the run took longer than --max-minutes")
-                theirs = measure_prometheus(binary, tmp / f"prometheus{n}", exporter, args.interval, args.cycles,
-                                            rules_path, min(USERS, n), deadline)
-                shutil_rmtree(tmp / f"prometheus{n}")
-                base = statistics.median(baseline["cpus"])
-                theirs["net"] = [max(c - base, 1e-6) for c in theirs["cpus"]]
-                theirs["prom_rules"] = prom_rules
-                results.append({"rules": n, "ours": ours, "theirs": theirs})
-                print(f"{n:>7} rules, prometheus ({prom_rules:,} rules): CPU per cycle {spread(theirs['cpus'])} s, "
-                      f"minus baseline {spread(theirs['net'])} s, rule groups {spread(theirs['durations'])} s, "
-                      f"peak RSS {theirs['peak']:.0f} MB, missed iterations {theirs['missed']:.0f}; "
-                      f"CPU ratio {ratio(theirs['net'], ours['cpus'])}", flush=True)
+                try:
+                    results.append(measure_size(n, all_texts[:n], table, tmp, binary, exporter, baseline, args,
+                                                deadline, largest=n == max(sizes)))
+                except TimeoutError as error:
+                    print(f"{n:>7} rules: not measured: {error}", flush=True)
+                    skipped.append(n)
+                    break
+                finally:
+                    if args.results is not None:  # what was measured so far, should the run not finish
+                        args.results.write_text(json.dumps({"results": results, "baseline": baseline}))
         finally:
             exporter.stop()
     speed.append(machine_speed())
-    section = render(results, baseline, load, os.getloadavg(), speed, args, prom_version,
-                     (time.monotonic() - began) / 60)
+    saved = {"results": results, "baseline": baseline, "load": load, "load_end": os.getloadavg(), "speed": speed,
+             "interval": args.interval, "cycles": args.cycles, "prom_version": prom_version,
+             "minutes": (time.monotonic() - began) / 60, "date": f"{datetime.now():%Y-%m-%d}", "skipped": skipped}
+    if args.results is not None:
+        args.results.write_text(json.dumps(saved))
+    section = render(**saved)
     print(section)
     if not args.no_write:
         write_section(ROOT / "docs" / "benchmarks.md", section)
 
 
-def shutil_rmtree(path: Path) -> None:
+def measure_size(n: int, texts: list[str], table, tmp: Path, binary: str, exporter: Exporter, baseline: dict,
+                 args, deadline: float, largest: bool) -> dict:
+    """The engine, then Prometheus, on the first ``n`` rules of the mix."""
     import shutil
 
-    shutil.rmtree(path, ignore_errors=True)
+    (tmp / f"engine{n}").mkdir()
+    ours = measure_engine(tmp / f"engine{n}", texts, table, args.cycles,
+                          trace=args.trace_memory and largest, profile=args.profile and largest)
+    shutil.rmtree(tmp / f"engine{n}", ignore_errors=True)
+    print(f"{n:>7} rules, engine: process CPU per tick {spread(ours['cpus'])} s, peak RSS {ours['peak']:.0f} MB",
+          flush=True)
+    rules_path = tmp / f"rules{n}.yml"
+    prom_rules = rules_file(texts, args.interval, rules_path)
+    if time.monotonic() > deadline:
+        raise TimeoutError("the run took longer than --max-minutes")
+    theirs = measure_prometheus(binary, tmp / f"prometheus{n}", exporter, args.interval, args.cycles,
+                                rules_path, min(USERS, n), deadline)
+    shutil.rmtree(tmp / f"prometheus{n}", ignore_errors=True)
+    base = statistics.median(baseline["cpus"])
+    theirs["net"] = [max(c - base, 1e-6) for c in theirs["cpus"]]
+    theirs["prom_rules"] = prom_rules
+    print(f"{n:>7} rules, prometheus ({prom_rules:,} rules): CPU per cycle {spread(theirs['cpus'])} s, "
+          f"minus baseline {spread(theirs['net'])} s, rule groups {spread(theirs['durations'])} s, "
+          f"peak RSS {theirs['peak']:.0f} MB, missed iterations {theirs['missed']:.0f}; "
+          f"CPU ratio {ratio(theirs['net'], ours['cpus'])}", flush=True)
+    return {"rules": n, "ours": ours, "theirs": theirs}
 
 
-def render(results: list[dict], baseline: dict, load: tuple, load_end: tuple, speed: list[float], args,
-           prom_version: str, minutes: float) -> str:
+def render(results: list[dict], baseline: dict, load: tuple, load_end: tuple, speed: list[float], interval: int,
+           cycles: int, prom_version: str, minutes: float, date: str, skipped: list[int] = ()) -> str:
     lines = [
         "## Side by side with Prometheus",
         "",
@@ -539,7 +565,7 @@ def render(results: list[dict], baseline: dict, load: tuple, load_end: tuple, sp
         "a `group by symbol` rule → one rule without the symbol filter, `avg`/`max` → `avg_over_time`/"
         "`max_over_time`, `pct_change` → `(last_over_time(x[5m]) - x offset 4m) / abs(x offset 4m)`), one rule "
         f"group per user of the mix (100 groups, evaluated concurrently). Scrape and evaluation interval "
-        f"{args.interval} s; {args.cycles} measured cycles after every group has evaluated twice. Prometheus CPU "
+        f"{interval} s; {cycles} measured cycles after every group has evaluated twice. Prometheus CPU "
         "per cycle = its process CPU time over one interval (`/proc`), minus the median of the same for a "
         "Prometheus scraping the same series without rules; rule groups = the sum of its groups' last "
         "durations (`prometheus_rule_group_last_duration_seconds`: wall time, groups run concurrently on the "
@@ -550,7 +576,7 @@ def render(results: list[dict], baseline: dict, load: tuple, load_end: tuple, sp
         "favourable pair).",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"{datetime.now():%Y-%m-%d}; load average {load[0]:.1f} at the start, {load_end[0]:.1f} at the end; "
+        f"{date}; load average {load[0]:.1f} at the start, {load_end[0]:.1f} at the end; "
         f"machine speed reference {speed[0]:.1f} ms at the start, {speed[-1]:.1f} ms at the end (`machine_speed()` "
         f"of `engine_scale.py`: lower is faster); the whole run took {minutes:.0f} min. Prometheus without rules: "
         f"{spread(baseline['cpus'])} s of CPU per interval (scraping, the TSDB), RSS {spread(baseline['rss'], 0)} MB.",
@@ -573,6 +599,8 @@ def render(results: list[dict], baseline: dict, load: tuple, load_end: tuple, sp
         if theirs["missed"] or theirs["failures"]:
             notes.append(f"at {r['rules']:,} rules Prometheus missed {theirs['missed']:.0f} group iterations and "
                          f"counted {theirs['failures']:.0f} rule evaluation failures")
+    if skipped:
+        notes.append(f"{skipped[0]:,} rules and above were not measured: the run reached its time limit")
     if notes:
         lines += ["", "Note: " + "; ".join(notes) + "."]
     lines += ["", "Goals (ratios from this run): " + goals(results) + "."]
