@@ -67,8 +67,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def create_db_engine(url: str) -> Engine:
     """An engine for ``url``: SQLite gets foreign keys, WAL and a shared in-memory
-    connection (``StaticPool``, as tools run on worker threads); MySQL gets utf8mb4
-    and connection health checks."""
+    connection (``StaticPool``, as tools run on worker threads); MySQL gets utf8mb4,
+    connection health checks and a pool as large as the tools' worker threads."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -86,7 +86,11 @@ def create_db_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "mysql":
         query = dict(parsed.query)
         query.setdefault("charset", "utf8mb4")
-        return sa.create_engine(parsed.set(query=query), pool_pre_ping=True, pool_recycle=3600)
+        # Tools run on up to 40 worker threads: a pool of 5 (the default) closes every connection past
+        # the fifth as soon as it is returned, so concurrent calls each paid a new connection (TCP, the
+        # handshake, a TLS context). Twenty stay open; twenty more come and go under bursts.
+        return sa.create_engine(parsed.set(query=query), pool_pre_ping=True, pool_recycle=3600,
+                                pool_size=20, max_overflow=20)
     return sa.create_engine(url, pool_pre_ping=True)
 
 
