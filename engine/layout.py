@@ -84,7 +84,7 @@ class Group:
 
 def shared_shape(rule: EngineRule):
     """The rule's shape when it is decided together with others of its shape, else ``None``."""
-    shape = getattr(rule.compiled, "shape", None)
+    shape = rule.compiled.shape
     return shape if shape is not None and shape.thresholds is not None else None
 
 

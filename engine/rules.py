@@ -20,14 +20,14 @@ from typing import Any, Iterable, Mapping
 import monitors_dsl
 from monitors_dsl import ast as a
 from monitors_dsl._api import analyze
-from monitors_dsl.printer import print_expr
+from monitors_dsl.compiled import Compiled
 from monitors_dsl.sql import Term, watch_terms
 from monitors_dsl.shapes import BoundRule, Shape, Split, compile_shape, split_canonical
 
 from .rows import vacant_row
 from .state import Clauses, FlapDetection
 
-__all__ = ["EngineRule", "RuleBuilder", "StoreRules", "rule_from_text", "rules_from_text", "condition_text"]
+__all__ = ["EngineRule", "RuleBuilder", "StoreRules", "build_rule", "rule_from_text", "rules_from_text"]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class EngineRule:
 
     id: str
     name: str | None
-    compiled: monitors_dsl.CompiledRule
+    compiled: Compiled
     clauses: Clauses
     owner_id: int | None = None
     version: int = 1
@@ -77,37 +77,21 @@ class EngineRule:
         return f"<EngineRule {self.id} {self.name or self.condition!r} v{self.version}>"
 
 
-def condition_text(rule: a.Rule) -> str:
-    """The firing condition's canonical text (``critical when …; warning when …`` for several)."""
-    if rule.when is not None:
-        return print_expr(rule.when)
-    return "; ".join(f"{severity} when {print_expr(cond)}" for severity, cond in rule.conditions)
-
-
-def _value_column(compiled: monitors_dsl.CompiledRule) -> str | None:
-    """The column of the first aggregate of the firing condition(s), in source order."""
-    nodes = [node for _, cond in compiled.rule.conditions for node in a.aggregates(cond)]
-    if not nodes:
-        return None
-    first = min(enumerate(nodes), key=lambda pair: (pair[1].span.start, pair[0]))[1]
-    return compiled.column(first)
-
-
-def _watch(compiled, on_no_data: str) -> tuple[Term, ...]:
+def _watch(compiled: Compiled, on_no_data: str) -> tuple[Term, ...]:
     """The watch terms of a grouped rule that must decide series without points in its windows: with
     ``on no data alert``, or when its condition holds on a series with no data at all (``x > 1 or 2 > 1``)."""
-    decide = getattr(compiled, "decide", None)
-    if not compiled.group_by or decide is None:  # a rule checked without its predicate: no watch of its own
+    if not compiled.group_by:
         return ()
-    decision = decide(vacant_row(compiled.terms, True))
+    decision = compiled.decide(vacant_row(compiled.terms, True))
     if decision.result is True or (decision.result is None and on_no_data == "alert"):
         return watch_terms(compiled.terms, compiled.group_by)
     return ()
 
 
-def build_rule(compiled: monitors_dsl.CompiledRule, *, id: str, name: str | None = None, owner_id: int | None = None,
-               version: int = 1, flap: FlapDetection | None = None) -> EngineRule:
-    """An :class:`EngineRule` from a compiled rule; ``name`` overrides the rule's own."""
+def build_rule(compiled: Compiled, *, id: str, name: str | None = None, owner_id: int | None = None,
+               version: int = 1, flap: FlapDetection | None = None, watch: bool = True) -> EngineRule:
+    """An :class:`EngineRule` from a compiled rule; ``name`` overrides the rule's own. ``watch=False``
+    leaves out the watch terms (and so the predicate, which deciding them needs)."""
     rule = compiled.rule
     return EngineRule(
         id=str(id),
@@ -122,9 +106,9 @@ def build_rule(compiled: monitors_dsl.CompiledRule, *, id: str, name: str | None
         title=rule.title,
         message=rule.message,
         description=rule.description,
-        condition=condition_text(rule),
-        value_column=_value_column(compiled),
-        watch=_watch(compiled, rule.on_no_data),
+        condition=compiled.condition_text,
+        value_column=compiled.value_column,
+        watch=_watch(compiled, rule.on_no_data) if watch else (),
     )
 
 
@@ -281,7 +265,7 @@ class RuleBuilder:
                 return False
         if meta is None:
             meta = _Meta(parsed)
-        reference = build_rule(compiled, id="0", flap=self.flap)
+        reference = build_rule(compiled, id="0", flap=self.flap, watch=False)
         candidate = self._assemble(None, canonical, split, shape, meta)
         if candidate is None or not _same(reference, candidate, compiled):
             log.debug("shape of %r does not reproduce the rule; compiled one by one", canonical)
@@ -310,12 +294,12 @@ class RuleBuilder:
             id_, name, owner_id, version = "0", None, None, 1
         else:
             id_, name, owner_id, version = str(row.id), row.name, row.owner_id, row.version
-        bound = BoundRule(shape, params, canonical, name)
+        bound = BoundRule(shape, params, canonical, name, shape.condition_text(split))
         return EngineRule(
             id=id_, name=name, compiled=bound, clauses=clauses,
             owner_id=owner_id, version=version, channels=meta.channels, every=meta.every, labels=meta.labels,
             title=meta.title, message=meta.message, description=meta.description,
-            condition=shape.condition_text(split), value_column=shape.value_column,
+            condition=bound.condition_text, value_column=shape.value_column,
             watch=_watch(bound, meta.on_no_data) if shape.group_by else ())
 
     def build_all(self, rows: Iterable[Any]) -> list[EngineRule]:
@@ -324,40 +308,14 @@ class RuleBuilder:
         return self.build_keys([(int(r.id), int(r.version)) for r in rows], {int(r.id): r for r in rows})
 
 
-class _Checked:
-    """A rule parsed and checked in full, with its terms and columns: what ``build_rule`` and ``_same`` read of
-    a ``CompiledRule``, without generating its predicate (the shape generates its own)."""
-
-    __slots__ = ("rule", "terms", "_columns")
-
-    def __init__(self, rule: a.Rule) -> None:
-        self.rule = rule
-        found: dict[tuple, Term] = {}
-        columns: dict[a.Aggregate, str] = {}
-        for expr in [cond for _, cond in rule.conditions] + [rule.resolve_when]:
-            if expr is not None:
-                for node in a.aggregates(expr):
-                    term = Term.from_aggregate(node, rule.group_by)
-                    columns[node] = term.column
-                    found.setdefault(term.key, term)
-        self.terms = tuple(found.values())
-        self._columns = columns
-
-    @property
-    def group_by(self) -> tuple[str, ...]:
-        return self.rule.group_by
-
-    def column(self, node: a.Aggregate) -> str:
-        return self._columns[node]
-
-
-def _checked(canonical: str) -> _Checked | monitors_dsl.CompiledRule:
+def _checked(canonical: str) -> monitors_dsl.CompiledRule:
     """The rule of ``canonical`` parsed and checked as ``compile_rule`` does (which raises when it does not
-    compile, and is what a text with errors or not one rule gets, for the same error)."""
+    compile, and is what a text with errors or not one rule gets, for the same error); its predicate is
+    generated only if asked for (the shape generates its own)."""
     rules, diagnostics = analyze(canonical)
     if any(d.severity == "error" for d in diagnostics) or len(rules) != 1:
         return monitors_dsl.compile_rule(canonical)
-    return _Checked(rules[0])
+    return monitors_dsl.CompiledRule(rules[0])
 
 
 def _same(reference: EngineRule, candidate: EngineRule, compiled: monitors_dsl.CompiledRule) -> bool:

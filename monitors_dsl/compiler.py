@@ -24,27 +24,37 @@ from .describe import describe
 from .errors import Diagnostic, DslError
 from .predicate import Decision, Predicate, compile_predicate
 from .printer import print_rule, print_rules
-from .sql import Term, sql_for_terms, terms_of
+from .compiled import condition_text, rule_columns, value_column
+from .sql import Term, sql_for_terms
 
 __all__ = ["compile_rule", "CompiledRule", "Decision", "Term"]
 
 
 class CompiledRule:
-    """A rule compiled to SQL and a Python predicate. Build it with ``compile_rule``."""
+    """A rule compiled to SQL and a Python predicate (a :class:`~monitors_dsl.compiled.Compiled`). Build it
+    with ``compile_rule``; the predicate is generated on first use."""
 
-    __slots__ = ("rule", "terms", "canonical", "_predicate", "_columns")
+    __slots__ = ("rule", "terms", "canonical", "_predicate", "_columns", "value_column", "condition_text")
+
+    #: a rule compiled on its own is decided on its own, not with a shape's other rules
+    shape = None
 
     def __init__(self, rule: a.Rule):
         self.rule = rule
-        self.terms: tuple[Term, ...] = terms_of(rule)
+        found = rule_columns(rule)
+        self.terms: tuple[Term, ...] = found.terms
+        self._columns = found.columns
         self.canonical: str = print_rules([rule])
-        columns: dict[a.Aggregate, str] = {}
-        for expr in [cond for _, cond in rule.conditions] + [rule.resolve_when]:
-            if expr is not None:
-                for node in a.aggregates(expr):
-                    columns[node] = Term.from_aggregate(node, rule.group_by).column
-        self._columns = columns
-        self._predicate: Predicate = compile_predicate(rule, columns.__getitem__, f"<rule {rule.name or ''}>")
+        self.value_column: str | None = value_column(rule, found.columns)
+        self.condition_text: str = condition_text(rule)
+        self._predicate: Predicate | None = None
+
+    @property
+    def predicate(self) -> Predicate:
+        if self._predicate is None:
+            self._predicate = compile_predicate(self.rule, self._columns.__getitem__,
+                                                f"<rule {self.rule.name or ''}>")
+        return self._predicate
 
     @property
     def name(self) -> str | None:
@@ -57,12 +67,12 @@ class CompiledRule:
     @property
     def predicate_source(self) -> str:
         """The generated Python source of ``condition(r)`` and ``decide(r)``."""
-        return self._predicate.source
+        return self.predicate.source
 
     @property
     def condition(self):
         """The firing condition over a row: ``True`` / ``False`` / ``None`` (no data)."""
-        return self._predicate.condition
+        return self.predicate.condition
 
     def column(self, node: a.Aggregate) -> str:
         """The row key holding an aggregate of this rule."""
@@ -74,7 +84,7 @@ class CompiledRule:
 
     def decide(self, row: Mapping) -> Decision:
         """The decision for one row of ``sql(at)``'s result."""
-        return self._predicate.decide(row)
+        return self.predicate.decide(row)
 
     def describe(self) -> str:
         """The rule in one English sentence."""

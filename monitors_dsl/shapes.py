@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Mapping
 
 from . import ast as a
+from .compiled import rule_columns, value_column
 from .predicate import Decision, ShapePredicate, decision_of, generate_source
 from .sql import Term, sql_for_terms
 
@@ -223,25 +224,15 @@ def compile_shape(rule: a.Rule, canonical: str, split: Split) -> Shape:
             positions.append(index)
         else:
             fixed.append((index, text))
-    columns: dict[a.Aggregate, str] = {}
-    found: dict[tuple, Term] = {}  # the terms, as ``terms_of`` gives them: each aggregate read once
-    for expr in expressions:
-        for node in a.aggregates(expr):
-            term = Term.from_aggregate(node, rule.group_by)
-            columns[node] = term.column
-            found.setdefault(term.key, term)
+    found = rule_columns(rule)
+    columns = dict(found.columns)
     source = generate_source(rule, columns.__getitem__, params) if params else None
     predicate = ShapePredicate(source if source else _constant_source(rule, columns), "<shape>")
     param_set = set(positions)
     template = _condition_template(rule, canonical, split, param_set)
     thresholds = _thresholds(rule, columns, params, positions, split)
-    nodes = [node for _, cond in rule.conditions for node in a.aggregates(cond)]
-    value_column = None
-    if nodes:
-        first = min(enumerate(nodes), key=lambda pair: (pair[1].span.start, pair[0]))[1]
-        value_column = columns[first]
-    return Shape(split.skeleton, tuple(found.values()), tuple(rule.group_by), predicate, tuple(positions), tuple(fixed),
-                 template, value_column, rule.resolve_when is not None,
+    return Shape(split.skeleton, found.terms, tuple(rule.group_by), predicate, tuple(positions), tuple(fixed),
+                 template, value_column(rule, columns), rule.resolve_when is not None,
                  tuple(severity for severity, _ in rule.conditions), thresholds, columns)
 
 
@@ -288,19 +279,27 @@ def _thresholds(rule, columns, params, positions, split) -> tuple | None:
 class BoundRule:
     """One rule of a shape: the shape, its parameter values and its canonical text.
 
-    It answers like a ``CompiledRule``; ``rule`` (the syntax tree) is parsed
-    again from the canonical text on first use only.
+    It is a :class:`~monitors_dsl.compiled.Compiled`, as a ``CompiledRule`` is;
+    ``rule`` (the syntax tree) is parsed again from the canonical text on first
+    use only. ``condition_text`` is the rule's own (the shape's template with
+    its numbers), given by whoever split the text.
     """
 
-    __slots__ = ("shape", "params", "canonical", "name", "_functions", "_rule")
+    __slots__ = ("shape", "params", "canonical", "name", "condition_text", "_functions", "_rule")
 
-    def __init__(self, shape: Shape, params: tuple[float, ...], canonical: str, name: str | None = None):
+    def __init__(self, shape: Shape, params: tuple[float, ...], canonical: str, name: str | None = None,
+                 condition_text: str = ""):
         self.shape = shape
         self.params = params
         self.canonical = canonical
         self.name = name
+        self.condition_text = condition_text
         self._functions = None
         self._rule = None
+
+    @property
+    def value_column(self) -> str | None:
+        return self.shape.value_column
 
     @property
     def terms(self) -> tuple[Term, ...]:

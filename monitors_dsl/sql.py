@@ -154,15 +154,9 @@ class Term:
 
 def terms_of(rule: a.Rule) -> tuple[Term, ...]:
     """The distinct terms of a rule, in source order (firing conditions, then ``resolve when``)."""
-    found: dict[tuple, Term] = {}
-    expressions = [cond for _, cond in rule.conditions]
-    if rule.resolve_when is not None:
-        expressions.append(rule.resolve_when)
-    for expr in expressions:
-        for node in a.aggregates(expr):
-            term = Term.from_aggregate(node, rule.group_by)
-            found.setdefault(term.key, term)
-    return tuple(found.values())
+    from .compiled import rule_columns
+
+    return rule_columns(rule).terms
 
 
 def watch_terms(terms: Iterable[Term], group_by: Iterable[str]) -> tuple[Term, ...]:
