@@ -13,21 +13,19 @@ import re
 
 __all__ = ["surrogate_problems"]
 
+_RAW = re.compile("[\ud800-\udfff]")
 _ESCAPED = re.compile(r"(\\+)u([dD][89a-fA-F][0-9a-fA-F]{2})")
-
-
-def _is_surrogate(code: int) -> bool:
-    return 0xD800 <= code <= 0xDFFF
 
 
 def surrogate_problems(text: str) -> list[tuple[int, int, str, str]]:
     """``(start, end, message, hint)`` for each lone surrogate in ``text``, raw or escaped."""
     found = []
-    for index, char in enumerate(text):
-        if _is_surrogate(ord(char)):
-            found.append((index, index + 1, f"U+{ord(char):04X} is a lone surrogate, not a character: "
-                          "the data source cannot receive it",
-                          "remove it; send the text as proper Unicode (a surrogate pair must be one character)"))
+    for match in _RAW.finditer(text):
+        found.append((match.start(), match.end(), f"U+{ord(match.group()):04X} is a lone surrogate, not a "
+                      "character: the data source cannot receive it",
+                      "remove it; send the text as proper Unicode (a surrogate pair must be one character)"))
+    if "\\" not in text:
+        return found
     for match in _ESCAPED.finditer(text):
         if len(match.group(1)) % 2 == 1:  # an odd run of backslashes: the last one starts an escape
             start = match.start() + len(match.group(1)) - 1

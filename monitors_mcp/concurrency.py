@@ -10,7 +10,8 @@ step; the clock is Redis's own, so replicas' clocks need not agree) — right fo
 replicas behind one address, where a user's calls land anywhere.
 
 ``CallLimits`` applies them to tool calls: at most ``per_user`` calls of one user
-in flight at once, and per tool (``per_tool``, e.g. previews) fewer still. A call
+in flight at once, and per tool (``per_tool``, e.g. previews) or group of tools
+(``per_group``: the tools that check rule text share one number) fewer still. A call
 over a limit is refused at once with a message saying what the limit is; it never
 waits, so one user's flood cannot queue up in front of anyone else.
 """
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PER_USER = 8
 DEFAULT_PER_TOOL = {"preview_alert_rule": 2}
+#: tools that share one per-user limit: checking rule text (parse, check, compile) is the costly part of each
+GROUPS = {"rule_checks": frozenset({"validate_alert_rule", "create_alert_rule", "update_alert_rule"})}
+DEFAULT_PER_GROUP = {"rule_checks": 2}
 #: how long a slot lasts if its holder never gives it back (a killed replica): longer than any call
 DEFAULT_SLOT_TTL = 300.0
 
@@ -146,6 +150,8 @@ class CallLimits:
     per_user: int = DEFAULT_PER_USER
     per_tool: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PER_TOOL))
     ttl: float = DEFAULT_SLOT_TTL
+    #: per user, for the tools of each of ``GROUPS`` together
+    per_group: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PER_GROUP))
 
     @asynccontextmanager
     async def hold(self, user_id: int, tool: str) -> AsyncIterator[None]:
@@ -155,6 +161,10 @@ class CallLimits:
             wanted = [(f"user:{user_id}:calls", self.per_user, None)]
             if tool in self.per_tool:
                 wanted.append((f"user:{user_id}:tool:{tool}", self.per_tool[tool], tool))
+            for group, tools in GROUPS.items():
+                if tool in tools and group in self.per_group:
+                    wanted.append((f"user:{user_id}:group:{group}", self.per_group[group],
+                                   "/".join(sorted(tools))))
             for key, limit, which in wanted:
                 handle = await self.limiter.acquire(key, limit, self.ttl)
                 if handle is None:
@@ -175,16 +185,19 @@ class CallLimits:
 def call_limits_from_env(redis_url: str | None, env: dict[str, str] | None = None) -> CallLimits:
     """The limits the server runs with: in Redis when ``redis_url`` is given, else in this process.
 
-    ``MONITORS_MAX_CONCURRENT_CALLS`` (per user, default 8) and
-    ``MONITORS_MAX_CONCURRENT_PREVIEWS`` (per user, default 2) set the numbers;
+    ``MONITORS_MAX_CONCURRENT_CALLS`` (per user, default 8),
+    ``MONITORS_MAX_CONCURRENT_PREVIEWS`` (per user, default 2) and
+    ``MONITORS_MAX_CONCURRENT_RULE_CHECKS`` (validate/create/update together, per user, default 2) set the numbers;
     ``MONITORS_REDIS_PREFIX`` the keys' prefix (default ``monitors:limits:``), for several
     deployments on one Redis."""
     env = os.environ if env is None else env
     per_user = _positive(env, "MONITORS_MAX_CONCURRENT_CALLS", DEFAULT_PER_USER)
     previews = _positive(env, "MONITORS_MAX_CONCURRENT_PREVIEWS", DEFAULT_PER_TOOL["preview_alert_rule"])
+    checks = _positive(env, "MONITORS_MAX_CONCURRENT_RULE_CHECKS", DEFAULT_PER_GROUP["rule_checks"])
     prefix = env.get("MONITORS_REDIS_PREFIX") or "monitors:limits:"
     limiter: Limiter = RedisLimiter(redis_url, prefix=prefix) if redis_url else LocalLimiter()
-    return CallLimits(limiter, per_user=per_user, per_tool={"preview_alert_rule": previews})
+    return CallLimits(limiter, per_user=per_user, per_tool={"preview_alert_rule": previews},
+                      per_group={"rule_checks": checks})
 
 
 def _positive(env, name: str, default: int) -> int:  # noqa: ANN001

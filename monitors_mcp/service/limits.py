@@ -35,6 +35,7 @@ PREVIEW_EVALUATIONS = 10_080
 #: … and stops after this many seconds of wall time, answering with what it computed.
 PREVIEW_SECONDS = 30.0
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -69,11 +70,11 @@ def check_length(what: str, value: str, limit: int) -> None:
 
 def check_characters(what: str, value: str) -> None:
     """Refuse lone UTF-16 surrogates: half characters that no store, source or channel can encode."""
-    for index, char in enumerate(value):
-        if 0xD800 <= ord(char) <= 0xDFFF:
-            raise InvalidInput(
-                f"{what} holds a lone surrogate (U+{ord(char):04X}) at character {index + 1}: half of a "
-                "character, which cannot be stored. Send the text as proper Unicode.")
+    found = _SURROGATE.search(value)
+    if found is not None:
+        raise InvalidInput(
+            f"{what} holds a lone surrogate (U+{ord(found.group()):04X}) at character {found.start() + 1}: half "
+            "of a character, which cannot be stored. Send the text as proper Unicode.")
 
 
 def check_name(what: str, name: str) -> str:

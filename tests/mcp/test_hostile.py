@@ -325,3 +325,83 @@ def test_bad_command_line_values_exit_2(tmp_path, capsys, arguments, words):  # 
     assert code == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err and "unexpected" not in err
+
+
+# --- a flood from one user leaves another user's calls at their usual latency ---------------------------
+
+import statistics  # noqa: E402
+
+from tests.support.mcp_http import mcp_client  # noqa: E402
+
+HEAVY = "rule heavy {\n  when " + " or ".join(f'last(crypto.price{{symbol="S{i}"}}) > {i}' for i in range(60)) + "\n}"
+
+# The flood comes from another process, as it would from another machine: its client's own work is not
+# counted against the server it floods.
+FLOOD = """
+import asyncio, json, sys
+from tests.mcp.test_hostile import BTC, HEAVY, INIT, HEADERS
+from tests.support.mcp_http import mcp_client
+import httpx2
+
+async def main(url, token):
+    async with mcp_client(url, token) as loud:
+        calls = [loud.call_tool("validate_alert_rule", {"rule": HEAVY}) for _ in range(150)]
+        calls += [loud.call_tool("preview_alert_rule", {"rule": BTC, "since": "30d"}) for _ in range(50)]
+        calls += [loud.call_tool("list_alerts", {"since": "7d"}) for _ in range(100)]
+        async with httpx2.AsyncClient(timeout=60) as http:
+            opens = [http.post(url, json=INIT, headers={**HEADERS, "Authorization": f"Bearer {token}"})
+                     for _ in range(50)]
+            print("flooding", flush=True)
+            answers = await asyncio.gather(*calls, *opens, return_exceptions=True)
+    refused = sum(1 for a in answers if getattr(a, "is_error", False) or getattr(a, "status_code", 200) == 429)
+    print(json.dumps({"calls": len(answers), "refused": refused}))
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+async def _latencies(client, calls: int) -> list[float]:  # noqa: ANN001
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        result = await client.call_tool("list_alert_rules", {})
+        times.append(time.perf_counter() - started)
+        assert not result.is_error
+    return times
+
+
+async def test_a_flood_from_one_user_leaves_another_users_calls_at_their_usual_latency(db: Database, server) -> None:  # noqa: ANN001
+    """One user sends hundreds of calls at once (heavy validations, previews of a long span, alert listings,
+    new sessions); another user's calls are timed with and without the flood. The flooder is held to its own
+    share (calls in flight, rule checks, previews, sessions), so the other's median stays within a generous
+    ratio of its usual one."""
+    import json
+    import sys
+
+    flooder, other = _token(db, "flooder"), _token(db, "calm")
+    async with mcp_client(server.url, other) as calm:
+        await _latencies(calm, 5)  # warm up
+        usual = statistics.median(await _latencies(calm, 20))
+        flood = await asyncio.create_subprocess_exec(sys.executable, "-c", FLOOD, server.url, flooder,
+                                                     stdout=asyncio.subprocess.PIPE)
+        assert (await asyncio.wait_for(flood.stdout.readline(), timeout=60)).strip() == b"flooding"
+        during = statistics.median(await _latencies(calm, 20))
+        still_flooding = flood.returncode is None
+        out, _ = await asyncio.wait_for(flood.communicate(), timeout=120)
+    report = json.loads(out.decode().strip().splitlines()[-1])
+    assert report["refused"] > 0 and still_flooding  # the flood met its limits, and lasted the measurement
+    print(f"other user's median latency: usual {usual * 1000:.1f} ms, during the flood {during * 1000:.1f} ms "
+          f"(ratio {during / usual:.1f}); the flood: {report}")
+    assert during < usual * 8 + 0.05
+
+
+async def test_rule_checks_share_one_small_limit_per_user() -> None:
+    from monitors_mcp.concurrency import CallLimits, LimitReached, LocalLimiter
+
+    limits = CallLimits(LocalLimiter(), per_user=8, per_group={"rule_checks": 2})
+    async with limits.hold(1, "validate_alert_rule"), limits.hold(1, "create_alert_rule"):
+        with pytest.raises(LimitReached, match="2 create_alert_rule/update_alert_rule/validate_alert_rule calls"):
+            async with limits.hold(1, "update_alert_rule"):
+                pass
+        async with limits.hold(2, "validate_alert_rule"), limits.hold(1, "list_alerts"):
+            pass  # another user, and other tools, are not held by it
