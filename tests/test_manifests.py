@@ -548,3 +548,20 @@ def test_the_deployment_docs_cover_the_files_and_the_settings():
     for name in SECRET_ENV | {"MONITORS_ENGINE_REPLICA", "MONITORS_ENGINE_HTTP_PORT"}:
         assert name in text, name
     assert "What was not run here" in text
+
+
+def test_the_engines_notifications_may_only_leave_for_public_addresses():
+    """Channel URLs are users' text: the notification ports are open to public addresses only."""
+    import ipaddress
+
+    policy = _one("NetworkPolicy")
+    notify = [rule for rule in policy["spec"]["egress"] if {p["port"] for p in rule["ports"]} & {443, 80, 587, 25}]
+    assert notify and all(rule.get("to") for rule in notify)
+    for rule in notify:
+        blocks = [peer["ipBlock"] for peer in rule["to"]]
+        assert all(set(peer) == {"ipBlock"} for peer in rule["to"])
+        excepted = [ipaddress.ip_network(c) for block in blocks for c in block.get("except", [])]
+        for inside in ("10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "127.0.0.1", "100.64.0.1",
+                       "fd00::1", "fe80::1", "::1"):
+            address = ipaddress.ip_address(inside)
+            assert any(address in net for net in excepted if net.version == address.version), inside
