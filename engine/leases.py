@@ -155,7 +155,7 @@ class LeasedRules:
         """The rules this replica holds, after renewing its leases when due."""
         rules = list(self.rules.current())
         self.loaded = True
-        reloads = getattr(self.rules, "reloads", None)
+        reloads = self.rules.reloads
         due = (self.last_renewal is None or time.monotonic() - self.last_renewal >= self.renew_every
                or reloads != self._reloads
                or self._valid_until - time.monotonic() < self.lease_duration * 2 / 3)
@@ -172,7 +172,7 @@ class LeasedRules:
 
         A lease close to running out (a slow tick) is extended first.
         """
-        rule_id = getattr(rule, "store_id", None)
+        rule_id = rule.store_id
         if rule_id is None or rule_id not in self.held:
             return False
         if self._valid_until - time.monotonic() > self.safety:
@@ -214,7 +214,7 @@ class LeasedRules:
         """The first renewal; raises :class:`LeaseConflict` when exclusive and another engine is live."""
         self.rules.current()
         self.loaded = True
-        self._reloads = getattr(self.rules, "reloads", None)
+        self._reloads = self.rules.reloads
         self.renew(sync=True, first=True)
 
     def renew(self, *, sync: bool = False, first: bool = False) -> None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import monitors_dsl
 from monitors_dsl import ast as a
@@ -27,7 +28,7 @@ from monitors_dsl.shapes import BoundRule, Shape, Split, compile_shape, split_ca
 from .rows import vacant_row
 from .state import Clauses, FlapDetection
 
-__all__ = ["EngineRule", "RuleBuilder", "StoreRules", "build_rule", "rule_from_text", "rules_from_text"]
+__all__ = ["EngineRule", "RuleBuilder", "RuleSet", "AllRules", "StoreRules", "build_rule", "rule_from_text", "rules_from_text"]
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +332,41 @@ def _same(reference: EngineRule, candidate: EngineRule, compiled: monitors_dsl.C
     return tuple(reference.group_by) == tuple(candidate.group_by)
 
 
-class StoreRules:
+class RuleSet(Protocol):
+    """Where the runner gets its rules.
+
+    ``current()`` is called before every tick and must be cheap. A rule set
+    that holds only some of the rules (``engine.leases.LeasedRules``, shared
+    between replicas) also says which of the due rules this tick may evaluate
+    (``begin_tick``) and whether a result may still be recorded (``holds``);
+    one that holds every rule (:class:`AllRules`) lets every rule through.
+    """
+
+    def current(self) -> Sequence[EngineRule]: ...
+
+    @property
+    def reloads(self) -> int:
+        """Changes each time ``current()`` gives a new set of rules."""
+
+    def begin_tick(self, due: Sequence[EngineRule], at: datetime) -> Sequence[EngineRule]: ...
+
+    def holds(self, rule: EngineRule) -> bool: ...
+
+
+class AllRules:
+    """The part of :class:`RuleSet` for a rule set that holds every rule it lists."""
+
+    #: how many times the rules were read again (a rule set that never changes: 0)
+    reloads = 0
+
+    def begin_tick(self, due: Sequence[EngineRule], at: datetime) -> Sequence[EngineRule]:
+        return due
+
+    def holds(self, rule: EngineRule) -> bool:
+        return True
+
+
+class StoreRules(AllRules):
     """The enabled, live rules of the store, reloaded only when something changed.
 
     ``current()`` first reads a fingerprint of the rules table — count, newest

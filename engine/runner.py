@@ -30,17 +30,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Sequence
 
 from .evaluate import Evaluator, TickEvaluation, to_evaluation, vacant_evaluation
 from .repository import Repository, SeriesUpdate
-from .rules import EngineRule
+from .rules import AllRules, EngineRule, RuleSet
 from .schedule import due_rules, from_epoch, next_due
 from .state import FIRING, INACTIVE, SeriesState, step
 from .state.machine import firing_outcome, keep_values
 from .state.model import to_utc
 
-__all__ = ["RuleSet", "StaticRules", "Runner", "TickReport", "VALUES_EVERY"]
+__all__ = ["RuleSet", "AllRules", "StaticRules", "Runner", "TickReport", "VALUES_EVERY"]
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,7 @@ log = logging.getLogger(__name__)
 VALUES_EVERY = 300.0
 
 
-class RuleSet(Protocol):
-    """Where the runner gets its rules; ``current()`` is called before every tick and must be cheap."""
-
-    def current(self) -> Sequence[EngineRule]: ...
-
-
-class StaticRules:
+class StaticRules(AllRules):
     """A fixed list of rules (backtests, tests); ``replace`` swaps it."""
 
     def __init__(self, rules: Sequence[EngineRule] = ()) -> None:
@@ -64,6 +58,7 @@ class StaticRules:
 
     def replace(self, rules: Sequence[EngineRule]) -> None:
         self.rules = list(rules)
+        self.reloads += 1
 
     def current(self) -> Sequence[EngineRule]:
         return self.rules
@@ -98,6 +93,8 @@ class Runner:
         self.evaluation_delay = evaluation_delay
         self.values_every = values_every  # a firing series' new values alone: written once per this period
         self._stop = threading.Event()
+        self._held_pool: tuple | None = None  # the rules of the last tick, and their ids
+        self._held: set[str] | None = None
 
     # -- one tick ----------------------------------------------------------------------
 
@@ -108,9 +105,8 @@ class Runner:
         pool = list(rules if rules is not None else self.rules.current())
         self._forget_newly_held(pool)
         due = pool if all_rules else due_rules(pool, at)
-        begin = getattr(self.rules, "begin_tick", None)  # a leased rule set: once per rule and due time
-        if begin is not None and due:
-            due = begin(due, at)
+        if due:
+            due = self.rules.begin_tick(due, at)  # leased: once per rule and due time, whoever holds it
         report = TickReport(at, rules=len(due))
         if not due:
             return report
@@ -121,11 +117,11 @@ class Runner:
         report.scans = evaluation.scan_count
         ok = [r.rule for r in evaluation.results if r.error is None]
         silenced = self.repository.silenced(ok, at)
-        holds = getattr(self.rules, "holds", None)  # a leased rule set: record only what it still holds
+        holds = self.rules.holds  # record only what the rule set still holds (leases)
         pending: list[tuple[EngineRule, list[SeriesUpdate], bool]] = []
         for result in evaluation.results:
             rule = result.rule
-            if holds is not None and not holds(rule):
+            if not holds(rule):
                 report.unheld += 1
                 continue
             try:
@@ -147,10 +143,9 @@ class Runner:
 
     def _record(self, report: TickReport, at: datetime, pending: list, holds) -> None:
         """Write the rules' updates (the repository batches what it can; each rule stays all or nothing)."""
-        if holds is not None:  # still held now that the tick is decided
-            held = [entry for entry in pending if holds(entry[0])]
-            report.unheld += len(pending) - len(held)
-            pending = held
+        held = [entry for entry in pending if holds(entry[0])]  # still held now that the tick is decided
+        report.unheld += len(pending) - len(held)
+        pending = held
         outcomes = self.repository.record_many(at, pending)
         for rule, updates, _ in pending:
             outcome = outcomes.get(rule.id, 0)
@@ -183,17 +178,14 @@ class Runner:
     def _forget_newly_held(self, pool: Sequence[EngineRule]) -> None:
         """A rule this runner did not hold at its last tick may have been evaluated elsewhere meanwhile:
         its states are read from the store again (repositories that keep states between ticks)."""
-        forget = getattr(self.repository, "forget", None)
-        if forget is None:
-            return
         pool = tuple(pool)
-        if pool == getattr(self, "_held_pool", None):  # the same rules as last time (compared by identity)
+        if pool == self._held_pool:  # the same rules as last time (compared by identity)
             return
         self._held_pool = pool
         ids = {r.id for r in pool}
-        held = getattr(self, "_held", None)
+        held = self._held
         if held is not None and ids != held:
-            forget(ids - held)
+            self.repository.forget(ids - held)
         self._held = ids
 
     def _updates(self, rule: EngineRule, at: datetime, series, known: dict[str, SeriesState]) -> list[SeriesUpdate]:
