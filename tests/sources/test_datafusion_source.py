@@ -277,7 +277,7 @@ def test_engine_sources_do_not_import_mcp():
     import subprocess
     import sys
 
-    code = "import sys, engine.sources, engine.cli; sys.exit(1 if any(m == 'mcp' or m.startswith('mcp.') " \
+    code = "import sys, engine.sources, engine.commands; sys.exit(1 if any(m == 'mcp' or m.startswith('mcp.') " \
            "for m in sys.modules) else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
