@@ -180,7 +180,12 @@ def table(results: dict[str, dict[str, list[float]]], alerts: int, calls: int) -
         "with a state filter) whatever the table size; `create_alert_rule` parses and checks the rule, then "
         "writes one row in one transaction. Part of each figure is the client's own check of the "
         "result against the tool's output schema (measured alone: about 25 ms for a page of 50 alerts). The table "
-        "statistics are refreshed after the bulk load (`ANALYZE`), as the database does by itself soon after.",
+        "statistics are refreshed after the bulk load (`ANALYZE`), as the database does by itself soon after. "
+        "The page is read from the alerts table alone and the names of its rules looked up after: with the "
+        "rules joined into the page query, MariaDB's optimizer started from the user's rules and sorted all "
+        "100,000 alerts for every page (about 350 ms in the database; the previous run of this table had "
+        "`list_alerts` p50 at 84.5 ms on MariaDB and 147 ms on SQLite); now the query takes under 1 ms and "
+        "the rest is the server's and the client's work.",
         "",
     ]
     return "\n".join(lines)
