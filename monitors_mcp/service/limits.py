@@ -58,14 +58,18 @@ def _setting(env, name: str, default: int, low: int, high: int) -> int:  # noqa:
     return int(text)
 
 
-def check_length(what: str, value: str, limit: int) -> None:
-    """``value`` is text of at most ``limit`` characters that the store can hold (no lone surrogates)."""
+def check_length(what: str, value: str, limit: int, *, characters: bool = True) -> None:
+    """``value`` is text of at most ``limit`` characters that the store can hold (no lone surrogates).
+
+    ``characters=False`` leaves the characters to the caller: rule text reports a lone surrogate as
+    a diagnostic with its line and column instead."""
     if not isinstance(value, str):
         raise InvalidInput(f"{what} must be text; got {type(value).__name__}.")
     if len(value) > limit:
         raise InvalidInput(f"{what} is {len(value):,} characters long; the limit is {limit:,}. Shorten it.",
                            allowed=f"at most {limit:,} characters")
-    check_characters(what, value)
+    if characters:
+        check_characters(what, value)
 
 
 def check_characters(what: str, value: str) -> None:

@@ -75,7 +75,7 @@ class RuleService:
 
     def validate(self, text: str, data_arrives_later: bool = False) -> ValidationOut:
         """Diagnostics are the answer here, not an error — except for text that cannot be a rule at all."""
-        check_length("rule", text, MAX_RULE_TEXT)
+        check_length("rule", text, MAX_RULE_TEXT, characters=False)  # the rule's diagnostics place them
         with self.db.session() as session:
             channels = self._channel_names(session)
         return validate_text(text, channels=channels, data_later=data_arrives_later)

@@ -405,3 +405,30 @@ async def test_rule_checks_share_one_small_limit_per_user() -> None:
                 pass
         async with limits.hold(2, "validate_alert_rule"), limits.hold(1, "list_alerts"):
             pass  # another user, and other tools, are not held by it
+
+
+# --- rule text: bombs, surrogates and regexes refused by the tools with positions ------------------------
+
+RULE_TEXT_BOMBS = [
+    ('rule t {\n  when last(crypto.price{symbol="BTC"}) > 1\n  message "{{ 9 ** 10000000 }}"\n}', "template-too-large", 3),
+    ('rule t {\n  when last(crypto.price{symbol="BTC"}) > 1\n  title "{{ \'x\' * 500000000 }}"\n}', "template-too-large", 3),
+    ('last(crypto.price{symbol="\\uD800"}) > 1', "unsendable-character", 1),
+    ('last(crypto.price{symbol="\ud800"}) > 1', "unsendable-character", 1),
+    ('last(cpu.usage{host=~"\\\\w{5000}"}) > 1', "invalid-regex", 1),
+    ('last(cpu.usage{host=~"(?:a{1000}){1000}"}) > 1', "invalid-regex", 1),
+    ('last(cpu.usage{host=~"[\\\\s\\\\S]{60000}"}) > 1', "invalid-regex", 1),
+]
+
+
+@pytest.mark.parametrize(("text", "code", "line"), RULE_TEXT_BOMBS, ids=[c for _, c, _ in RULE_TEXT_BOMBS])
+async def test_rule_text_the_source_or_the_renderer_cannot_take_is_refused_with_its_position(
+        db: Database, secrets, new_user, text, code, line) -> None:  # noqa: ANN001
+    async with connect(db, secrets, new_user()) as client:
+        before = snapshot(db)
+        checked = await client.call_tool("validate_alert_rule", {"rule": text})
+        created = await client.call_tool("create_alert_rule", {"rule": text, "name": "bomb"})
+    assert not checked.structured_content["valid"]
+    (found,) = [d for d in checked.structured_content["diagnostics"] if d["code"] == code]
+    assert found["line"] == line and found["column"] >= 1 and found["hint"]
+    assert created.is_error and created.structured_content["code"] == "invalid_rule"
+    assert snapshot(db) == before
