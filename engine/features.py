@@ -12,6 +12,11 @@ point (``monitors_mcp.service.engine_link``) and uses only what is here:
         .preview(rule_text, name, start, end)  → the rule's backtest: transitions, notifications,
                                             evaluations, errors, chart_png (PNG bytes or None)
         .close()
+    features.simulate(db, secrets, tables, times, on_tick)
+                                         → the engine over in-memory tables ({measurement: {column: [values]}},
+                                            ``time`` a list of datetimes) at each of ``times``, on the store
+                                            ``db``: rules read from it, alerts recorded, notifications sent;
+                                            ``on_tick(at, errors, transitions, notifications)`` after each tick
 
 Every failure is a ``FeatureError`` whose ``code`` (``engine_not_installed``,
 ``no_source``, ``source_unavailable``, ``source_failed``, ``invalid_rule``) and
@@ -152,6 +157,35 @@ class _Features:
                                "missing).", f"install them with: {INSTALL}") from None
         except SourceError as error:
             raise _source_failed(error) from None
+
+
+    def simulate(self, db, secrets, tables, times, on_tick=None, *, attempt_timeout: float = 10.0) -> None:
+        try:
+            import pyarrow as pa
+
+            from .dispatch import Dispatcher
+            from .evaluate import Evaluator
+            from .repository import SqlRepository
+            from .rules import StoreRules
+            from .runner import Runner
+            from .sources import DataFusionSource
+        except ImportError as error:
+            raise FeatureError("engine_not_installed", f"This needs the engine's packages ({error.name} is "
+                               "missing).", f"install them with: {INSTALL}") from None
+        source = DataFusionSource()
+        try:
+            for measurement, columns in tables.items():
+                source.add_table(measurement, pa.table(columns))
+            runner = Runner(StoreRules(db), SqlRepository(db), Evaluator(source))
+            dispatcher = Dispatcher(db, secrets, attempt_timeout=attempt_timeout)
+            for moment in times:
+                report = runner.tick(moment, all_rules=True)
+                if report.transitions or report.outbox_rows:
+                    dispatcher.dispatch()
+                if on_tick is not None:
+                    on_tick(moment, dict(report.errors), report.transitions, report.notifications)
+        finally:
+            source.close()
 
 
 #: the object the entry point names

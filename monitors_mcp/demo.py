@@ -49,11 +49,11 @@ def register(subparsers) -> None:
 def _cmd_demo(args) -> int:
     from monitors_dsl.cli import CommandError, UsageError
 
-    try:
-        import engine.sources  # noqa: F401
-        import apprise  # noqa: F401
-    except ImportError as error:
-        raise UsageError(f"`monitors demo` needs the engine's packages ({error.name}); {_INSTALL}") from None
+    from importlib.util import find_spec
+
+    missing = [name for name in ("pyarrow", "datafusion", "apprise") if find_spec(name) is None]
+    if missing:
+        raise UsageError(f"`monitors demo` needs the engine's packages ({missing[0]}); {_INSTALL}")
     if args.keep:
         workdir = Path(args.keep)
         try:
@@ -130,17 +130,10 @@ def _prices(start: datetime, minutes: int):
 
 def run_demo(workdir: Path, out=None) -> int:
     """Runs the demo in ``workdir``; returns the exit code."""
-    import pyarrow as pa
     from cryptography.fernet import Fernet
 
-    from engine.dispatch import Dispatcher
-    from engine.evaluate import Evaluator
-    from engine.repository import SqlRepository
-    from engine.rules import StoreRules
-    from engine.runner import Runner
-    from engine.sources import DataFusionSource
-
     from .service import UserService, Workspace
+    from .service.engine_link import engine_features
     from .store import Database
     from .store.secrets import SecretBox
 
@@ -154,7 +147,7 @@ def run_demo(workdir: Path, out=None) -> int:
     end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
     start = end - timedelta(minutes=minutes - 1)
     rows = list(_prices(start, minutes))
-    table = pa.table({"time": [t for t, _ in rows], "symbol": ["BTC"] * len(rows), "price": [p for _, p in rows]})
+    tables = {"crypto": {"time": [t for t, _ in rows], "symbol": ["BTC"] * len(rows), "price": [p for _, p in rows]}}
     with open(workdir / "crypto.csv", "w", encoding="utf-8") as handle:  # for `monitors backtest --data`
         handle.write("time,symbol,price\n")
         handle.writelines(f"{_iso(t)},BTC,{p}\n" for t, p in rows)
@@ -177,23 +170,16 @@ def run_demo(workdir: Path, out=None) -> int:
         say(f"The engine evaluates it every minute over {minutes // 60} hours of Bitcoin prices "
             f"({start:%H:%M}–{end:%H:%M} UTC) on the embedded DataFusion source:")
         say()
-        source = DataFusionSource()
-        source.add_table("crypto", table)
-        runner = Runner(StoreRules(db), SqlRepository(db), Evaluator(source))
-        dispatcher = Dispatcher(db, secrets, attempt_timeout=10)
         prices = dict(rows)
-        try:
-            for moment, _ in rows:
-                report = runner.tick(moment, all_rules=True)
-                if report.errors:
-                    for rule_id, error in report.errors.items():
-                        say(f"    {moment:%H:%M}  error in rule {rule_id}: {error}")
-                if report.transitions:
-                    state = "firing" if report.notifications and _last_kind(db, rule.id) == "firing" else "resolved"
-                    say(f"    {moment:%H:%M}  BTC {prices[moment]:>9,.2f}  →  {state}")
-                    dispatcher.dispatch()
-        finally:
-            source.close()
+
+        def on_tick(moment, errors, transitions, notifications) -> None:
+            for rule_id, error in errors.items():
+                say(f"    {moment:%H:%M}  error in rule {rule_id}: {error}")
+            if transitions:
+                state = "firing" if notifications and _last_kind(db, rule.id) == "firing" else "resolved"
+                say(f"    {moment:%H:%M}  BTC {prices[moment]:>9,.2f}  →  {state}")
+
+        engine_features().simulate(db, secrets, tables, [moment for moment, _ in rows], on_tick)
         with sink.arrived:
             sink.arrived.wait_for(lambda: len(sink.received) >= 2, timeout=10)
         say()
