@@ -11,7 +11,8 @@ memory answers with the error and exits; one that does not answer within its
 time limit (the render's ``seconds`` plus a grace) is killed. Either way the
 caller gets a ``RenderError`` for that notification, and the next request
 starts a fresh worker. Replies are JSON, never pickles: a worker is not trusted
-to send the engine code.
+to send the engine code; and it starts with none of the engine's environment
+but what Python needs (no store URL, encryption key or token).
 
 ``MONITORS_RENDER_WORKERS`` sets how many workers run at once (default 2;
 ``0`` renders in the engine's own process, bounded by the sandbox only).
@@ -39,6 +40,8 @@ DEFAULT_MEMORY_MB = 256
 DEFAULT_WORKERS = 2
 _GRACE_SECONDS = 2.0
 _START_SECONDS = 20.0
+_PASSED_ENV = frozenset({"PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LANG", "LC_ALL", "LC_CTYPE", "TZ",
+                         "SYSTEMROOT", "TMPDIR"})
 
 
 class _Worker:
@@ -46,7 +49,9 @@ class _Worker:
 
     def __init__(self, memory_mb: int) -> None:
         self.memory_mb = memory_mb
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        # Only what Python needs to start: no store URL, key or token reaches a process running users' text.
+        env = {name: value for name, value in os.environ.items() if name in _PASSED_ENV}
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "engine.notify.worker", str(memory_mb)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,

@@ -215,3 +215,20 @@ def test_a_lone_surrogate_in_a_merged_query_fails_only_its_own_rule(prices, monk
     assert not any(rule in report.errors for report in reports for rule in ("b", "c"))
     fired = {t.rule_id for t in repository.transitions if t.transition.to_state == "firing"}
     assert fired == {"b", "c"}
+
+
+def test_the_render_worker_holds_none_of_the_engines_secrets(monkeypatch):
+    monkeypatch.setenv("MONITORS_SECRET_KEY", "not-for-templates")
+    monkeypatch.setenv("MONITORS_DATABASE_URL", "mysql+pymysql://u:secret@db/monitors")
+    pool = RenderPool(size=1, memory_mb=160)
+    try:
+        worker = pool._start()
+        answer = worker.ask({"templates": [["message", "{{ rule }}"]], "variables": VARIABLES,
+                             "limits": {"output_bytes": 65536, "seconds": 1.0, "value_size": 262144,
+                                        "total_size": 8388608, "int_bits": 4096}}, 5)
+        assert answer == {"texts": ["r"]}
+        environ = open(f"/proc/{worker.process.pid}/environ", "rb").read().split(b"\0")
+        assert not any(b"MONITORS_SECRET_KEY" in e or b"MONITORS_DATABASE_URL" in e for e in environ)
+        worker.stop()
+    finally:
+        pool.close()
