@@ -3,7 +3,8 @@
 For a tick at time ``T`` and the rules due then, every term of every rule is
 collected and deduplicated by ``Term.key`` (terms with equal keys compute the
 same value), then grouped into *scans* by (measurement, filters, window,
-offset, group tags). Each scan is one query (``monitors_dsl.sql.sql_for_terms``)
+offset, group tags; grouped, also the field read, ``absent`` apart: see
+``scan_key``). Each scan is one query (``monitors_dsl.sql.sql_for_terms``)
 answering all of its terms at once; so the queries per tick are the distinct
 scans, at most the distinct terms, and never grow with the number of rules:
 100,000 rules on the Bitcoin price are one query.
@@ -48,9 +49,17 @@ __all__ = ["Scan", "Query", "Split", "Plan", "plan_tick", "scan_key", "sub_query
 
 
 def scan_key(term: Term) -> tuple:
-    """(measurement, filters, window, offset, group tags) of a term: terms with equal scan keys share a query."""
-    function, measurement, _field, filters, window, offset, groups, _parameter = term.key
-    return (measurement, filters, window, offset, groups)
+    """(measurement, filters, window, offset, group tags) of a term: terms with equal scan keys share a query.
+
+    A grouped query's series are the groups in which one of its terms sees points, and a rule's series are
+    those of its scans: so a grouped term's key also holds the field it reads and whether it is an ``absent``
+    (which watches the day before its window), and terms of other rules share its scan only when they see
+    the same series — a rule never gets a series that only someone else's term sees.
+    """
+    function, measurement, field_name, filters, window, offset, groups, _parameter = term.key
+    if not groups:
+        return (measurement, filters, window, offset, groups)
+    return (measurement, filters, window, offset, groups, field_name, function == "absent")
 
 
 @dataclass
@@ -172,7 +181,7 @@ def _merge(scans: list[Scan]) -> list[Query]:
     candidates: list[list[tuple]] = []
     counts: dict[tuple, int] = {}
     for scan in scans:
-        measurement, filters, window, offset, groups = scan.key
+        measurement, filters, window, offset, groups = scan.key[:5]
         fields = _fields(scan) if groups else ()
         mine = []
         for flt in dict.fromkeys(f for f in filters if f[1] == "="):

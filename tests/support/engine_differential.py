@@ -32,10 +32,10 @@ from sqlalchemy import select
 import monitors_dsl
 from engine.evaluate import Evaluator
 from engine.repository import SqlRepository
-from engine.rules import StoreRules
+from engine.rules import RuleBuilder, StoreRules
 from engine.runner import Runner
 from engine.sources import DataFusionSource
-from engine.state import SeriesState
+from engine.state import FlapDetection, SeriesState
 from monitors_dsl import ast as a
 from monitors_dsl.printer import print_rule
 from tests.compiler.harness import to_table
@@ -64,11 +64,12 @@ class Case:
     columns: dict[str, tuple[list[str], list[str], list[str]]]  # measurement → (tags, float, int fields)
     ticks: list[datetime]
     values_every: float
+    flap: FlapDetection | None = None  # the engine's flap detection (off unless configured)
 
     def texts(self) -> str:
         """Everything a person needs to replay the case by hand."""
-        lines = [f"seed {self.seed}, values_every {self.values_every:g}, ticks {self.ticks[0]:%H:%M}"
-                 f"–{self.ticks[-1]:%H:%M}"]
+        lines = [f"seed {self.seed}, values_every {self.values_every:g}, flap detection {self.flap}, ticks "
+                 f"{self.ticks[0]:%H:%M}–{self.ticks[-1]:%H:%M}"]
         lines += [monitors_dsl.canonical(print_rule(rule)) for _, rule in self.rules]
         for index, changes in sorted(self.changes.items()):
             for change in changes:
@@ -324,7 +325,8 @@ def make_case(seed: int, *, ticks: int = 10, rules: int = 7, changes: int | None
     if rng.randrange(12) == 0:  # a measurement never written
         gone = rng.choice(MEASUREMENTS)
         points[gone], columns[gone] = [], None
-    return Case(seed, named, changes, points, columns, times, rng.choice([0.0, 120.0, 300.0]))
+    flap = FlapDetection(window=600, high=3, low=1) if rng.randrange(6) == 0 else None
+    return Case(seed, named, changes, points, columns, times, rng.choice([0.0, 120.0, 300.0]), flap)
 
 
 def points_every(measurement: str, tags: dict, start: datetime, seconds: int, values: list,
@@ -382,7 +384,7 @@ def store_ids(case: Case) -> dict[str, str]:
 
 
 def run_plain(case: Case) -> Outcome:
-    plain = PlainEngine(case.values_every)
+    plain = PlainEngine(case.values_every, case.flap)
     ids = store_ids(case)
     names = {i: name for name, i in ids.items()}
     for name, rule in case.rules:
@@ -510,7 +512,7 @@ def run_engine(case: Case) -> Outcome:
         for name, rule in case.rules:
             create(name, rule)
         repository = _Recording(db)
-        rules = StoreRules(db)
+        rules = StoreRules(db, RuleBuilder(case.flap))
         runner = Runner(rules, repository, Evaluator(_source(case)), values_every=case.values_every)
         out = Outcome()
         counts = out.fast_paths = dict.fromkeys(("skipped", "in cohorts", "merged queries", "laid out from the last",

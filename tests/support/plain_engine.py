@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from engine.evaluate import series_key
-from engine.state import FIRING, INACTIVE, SEVERITY_RANK, Clauses, Evaluation, SeriesState, step
+from engine.state import FIRING, INACTIVE, SEVERITY_RANK, Clauses, Evaluation, FlapDetection, SeriesState, step
 from monitors_dsl import ast as a
 from monitors_dsl import parse, reference
 from monitors_dsl.sql import Term, terms_of
@@ -45,6 +45,7 @@ class PlainRule:
 
     id: str
     text: str
+    flap: FlapDetection | None = None
     rule: a.Rule = field(init=False)
     clauses: Clauses = field(init=False)
     terms: tuple[Term, ...] = field(init=False)
@@ -52,7 +53,7 @@ class PlainRule:
 
     def __post_init__(self) -> None:
         (self.rule,) = parse(self.text)
-        self.clauses = Clauses.from_rule(self.rule)
+        self.clauses = Clauses.from_rule(self.rule, flap=self.flap)
         self.terms = terms_of(self.rule)
         firing = [node for _, cond in self.rule.conditions for node in a.aggregates(cond)]
         # the template's `value`: the first aggregate of the firing condition(s), in source order
@@ -85,8 +86,9 @@ class PlainAlert:
 class PlainEngine:
     """Steps every known series of every due rule; records transitions, notifications and alerts."""
 
-    def __init__(self, values_every: float) -> None:
+    def __init__(self, values_every: float, flap: FlapDetection | None = None) -> None:
         self.values_every = values_every
+        self.flap = flap
         self.rules: dict[str, PlainRule] = {}
         self.states: dict[str, dict[str, SeriesState]] = {}
         self.transitions: list[tuple] = []  # (rule id, series key, at, from, to, severity)
@@ -102,7 +104,7 @@ class PlainEngine:
     def put(self, rule_id: str, text: str) -> None:
         """A rule added, or changed as the rule service changes it."""
         old = self.rules.get(rule_id)
-        new = PlainRule(rule_id, text)
+        new = PlainRule(rule_id, text, self.flap)
         if old is not None and _evaluation_of(old.rule) != _evaluation_of(new.rule):
             self._close(rule_id)
         self.rules[rule_id] = new
