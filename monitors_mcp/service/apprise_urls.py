@@ -17,7 +17,7 @@ from ..store.destinations import ALLOW_ENV, DestinationRefused, check_destinatio
 from .errors import InvalidInput
 from .limits import MAX_URL
 
-__all__ = ["ALLOWED_SCHEMES", "CheckedUrl", "check_apprise_url", "shown_host"]
+__all__ = ["ALLOWED_SCHEMES", "SECRET_HOST_SCHEMES", "CheckedUrl", "check_apprise_url", "shown_host"]
 
 # Services the notifier may call. Keys are schemes, values the service name shown when
 # apprise is not installed to ask.
@@ -39,6 +39,9 @@ HOSTNAME_SCHEMES = frozenset(
      "gotify", "gotifys", "matrix", "matrixs", "mmost", "mmosts", "rocket", "rockets",
      "signal", "signals", "apprise", "apprises"}
 )
+
+# Schemes whose "host" may be a credential (an ntfy topic, a Matrix token): not kept in plain text.
+SECRET_HOST_SCHEMES = frozenset({"ntfy", "ntfys", "matrix", "matrixs"})
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _apprise_lock = threading.Lock()

@@ -9,7 +9,7 @@ from ..schemas import ChannelDeleted, ChannelList, ChannelOut
 from ..store import Database, NotificationChannel, Rule, RuleChannel
 from ..store.secrets import SecretBox
 from ..store.types import utcnow
-from .apprise_urls import check_apprise_url, shown_host
+from .apprise_urls import SECRET_HOST_SCHEMES, check_apprise_url, shown_host
 from .errors import Conflict, InvalidInput, NotFound
 from .quotas import check_channel_quota
 from .limits import MAX_NAME, check_length, check_name
@@ -37,7 +37,7 @@ class ChannelService:
                 name=name,
                 url_encrypted=self.secrets.encrypt(checked.url),
                 scheme=checked.scheme,
-                host=checked.host,
+                host=None if checked.scheme in SECRET_HOST_SCHEMES else checked.host,
                 service=checked.service,
                 created_at=utcnow(),
             )
@@ -46,7 +46,7 @@ class ChannelService:
                 session.flush()
             except IntegrityError:
                 raise Conflict(f"You already have a channel named {name!r}.") from None
-            return _out(channel, channel.host)
+            return _out(channel, checked.host)
 
     def list(self) -> ChannelList:
         with self.db.session() as session:
@@ -77,8 +77,9 @@ class ChannelService:
             return ChannelDeleted(deleted=channel.name, rules_still_notifying=sorted(set(still)))
 
     def _shown_host(self, channel: NotificationChannel) -> str | None:
-        """The host as ``shown_host`` says now, also for channels stored before it hid more."""
-        if channel.host is None:
+        """The host as ``shown_host`` says now, from the URL: also for channels stored before it hid more,
+        and for those whose host is not kept in plain text (ntfy, Matrix)."""
+        if channel.host is None and channel.scheme not in SECRET_HOST_SCHEMES:
             return None
         try:
             return shown_host(channel.scheme, self.secrets.decrypt(channel.url_encrypted))

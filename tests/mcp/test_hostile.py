@@ -256,6 +256,7 @@ async def test_hosts_that_are_secrets_are_not_listed(db: Database, secrets, new_
     hosts = {c["name"]: c["host"] for c in listed.structured_content["channels"]}
     assert hosts == {"topic": None, "tls_topic": None, "hosted": "ntfy.example.com", "hook": "hooks.example.com"}
     assert topic not in str(listed.content)
+    assert topic not in str(snapshot(db))  # nor in plain text at rest
 
 
 # --- quotas per user ----------------------------------------------------------------------------------
