@@ -65,11 +65,12 @@ class Case:
     ticks: list[datetime]
     values_every: float
     flap: FlapDetection | None = None  # the engine's flap detection (off unless configured)
+    restart: int | None = None  # before this tick the engine restarts (states read back from the store)
 
     def texts(self) -> str:
         """Everything a person needs to replay the case by hand."""
         lines = [f"seed {self.seed}, values_every {self.values_every:g}, flap detection {self.flap}, ticks "
-                 f"{self.ticks[0]:%H:%M}–{self.ticks[-1]:%H:%M}"]
+                 f"{self.ticks[0]:%H:%M}–{self.ticks[-1]:%H:%M}, engine restarted before tick {self.restart}"]
         lines += [monitors_dsl.canonical(print_rule(rule)) for _, rule in self.rules]
         for index, changes in sorted(self.changes.items()):
             for change in changes:
@@ -326,7 +327,8 @@ def make_case(seed: int, *, ticks: int = 10, rules: int = 7, changes: int | None
         gone = rng.choice(MEASUREMENTS)
         points[gone], columns[gone] = [], None
     flap = FlapDetection(window=600, high=3, low=1) if rng.randrange(6) == 0 else None
-    return Case(seed, named, changes, points, columns, times, rng.choice([0.0, 120.0, 300.0]), flap)
+    restart = rng.randrange(1, ticks) if rng.randrange(4) == 0 else None
+    return Case(seed, named, changes, points, columns, times, rng.choice([0.0, 120.0, 300.0]), flap, restart)
 
 
 def points_every(measurement: str, tags: dict, start: datetime, seconds: int, values: list,
@@ -511,14 +513,24 @@ def run_engine(case: Case) -> Outcome:
 
         for name, rule in case.rules:
             create(name, rule)
-        repository = _Recording(db)
-        rules = StoreRules(db, RuleBuilder(case.flap))
-        runner = Runner(rules, repository, Evaluator(_source(case)), values_every=case.values_every)
+        source = _source(case)
+
+        def start(updates: list) -> tuple[_Recording, Runner]:
+            repository = _Recording(db)
+            repository.updates = updates
+            rules = StoreRules(db, RuleBuilder(case.flap))
+            return repository, Runner(rules, repository, Evaluator(source), values_every=case.values_every)
+
+        repository, runner = start([])
         out = Outcome()
         counts = out.fast_paths = dict.fromkeys(("skipped", "in cohorts", "merged queries", "laid out from the last",
                                                  "written together"), 0)
         last = None
+        shared = 0
         for index, at in enumerate(case.ticks):
+            if index == case.restart:
+                shared += repository.shared
+                repository, runner = start(repository.updates)
             for change in case.changes.get(index, ()):
                 if change[0] == "delete":
                     service.delete(ids[change[1]])
@@ -538,7 +550,7 @@ def run_engine(case: Case) -> Outcome:
             out.errors.extend((index, rule_id, error) for rule_id, error in sorted(report.errors.items()))
             out.errors.extend((index, "(shared write)", error) for error in repository.shared_failures)
             repository.shared_failures.clear()
-        counts["written together"] = repository.shared
+        counts["written together"] = shared + repository.shared
         names = {str(i): name for name, i in ids.items()}
         out.errors = [(index, names.get(rule_id, rule_id), error) for index, rule_id, error in out.errors]
         out.transitions = sorted((names[rule_id], u.series_key, t.at, t.from_state, t.to_state, t.severity)
