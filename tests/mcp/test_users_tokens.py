@@ -205,7 +205,7 @@ def test_cli_token_with_expiry_and_read_only(db: Database, capsys) -> None:  # n
     code, out, _ = run(db, capsys, "token", "list", name)
     assert "read-only" in out and "expires 20" in out and "last used" in out and token not in out
     code, out, err = run(db, capsys, "token", "create", name, "--expires", "soon")
-    assert code == 1 and "--expires 'soon' is not a duration" in err and err.count("\n") == 1
+    assert code == 2 and "--expires 'soon' is not a duration" in err and err.count("\n") == 1
 
 
 def test_stdio_refuses_a_disabled_local_user(db: Database, capsys) -> None:  # noqa: ANN001
