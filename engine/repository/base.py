@@ -1,12 +1,7 @@
-"""The repository interface and what both implementations share: alert changes, outbox payloads.
+"""The repository interface, the series update it records, and the outbox payload.
 
-A transition maps to an alert change (:func:`alert_changes`):
-
-    inactive/pending → firing    open an alert (values at start), event ``fired``
-    firing → firing              change its severity, event ``escalated`` / ``de-escalated``
-    firing → inactive            close it (values at resolution), event ``resolved``
-
-``inactive ↔ pending`` changes no alert (they live in the series state only).
+What a rule's tick writes (alerts, events, states, outbox rows) is decided
+once, in :mod:`engine.repository.lifecycle`; a repository only persists it.
 
 An outbox payload holds everything the dispatcher needs to render the
 notification later, whatever happens to the rule meanwhile: the notification
@@ -22,19 +17,15 @@ from datetime import datetime
 from typing import Mapping, Sequence
 
 from ..rules import EngineRule
-from ..state import FIRING, INACTIVE, SEVERITY_RANK, Evaluation, Notification, SeriesState, Step, Transition
+from ..state import Evaluation, Notification, SeriesState, Step
 from ..state.model import parse_time
 
 __all__ = [
     "OUTBOX_STATUSES",
     "SeriesUpdate",
-    "AlertChange",
     "Repository",
-    "alert_changes",
-    "alert_labels",
     "notification_payload",
     "notification_from_dict",
-    "outbox_status",
 ]
 
 #: pending → sending → sent | pending (retry) | failed; silenced and suppressed are never sent
@@ -50,40 +41,6 @@ class SeriesUpdate:
     step: Step
     evaluation: Evaluation
     previous: SeriesState | None = None
-
-
-@dataclass(frozen=True)
-class AlertChange:
-    """``open``, ``severity`` or ``close``, with the event kind and the transition behind it."""
-
-    action: str
-    event: str
-    transition: Transition
-
-
-def alert_changes(transitions: Sequence[Transition], current_severity: str | None = None) -> list[AlertChange]:
-    """The alert changes of a series' transitions (see the module docstring)."""
-    out = []
-    severity = current_severity
-    for t in transitions:
-        if t.to_state == FIRING and t.from_state != FIRING:
-            out.append(AlertChange("open", "fired", t))
-        elif t.from_state == FIRING and t.to_state == FIRING:
-            up = severity is None or SEVERITY_RANK.get(t.severity, 0) > SEVERITY_RANK.get(severity, 0)
-            out.append(AlertChange("severity", "escalated" if up else "de-escalated", t))
-        elif t.from_state == FIRING and t.to_state == INACTIVE:
-            out.append(AlertChange("close", "resolved", t))
-        else:
-            continue
-        severity = t.severity
-    return out
-
-
-def alert_labels(rule: EngineRule, group_labels: Mapping[str, str]) -> dict[str, str]:
-    """An alert's labels: the series' group tags, then the rule's ``labels`` clause."""
-    labels = dict(group_labels)
-    labels.update(rule.labels)
-    return labels
 
 
 def notification_payload(rule: EngineRule, notification: Notification, labels: Mapping[str, str],
@@ -119,15 +76,6 @@ def notification_from_dict(data: Mapping) -> Notification:
         direction=data.get("direction"),
         previous_severity=data.get("previous_severity"),
     )
-
-
-def outbox_status(notification: Notification, *, silenced: bool, acknowledged: bool) -> str:
-    """``silenced`` when the rule is silenced, ``suppressed`` for a repeat of an acknowledged alert, else ``pending``."""
-    if silenced:
-        return "silenced"
-    if acknowledged and notification.kind == "repeat":
-        return "suppressed"
-    return "pending"
 
 
 class Repository(ABC):

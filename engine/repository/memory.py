@@ -16,7 +16,10 @@ from typing import Sequence
 
 from ..rules import EngineRule
 from ..state import Notification, SeriesState, Transition
-from .base import Repository, SeriesUpdate, alert_changes, alert_labels, notification_payload, outbox_status
+from monitors_mcp.store.lifecycle import StoredAlert
+
+from .base import Repository, SeriesUpdate, notification_payload
+from .lifecycle import StoredSeries, plan_tick
 
 __all__ = ["MemoryRepository", "MemoryAlert", "RecordedNotification", "RecordedTransition"]
 
@@ -92,47 +95,48 @@ class MemoryRepository(Repository):
         added = 0
         with self._lock:
             self.errors.pop(rule.id, None)
-            states = self.states.setdefault(rule.id, {})
+            stored = {}
             for update in updates:
                 key = (rule.id, update.series_key)
+                alert = self.open_alerts.get(key)
+                if alert is not None or key in self.labels:
+                    stored[update.series_key] = StoredSeries(None, self.labels.get(key), alert and StoredAlert(
+                        alert.id, alert.severity, alert.state, alert.acknowledged))
+            plan = plan_tick(rule, updates, stored, silenced=silenced)
+            for opened in plan.opened:
+                opened.id = len(self.alerts) + 1
+                self.alerts.append(MemoryAlert(id=opened.id, rule_id=rule.id, **opened.opened))
+            for changed in plan.changed:
+                alert = self.alerts[changed.id - 1]
+                for name, value in changed.changes.items():
+                    setattr(alert, name, value)
+            for event in plan.events:
+                self.alerts[event.alert.id - 1].events.append((event.kind, event.at, event.severity))
+            states = self.states.setdefault(rule.id, {})
+            for write in plan.series:
+                update = write.update
+                key = (rule.id, update.series_key)
                 if update.labels is not None:
-                    self.labels[key] = dict(update.labels)
-                group = self.labels.get(key, {})
-                labels = alert_labels(rule, group)
+                    self.labels[key] = write.labels
                 states[update.series_key] = update.step.state
                 for t in update.step.transitions:
-                    self.transitions.append(RecordedTransition(rule.id, update.series_key, labels, t))
-                alert = self.open_alerts.get(key)
-                for change in alert_changes(update.step.transitions, alert.severity if alert else None):
-                    t = change.transition
-                    if change.action == "open":
-                        alert = MemoryAlert(len(self.alerts) + 1, rule.id, update.series_key, labels, t.severity,
-                                            t.at, dict(update.evaluation.values))
-                        self.alerts.append(alert)
-                        self.open_alerts[key] = alert
-                    elif alert is None:
-                        continue
-                    elif change.action == "severity":
-                        alert.severity = t.severity
-                    else:
-                        alert.state, alert.resolved_at = "resolved", t.at
-                        alert.values_at_resolution = dict(update.evaluation.values)
-                        self.open_alerts.pop(key, None)
-                    if alert is not None:
-                        alert.events.append((change.event, t.at, t.severity))
-                current = self.open_alerts.get(key) or alert
-                for n in update.step.notifications:
-                    status = outbox_status(n, silenced=silenced, acknowledged=bool(current and current.acknowledged))
-                    payload = notification_payload(rule, n, labels)
-                    self.notifications.append(RecordedNotification(rule.id, labels, n, status, rule.channels, payload))
-                    for channel in rule.channels:
-                        okey = f"{n.idempotency_key}:{channel}"
-                        if okey in self.outbox:
-                            continue
-                        self.outbox[okey] = {"key": okey, "rule_id": rule.id, "channel": channel, "kind": n.kind,
-                                             "status": status, "payload": notification_payload(rule, n, labels,
-                                                                                               channel)}
-                        added += 1
+                    self.transitions.append(RecordedTransition(rule.id, update.series_key, write.alert_labels, t))
+                if write.alert is not None:
+                    self.open_alerts[key] = self.alerts[write.alert.id - 1]
+                else:
+                    self.open_alerts.pop(key, None)
+            for notice in plan.notifications:
+                n = notice.notification
+                self.notifications.append(RecordedNotification(rule.id, notice.labels, n, notice.status, rule.channels,
+                                                               notification_payload(rule, n, notice.labels)))
+            for row in plan.outbox:
+                okey = f"{row.notice.notification.idempotency_key}:{row.channel}"
+                if okey in self.outbox:
+                    continue
+                self.outbox[okey] = {"key": okey, "rule_id": rule.id, "channel": row.channel,
+                                     "kind": row.notice.notification.kind, "status": row.notice.status,
+                                     "payload": row.payload}
+                added += 1
         return added
 
     def errored(self) -> set[str]:

@@ -1,6 +1,7 @@
 """The store as the engine's repository: each rule's tick all or nothing (SQLite, MariaDB, MySQL).
 
-``record`` writes, in one transaction: ``rule_states`` (``machine`` holds
+``record`` writes, in one transaction, what the rule's tick plan says
+(``lifecycle.plan_tick``; this module only persists it): ``rule_states`` (``machine`` holds
 ``SeriesState.to_dict()``; ``state``/``severity``/``since``/``last_values`` are
 kept readable for ``get_alert_rule``), ``alerts`` opened/changed/closed,
 ``alert_events`` (one per transition), and ``notification_outbox`` rows (one
@@ -15,9 +16,10 @@ saying so: the notification is visible, never silently dropped.
 only changes series states (no alert opened, changed or closed, no
 notification) together (bulk update and insert of ``rule_states``), then the
 others together, whole rules of about 5,000 series updates per transaction:
-alerts opened (inserted in one statement, their ids read back in order),
-changed and closed, their events, ``rule_states`` and outbox rows, each
-table written in bulk, as ``record`` would write each rule. If a
+what is stored of their series read at once, each rule's tick planned as
+``record`` plans it, then alerts opened (inserted in one statement, their ids
+read back in order), changed and closed, their events, ``rule_states`` and
+outbox rows, each table written in bulk. If a
 shared transaction fails, nothing of it was written and each of its rules is
 written again on its own (``record``, one transaction per rule), so a failure
 still leaves no rule half-written and stops only the rule at fault.
@@ -44,7 +46,10 @@ from monitors_mcp.store.types import utcnow
 
 from ..rules import EngineRule
 from ..state import FIRING, SeriesState
-from .base import Repository, SeriesUpdate, alert_changes, alert_labels, notification_payload, outbox_status
+from monitors_mcp.store.lifecycle import StoredAlert
+
+from .base import Repository, SeriesUpdate
+from .lifecycle import OutboxWrite, StoredSeries, TickPlan, plan_tick, touches_alerts
 
 __all__ = ["SqlRepository"]
 
@@ -224,11 +229,6 @@ def _lookup_rows(session, pairs: set[tuple[int, str]], known: dict[int, dict[str
     return found
 
 
-def _states_only(updates: Sequence[SeriesUpdate]) -> bool:
-    """Whether a rule's tick writes series states only: no notification, no alert opened, changed or closed."""
-    return not any(u.step.notifications or alert_changes(u.step.transitions) for u in updates)
-
-
 def _state_columns(state: SeriesState) -> dict:
     """The ``rule_states`` columns written for a series state (its full state, and the readable parts)."""
     return {
@@ -249,10 +249,10 @@ def _values_columns(row_id: int, state: SeriesState) -> dict:
             "last_evaluated_at": state.last_evaluated_at}
 
 
-def _outbox_row(rule: EngineRule, notification, labels: dict, name: str, channel_id: int | None,
-                status: str) -> dict:
-    """The ``notification_outbox`` row (its alert aside) of a notification to the rule's channel ``name``:
-    a channel the owner does not have gives a ``failed`` row saying so."""
+def _outbox_row(rule: EngineRule, row: OutboxWrite, channel_id: int | None) -> dict:
+    """The ``notification_outbox`` row of a planned outbox row, ``channel_id`` the id of the owner's channel
+    of that name: a channel the owner does not have gives a ``failed`` row saying so."""
+    notification, name, alert = row.notice.notification, row.channel, row.notice.alert
     suffix = str(channel_id) if channel_id is not None else f"missing:{name}"
     return {
         "idempotency_key": f"{notification.idempotency_key}:{suffix}",
@@ -260,13 +260,20 @@ def _outbox_row(rule: EngineRule, notification, labels: dict, name: str, channel
         "rule_id": rule.store_id,
         "channel_id": channel_id,
         "kind": notification.kind,
-        "payload": notification_payload(rule, notification, labels, name),
-        "status": status if channel_id is not None else "failed",
+        "payload": row.payload,
+        "status": row.notice.status if channel_id is not None else "failed",
         "attempts": 0,
         "next_attempt_at": None,
         "last_error": None if channel_id is not None else f"no notification channel named {name!r}",
         "created_at": utcnow(),
+        "alert_id": alert.id if alert is not None else None,
     }
+
+
+def _stored_alert(alert: Alert | None) -> StoredAlert | None:
+    if alert is None:
+        return None
+    return StoredAlert(alert.id, alert.severity, alert.state, alert.acknowledged_at is not None)
 
 
 def _since(state: SeriesState) -> datetime | None:
@@ -277,27 +284,42 @@ def _since(state: SeriesState) -> datetime | None:
     return None
 
 
-class _Alert:
-    """An alert as a batch of ticks sees it: read (or opened) once, changed in place, written at the end."""
+def _owner_channels(session, entries) -> dict[tuple[int, str], int]:
+    """``(owner id, channel name)`` → channel id, of the channels the rules that notify name."""
+    names: dict[int, set[str]] = {}
+    for rule, updates, _ in entries:
+        if rule.channels and any(u.step.notifications for u in updates):
+            names.setdefault(rule.owner_id, set()).update(rule.channels)
+    channels: dict[tuple[int, str], int] = {}
+    for owner_id, wanted in names.items():
+        rows = session.execute(select(NotificationChannel.name, NotificationChannel.id).where(
+            NotificationChannel.owner_id == owner_id, NotificationChannel.name.in_(sorted(wanted))))
+        channels.update(((owner_id, name), id_) for name, id_ in rows)
+    return channels
 
-    __slots__ = ("id", "severity", "state", "acknowledged_at", "row", "changes")
 
-    def __init__(self, id_: int | None, severity: str, state: str, acknowledged_at) -> None:
-        self.id = id_
-        self.severity = severity
-        self.state = state
-        self.acknowledged_at = acknowledged_at
-        self.row: dict | None = None  # the values to insert, for an alert opened in the batch
-        self.changes: dict = {}  # the columns to update, for an alert already stored
-
-    def set(self, **changes) -> None:
-        for name in ("severity", "state"):
-            if name in changes:
-                setattr(self, name, changes[name])
-        if self.row is not None:
-            self.row.update(changes)
-        else:
-            self.changes.update(changes)
+def _read_stored(session, entries, known: dict[int, dict[str, tuple[int, int | None]]]):
+    """What is stored of the rules' series: ``(rule id, series key)`` → ``(row id, alert id)`` of the stored
+    rows (see :func:`_lookup_rows`), and → :class:`StoredSeries` (the row's id, its labels when the update
+    brings none, its alert)."""
+    wanted = {(rule.store_id, u.series_key) for rule, updates, _ in entries for u in updates}
+    found = _lookup_rows(session, wanted, known)
+    # the stored labels, only of the series the query no longer returned (the others bring theirs)
+    unlabelled = sorted(found[(rule.store_id, u.series_key)][0] for rule, updates, _ in entries
+                        for u in updates if u.labels is None and (rule.store_id, u.series_key) in found)
+    labels: dict[int, dict] = {}
+    for chunk in _chunks(unlabelled):
+        rows = session.execute(select(RuleState.id, RuleState.labels).where(RuleState.id.in_(chunk)))
+        labels.update((row_id, row_labels) for row_id, row_labels in rows)  # a Result is not a mapping
+    alerts: dict[int, StoredAlert] = {}
+    for chunk in _chunks(sorted({alert_id for _, alert_id in found.values() if alert_id})):
+        rows = session.execute(select(Alert.id, Alert.severity, Alert.state, Alert.acknowledged_at)
+                               .where(Alert.id.in_(chunk)))
+        alerts.update((id_, StoredAlert(id_, severity, state, acknowledged_at is not None))
+                      for id_, severity, state, acknowledged_at in rows)
+    stored = {pair: StoredSeries(row_id, labels.get(row_id), alerts.get(alert_id) if alert_id else None)
+              for pair, (row_id, alert_id) in found.items()}
+    return found, stored
 
 
 class SqlRepository(Repository):
@@ -410,93 +432,56 @@ class SqlRepository(Repository):
                 silenced: bool) -> int:
         added = 0
         with self.db.session() as session:
-            channels = self._channels(session, rule) if any(u.step.notifications for u in updates) else {}
+            channels = _owner_channels(session, [(rule, updates, silenced)])
             rows = {r.series_key: r for r in session.scalars(select(RuleState).where(
                 RuleState.rule_id == rule_id, RuleState.series_key.in_([u.series_key for u in updates])))}
             alerts: dict[int, Alert] = {}  # the series' alerts, read at once (one get per series flushes each time)
             for chunk in _chunks(sorted({r.alert_id for r in rows.values() if r.alert_id})):
                 alerts.update((a.id, a) for a in session.scalars(select(Alert).where(Alert.id.in_(chunk))))
-            for u in updates:
-                row = rows.get(u.series_key)
-                if row is None:
-                    row = RuleState(rule_id=rule_id, series_key=u.series_key, labels=dict(u.labels or {}))
+            stored = {key: StoredSeries(row, row.labels, _stored_alert(alerts.get(row.alert_id)) if row.alert_id
+                                        else None) for key, row in rows.items()}
+            plan = plan_tick(rule, updates, stored, silenced=silenced)
+            opened = [Alert(rule_id=rule_id, owner_id=rule.owner_id, **a.opened) for a in plan.opened]
+            if opened:
+                session.add_all(opened)
+                session.flush()
+                for planned, alert in zip(plan.opened, opened):
+                    planned.id = alert.id
+            for planned in plan.changed:
+                alert = alerts[planned.id]
+                for name, value in planned.changes.items():
+                    setattr(alert, name, value)
+            session.add_all([AlertEvent(**event.row()) for event in plan.events])
+            for write in plan.series:
+                u = write.update
+                if write.stored is None:
+                    row = RuleState(rule_id=rule_id, series_key=u.series_key, labels=write.labels)
                     session.add(row)
-                elif u.labels is not None:
-                    row.labels = dict(u.labels)
-                state = u.step.state
-                labels = alert_labels(rule, row.labels or {})
-                alert = alerts.get(row.alert_id) if row.alert_id else None
-                for change in alert_changes(u.step.transitions, alert.severity if alert else None):
-                    t = change.transition
-                    if change.action == "open":
-                        alert = Alert(rule_id=rule_id, owner_id=rule.owner_id, series_key=u.series_key, labels=labels,
-                                      severity=t.severity, state="firing", started_at=t.at,
-                                      values_at_start=dict(u.evaluation.values))
-                        session.add(alert)
-                        session.flush()
-                    elif alert is None:
-                        continue
-                    elif change.action == "severity":
-                        alert.severity = t.severity
-                    else:
-                        alert.state, alert.resolved_at = "resolved", t.at
-                        alert.values_at_resolution = dict(u.evaluation.values)
-                    session.add(AlertEvent(alert_id=alert.id, at=t.at, kind=change.event, from_state=t.from_state,
-                                           to_state=t.to_state, severity=t.severity,
-                                           values=dict(u.evaluation.values)))
-                row.machine = state.to_dict()
-                row.state = state.state
-                row.severity = state.severity
-                row.since = _since(state)
-                row.last_evaluated_at = state.last_evaluated_at
-                row.last_values = dict(state.last_values)
-                row.last_notified_at = state.last_notified_at
-                row.last_error = None
-                row.alert_id = alert.id if (alert is not None and alert.state == "firing") else None
-                acknowledged = bool(alert is not None and alert.acknowledged_at is not None)
-                for n in u.step.notifications:
-                    status = outbox_status(n, silenced=silenced, acknowledged=acknowledged)
-                    for name in rule.channels:
-                        values = _outbox_row(rule, n, labels, name, channels.get(name), status)
-                        values["alert_id"] = alert.id if alert is not None else None
-                        added += self._insert_outbox(session, values)
+                else:
+                    row = write.stored.row
+                    if u.labels is not None:
+                        row.labels = write.labels
+                for name, value in _state_columns(u.step.state).items():
+                    setattr(row, name, value)
+                row.alert_id = write.alert.id if write.alert is not None else None
+            for planned in plan.outbox:
+                channel_id = channels.get((rule.owner_id, planned.channel))
+                added += self._insert_outbox(session, _outbox_row(rule, planned, channel_id))
         return added
 
     def record_many(self, at: datetime, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]]
                     ) -> dict[str, int | Exception]:
         out: dict[str, int | Exception] = {}
-        plain = [e for e in entries if e[0].store_id is not None and _states_only(e[1])]
-        if len(plain) > 1:
-            try:
-                self._record_states(plain)
-            except Exception:  # nothing of it was written: each rule on its own below
-                log.warning("writing %d rules' states together failed; writing them one by one", len(plain),
-                            exc_info=True)
-                self.forget([rule.id for rule, _, _ in plain])
-            else:
-                for rule, updates, _ in plain:
-                    out[rule.id] = 0
-                    if rule.id in self._loaded:
-                        known = self._states.setdefault(rule.id, {})
-                        for u in updates:
-                            known[u.series_key] = u.step.state
+        plain = [e for e in entries if e[0].store_id is not None and not touches_alerts(e[1])]
+        if len(plain) > 1 and self._together(self._record_states, plain, "states") is not None:
+            out.update((rule.id, 0) for rule, _, _ in plain)
         changing = [e for e in entries if e[0].store_id is not None and e[0].id not in out]
         for batch in _batches(changing):
             if len(batch) < 2:
                 continue
-            try:
-                added = self._record_alerts(batch)
-            except Exception:  # nothing of it was written: each rule on its own below
-                log.warning("writing %d rules' alerts together failed; writing them one by one", len(batch),
-                            exc_info=True)
-                self.forget([rule.id for rule, _, _ in batch])
-            else:
-                for rule, updates, _ in batch:
-                    out[rule.id] = added[rule.id]
-                    if rule.id in self._loaded:
-                        known = self._states.setdefault(rule.id, {})
-                        for u in updates:
-                            known[u.series_key] = u.step.state
+            added = self._together(self._record_alerts, batch, "alerts")
+            if added is not None:
+                out.update((rule.id, added[rule.id]) for rule, _, _ in batch)
         for rule, updates, silenced in entries:
             if rule.id in out:
                 continue
@@ -506,161 +491,96 @@ class SqlRepository(Repository):
                 out[rule.id] = error
         return out
 
+    def _together(self, write, batch: list, what: str) -> dict[str, int] | None:
+        """``write(batch)``, one transaction for the rules of ``batch``, then their states kept; ``None`` when
+        it failed (nothing of it was written: each rule is then written on its own)."""
+        try:
+            added = write(batch)
+        except Exception:
+            log.warning("writing %d rules' %s together failed; writing them one by one", len(batch), what,
+                        exc_info=True)
+            self.forget([rule.id for rule, _, _ in batch])
+            return None
+        for rule, updates, _ in batch:
+            if rule.id in self._loaded:
+                known = self._states.setdefault(rule.id, {})
+                for u in updates:
+                    known[u.series_key] = u.step.state
+        return added or {}
+
     def _record_states(self, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]]) -> None:
         """The series states of rules whose tick touches no alert and no outbox: one transaction."""
-        wanted = {(rule.store_id, u.series_key): u for rule, updates, _ in entries for u in updates}
-        with self.db.session() as session:
-            found = _lookup_rows(session, set(wanted), self._rows)
-            alert_ids = sorted({alert_id for _, alert_id in found.values() if alert_id is not None})
-            firing: set[int] = set()
-            for chunk in _chunks(alert_ids):
-                firing.update(session.scalars(select(Alert.id).where(Alert.id.in_(chunk), Alert.state == "firing")))
-            changed, added = [], []
-            for (rule_id, key), u in wanted.items():
-                state = u.step.state
-                existing = found.get((rule_id, key))
-                if existing is not None and u.step.values_only:
-                    changed.append(_values_columns(existing[0], state))
-                    continue
-                values = _state_columns(state)
-                if existing is None:
-                    added.append({"rule_id": rule_id, "series_key": key, "labels": dict(u.labels or {}),
-                                  "alert_id": None, **values})
-                    continue
-                id_, alert_id = existing
-                values["id"] = id_
-                values["alert_id"] = alert_id if alert_id in firing else None
-                changed.append(values)  # its labels stay: a series key is the hash of its labels
-            _update_by_id(session, RuleState.__table__, changed)
-            _insert_many(session, RuleState.__table__, added)
-        self._remember_rows(found, changed)
+        self._record_together(entries)
 
     def _record_alerts(self, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]]) -> dict[str, int]:
-        """Several rules' ticks, alerts, events and outbox rows included, in one transaction (as ``_record``
-        for each, in order): reads and writes in bulk; the outbox rows added per rule."""
+        """Several rules' ticks, alerts, events and outbox rows included, in one transaction; the outbox rows
+        added per rule."""
+        return self._record_together(entries)
+
+    def _record_together(self, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]]
+                         ) -> dict[str, int]:
+        """Several rules' ticks in one transaction, as ``_record`` would write each in turn: what is stored of
+        their series read in bulk, each rule's tick planned, each table written in bulk (alerts opened first,
+        their ids read back in order); the outbox rows added per rule."""
         added: dict[str, int] = {}
         with self.db.session() as session:
-            # the owners' channels the rules name, for the rules that notify
-            names: dict[int, set[str]] = {}
-            for rule, updates, _ in entries:
-                if rule.channels and any(u.step.notifications for u in updates):
-                    names.setdefault(rule.owner_id, set()).update(rule.channels)
-            channels: dict[tuple[int, str], int] = {}
-            for owner_id, wanted_names in names.items():
-                rows = session.execute(select(NotificationChannel.name, NotificationChannel.id).where(
-                    NotificationChannel.owner_id == owner_id, NotificationChannel.name.in_(sorted(wanted_names))))
-                channels.update(((owner_id, name), id_) for name, id_ in rows)
-            # the series' rows and their alerts
-            wanted = {(rule.store_id, u.series_key) for rule, updates, _ in entries for u in updates}
-            found: dict[tuple[int, str], tuple[int, int | None, dict | None]] = {
-                pair: (row[0], row[1], None) for pair, row in _lookup_rows(session, wanted, self._rows).items()}
-            # the stored labels, only of the series the query no longer returned (the others bring theirs)
-            unlabelled = sorted(found[(rule.store_id, u.series_key)][0] for rule, updates, _ in entries
-                                for u in updates if u.labels is None and (rule.store_id, u.series_key) in found)
-            stored_labels: dict[int, dict] = {}
-            for chunk in _chunks(unlabelled):
-                rows = session.execute(select(RuleState.id, RuleState.labels).where(RuleState.id.in_(chunk)))
-                stored_labels.update((row_id, labels) for row_id, labels in rows)  # a Result is not a mapping
-            if stored_labels:
-                found = {k: (v[0], v[1], stored_labels.get(v[0])) for k, v in found.items()}
-            alerts: dict[int, _Alert] = {}
-            for chunk in _chunks(sorted({v[1] for v in found.values() if v[1]})):
-                rows = session.execute(select(Alert.id, Alert.severity, Alert.state, Alert.acknowledged_at)
-                                       .where(Alert.id.in_(chunk)))
-                alerts.update((id_, _Alert(id_, severity, state, acknowledged_at))
-                              for id_, severity, state, acknowledged_at in rows)
-            new_alerts: list[_Alert] = []
-            events: list[tuple[_Alert, dict]] = []
-            changed_states: list[tuple[dict, _Alert | None]] = []
-            values_only: list[dict] = []
-            added_states: list[tuple[dict, _Alert | None]] = []
-            outbox: list[tuple[str, _Alert | None, dict]] = []
+            channels = _owner_channels(session, entries)
+            found, stored = _read_stored(session, entries, self._rows)
+            plans: list[TickPlan] = []
             for rule, updates, silenced in entries:
                 rule_id = rule.store_id
-                added[rule.id] = 0
+                mine = {}
                 for u in updates:
-                    existing = found.get((rule_id, u.series_key))
-                    if existing is not None and u.step.values_only:  # no alert, event or notification
-                        values_only.append(_values_columns(existing[0], u.step.state))
-                        continue
-                    if existing is None:
-                        row_labels = dict(u.labels or {})
-                        alert_id = None
-                    else:
-                        row_labels = dict(u.labels) if u.labels is not None else existing[2]
-                        alert_id = existing[1]
-                    labels = alert_labels(rule, row_labels or {})
-                    alert = alerts.get(alert_id) if alert_id else None
-                    values_now = u.evaluation.values
-                    for change in alert_changes(u.step.transitions, alert.severity if alert else None):
-                        t = change.transition
-                        if change.action == "open":
-                            alert = _Alert(None, t.severity, "firing", None)
-                            alert.row = {"rule_id": rule_id, "owner_id": rule.owner_id, "series_key": u.series_key,
-                                         "labels": labels, "severity": t.severity, "state": "firing",
-                                         "started_at": t.at, "resolved_at": None,
-                                         "values_at_start": dict(values_now), "values_at_resolution": None}
-                            new_alerts.append(alert)
-                        elif alert is None:
-                            continue
-                        elif change.action == "severity":
-                            alert.set(severity=t.severity)
-                        else:
-                            alert.set(state="resolved", resolved_at=t.at, values_at_resolution=dict(values_now))
-                        events.append((alert, {"at": t.at, "kind": change.event, "from_state": t.from_state,
-                                               "to_state": t.to_state, "severity": t.severity,
-                                               "values": dict(values_now)}))
-                    state = u.step.state
-                    values = _state_columns(state)
-                    holder = alert if (alert is not None and alert.state == "firing") else None
-                    if existing is None:
-                        values.update(rule_id=rule_id, series_key=u.series_key, labels=row_labels)
-                        added_states.append((values, holder))
-                    else:
-                        values["id"] = existing[0]  # its labels stay: a series key is the hash of its labels
-                        changed_states.append((values, holder))
-                    acknowledged = bool(alert is not None and alert.acknowledged_at is not None)
-                    for n in u.step.notifications:
-                        status = outbox_status(n, silenced=silenced, acknowledged=acknowledged)
-                        for name in rule.channels:
-                            outbox.append((rule.id, alert, _outbox_row(rule, n, labels, name,
-                                                                       channels.get((rule.owner_id, name)), status)))
-            # alerts opened: inserted first, their ids read back in order
-            if new_alerts:
-                for alert, id_ in zip(new_alerts, _insert_alerts(session, [a.row for a in new_alerts])):
+                    known = stored.get((rule_id, u.series_key))
+                    if known is not None:
+                        mine[u.series_key] = known
+                plans.append(plan_tick(rule, updates, mine, silenced=silenced))
+                added[rule.id] = 0
+            opened = [(plan.rule, alert) for plan in plans for alert in plan.opened]
+            if opened:
+                rows = [{"rule_id": rule.store_id, "owner_id": rule.owner_id, **alert.opened} for rule, alert in opened]
+                for (_, alert), id_ in zip(opened, _insert_alerts(session, rows)):
                     alert.id = id_
-            shapes: dict[tuple, list[dict]] = {}
-            for alert in alerts.values():
-                if alert.changes:
-                    shapes.setdefault(tuple(sorted(alert.changes)), []).append({"id": alert.id, **alert.changes})
-            for rows in shapes.values():
-                _update_by_id(session, Alert.__table__, rows)
-            for values, holder in changed_states:
-                values["alert_id"] = holder.id if holder is not None else None
-            for values, holder in added_states:
-                values["alert_id"] = holder.id if holder is not None else None
-            changed_rows = [v for v, _ in changed_states]
-            _update_by_id(session, RuleState.__table__, changed_rows + values_only)
-            _insert_many(session, RuleState.__table__, [v for v, _ in added_states])
-            event_rows = [{"alert_id": alert.id, **values} for alert, values in events]
-            _insert_many(session, AlertEvent.__table__, event_rows)
+            _update_by_id(session, Alert.__table__,
+                          [{"id": alert.id, **alert.changes} for plan in plans for alert in plan.changed])
+            changed, inserted = [], []
+            for plan in plans:
+                rule_id = plan.rule.store_id
+                for write in plan.series:
+                    state = write.update.step.state
+                    if write.values_only:  # no alert, event or notification
+                        changed.append(_values_columns(write.stored.row, state))
+                        continue
+                    values = _state_columns(state)
+                    values["alert_id"] = write.alert.id if write.alert is not None else None
+                    if write.stored is None:
+                        values.update(rule_id=rule_id, series_key=write.update.series_key, labels=write.labels)
+                        inserted.append(values)
+                    else:
+                        values["id"] = write.stored.row  # its labels stay: a series key is the hash of its labels
+                        changed.append(values)
+            _update_by_id(session, RuleState.__table__, changed)
+            _insert_many(session, RuleState.__table__, inserted)
+            _insert_many(session, AlertEvent.__table__, [event.row() for plan in plans for event in plan.events])
+            outbox = [(plan.rule.id, _outbox_row(plan.rule, row, channels.get((plan.rule.owner_id, row.channel))))
+                      for plan in plans for row in plan.outbox]
             if outbox:
                 table = NotificationOutbox.__table__
-                keys = sorted({values["idempotency_key"] for _, _, values in outbox})
+                keys = sorted({values["idempotency_key"] for _, values in outbox})
                 seen: set[str] = set()
                 for chunk in _chunks(keys):
                     seen.update(session.scalars(select(table.c.idempotency_key)
                                                 .where(table.c.idempotency_key.in_(chunk))))
                 rows = []
-                for rule_key, alert, values in outbox:
+                for rule_key, values in outbox:
                     if values["idempotency_key"] in seen:
                         continue
                     seen.add(values["idempotency_key"])
-                    rows.append({**values, "alert_id": alert.id if alert is not None else None})
+                    rows.append(values)
                     added[rule_key] += 1
                 for chunk in _chunks(rows):
                     session.execute(self._outbox_insert(session), chunk)  # still guarded against another writer
-        self._remember_rows(found, changed_rows)
+        self._remember_rows(found, changed)
         return added
 
     def _remember_rows(self, found: dict, changed: list[dict]) -> None:
@@ -685,13 +605,6 @@ class SqlRepository(Repository):
             stmt = insert(table)
             return stmt.on_duplicate_key_update(idempotency_key=stmt.inserted.idempotency_key)
         return sa.insert(table)
-
-    def _channels(self, session, rule: EngineRule) -> dict[str, int]:
-        if not rule.channels:
-            return {}
-        rows = session.execute(select(NotificationChannel.name, NotificationChannel.id).where(
-            NotificationChannel.owner_id == rule.owner_id, NotificationChannel.name.in_(rule.channels)))
-        return {name: id_ for name, id_ in rows}
 
     def _insert_outbox(self, session, values: dict) -> int:
         """Insert one outbox row unless its idempotency key exists; 1 when inserted."""

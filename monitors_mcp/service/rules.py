@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from ..schemas import (
     ValidationOut,
 )
 from ..store import Alert, AlertEvent, Database, NotificationChannel, Rule, RuleChannel, RuleState, Silence
+from ..store.lifecycle import FIRING, StoredAlert, close_alerts
 from ..store.types import utcnow
 from .cursors import decode_cursor, encode_cursor
 from .errors import Conflict, InvalidInput, NotFound
@@ -386,11 +387,9 @@ def _evaluation_of(text: str) -> tuple:
 def _close_episodes(session: Session, rule: Rule, reason: str) -> None:
     """Closes the rule's open alerts (without notifying) and forgets its series state, so that a rule
     that is disabled, deleted or given a new condition starts afresh rather than staying firing."""
-    now = utcnow()
-    for alert in session.scalars(select(Alert).where(Alert.rule_id == rule.id, Alert.state == "firing")):
-        alert.state = "resolved"
-        alert.resolved_at = now
-        session.add(AlertEvent(alert_id=alert.id, at=now, kind="closed", from_state="firing", to_state="inactive",
-                               severity=alert.severity, values={"reason": reason}))
-    for state in session.scalars(select(RuleState).where(RuleState.rule_id == rule.id)):
-        session.delete(state)
+    firing = session.execute(select(Alert.id, Alert.severity).where(Alert.rule_id == rule.id, Alert.state == FIRING))
+    events = close_alerts([StoredAlert(id_, severity, FIRING, False) for id_, severity in firing], utcnow(), reason)
+    if events:
+        session.execute(update(Alert), [{"id": event.alert.id, **event.alert.changes} for event in events])
+        session.add_all([AlertEvent(**event.row()) for event in events])
+    session.execute(delete(RuleState).where(RuleState.rule_id == rule.id))

@@ -1,0 +1,212 @@
+"""A rule's tick as what must be written: the alert lifecycle, decided once for every repository.
+
+    transition                   alert (its moves: ``monitors_mcp.store.lifecycle``)   event
+    inactive/pending → firing    open one, values at start                              fired
+    firing → firing              change its severity                                    escalated / de-escalated
+    firing → inactive            resolve it, values at resolution                       resolved
+    inactive ↔ pending           none: the series state only
+
+:func:`plan_tick` takes a rule's step results (each :class:`SeriesUpdate`:
+transitions, notifications, the new state) and what is stored of its series
+(each :class:`StoredSeries`: its row, labels and the alert its row points to)
+and returns a :class:`TickPlan`: the alerts opened and changed, their events,
+one series write per update, the notifications and the outbox rows (one per
+notification and channel), in the order they happened. The plan is plain data
+and its making reads and writes nothing; each repository only persists it —
+``MemoryRepository`` into its lists, ``SqlRepository`` one rule per
+transaction through the ORM or many rules at once in bulk — so the lifecycle
+is written here once.
+
+What the plan decides:
+
+- the alert labels of a series: its group tags (those the query brought,
+  else those stored), then the rule's ``labels`` clause;
+- a series row points at its alert while that alert fires, else at none;
+- a change to an alert the series does not have (its state was written
+  without one) is skipped;
+- a notification's status: ``silenced`` while the rule is silenced,
+  ``suppressed`` for a ``repeat`` of an acknowledged alert, else ``pending``;
+  it belongs to the series' alert after the tick (for ``resolved``, the one
+  just resolved).
+
+The moves of an alert themselves (which columns, which event) are the store
+layer's, in ``monitors_mcp.store.lifecycle``: the MCP service closes alerts
+through them too, and it may not import the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, NamedTuple, Sequence
+
+from monitors_mcp.store.lifecycle import AlertWrite, EventWrite, StoredAlert
+
+from ..rules import EngineRule
+from ..state import FIRING, INACTIVE, SEVERITY_RANK, Notification, Transition
+from .base import SeriesUpdate, notification_payload
+
+__all__ = [
+    "AlertChange",
+    "StoredSeries",
+    "SeriesWrite",
+    "NotificationWrite",
+    "OutboxWrite",
+    "TickPlan",
+    "alert_changes",
+    "alert_labels",
+    "outbox_status",
+    "plan_tick",
+    "touches_alerts",
+]
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    """``open``, ``severity`` or ``close``, with the event kind and the transition behind it."""
+
+    action: str
+    event: str
+    transition: Transition
+
+
+def alert_changes(transitions: Sequence[Transition], current_severity: str | None = None) -> list[AlertChange]:
+    """The alert changes of a series' transitions (see the module docstring)."""
+    out = []
+    severity = current_severity
+    for t in transitions:
+        if t.to_state == FIRING and t.from_state != FIRING:
+            out.append(AlertChange("open", "fired", t))
+        elif t.from_state == FIRING and t.to_state == FIRING:
+            up = severity is None or SEVERITY_RANK.get(t.severity, 0) > SEVERITY_RANK.get(severity, 0)
+            out.append(AlertChange("severity", "escalated" if up else "de-escalated", t))
+        elif t.from_state == FIRING and t.to_state == INACTIVE:
+            out.append(AlertChange("close", "resolved", t))
+        else:
+            continue
+        severity = t.severity
+    return out
+
+
+def touches_alerts(updates: Sequence[SeriesUpdate]) -> bool:
+    """Whether a rule's tick writes more than series states: a notification, an alert opened, changed or
+    closed."""
+    return any(u.step.notifications or alert_changes(u.step.transitions) for u in updates)
+
+
+def alert_labels(rule: EngineRule, group_labels: Mapping[str, str]) -> dict[str, str]:
+    """An alert's labels: the series' group tags, then the rule's ``labels`` clause."""
+    labels = dict(group_labels)
+    labels.update(rule.labels)
+    return labels
+
+
+def outbox_status(notification: Notification, *, silenced: bool, acknowledged: bool) -> str:
+    """``silenced`` when the rule is silenced, ``suppressed`` for a repeat of an acknowledged alert, else
+    ``pending``."""
+    if silenced:
+        return "silenced"
+    if acknowledged and notification.kind == "repeat":
+        return "suppressed"
+    return "pending"
+
+
+class StoredSeries(NamedTuple):
+    """What is stored of a series: ``row`` the repository's handle on its state row (opaque here), ``labels``
+    its stored group tags (``None`` when not read: the update brings them), ``alert`` the alert its row
+    points to."""
+
+    row: object
+    labels: Mapping[str, str] | None
+    alert: StoredAlert | None
+
+
+class SeriesWrite(NamedTuple):
+    """The series state row to write for one update. ``stored`` is ``None`` for a series not stored yet;
+    ``labels`` are its group tags; ``alert`` the alert its row points to now (a firing one, or ``None``).
+    ``values_only``: the row is stored and only a firing series' values changed (no alert moved, nothing
+    sent), so a repository may write those columns alone."""
+
+    update: SeriesUpdate
+    stored: StoredSeries | None
+    labels: dict
+    alert_labels: dict
+    alert: AlertWrite | None
+    values_only: bool
+
+
+class NotificationWrite(NamedTuple):
+    """A notification of the tick, with its alert's labels, its outbox status and its alert (if any)."""
+
+    notification: Notification
+    labels: dict
+    status: str
+    alert: AlertWrite | None
+
+
+class OutboxWrite(NamedTuple):
+    """An outbox row: a notification to one of the rule's channels (by name), with its payload."""
+
+    notice: NotificationWrite
+    channel: str
+    payload: dict
+
+
+@dataclass
+class TickPlan:
+    """All a rule's tick writes, in order. ``opened`` are the alerts opened (their ``opened`` rows lack the
+    rule's and owner's ids, which each store names its own way), ``changed`` the stored alerts moved (their
+    ``changes``, each alert once)."""
+
+    rule: EngineRule
+    series: list[SeriesWrite]
+    opened: list[AlertWrite]
+    changed: list[AlertWrite]
+    events: list[EventWrite]
+    notifications: list[NotificationWrite]
+    outbox: list[OutboxWrite]
+
+
+def plan_tick(rule: EngineRule, updates: Sequence[SeriesUpdate], stored: Mapping[str, StoredSeries], *,
+              silenced: bool) -> TickPlan:
+    """What a rule's tick writes, from its series' updates and what is stored of them (by series key; a
+    series absent from ``stored`` is not stored yet)."""
+    plan = TickPlan(rule, [], [], [], [], [], [])
+    series, opened, changed, events = plan.series, plan.opened, plan.changed, plan.events
+    channels = rule.channels
+    for u in updates:
+        known = stored.get(u.series_key)
+        if u.labels is not None:
+            labels = dict(u.labels)
+        else:
+            labels = dict(known.labels) if known is not None and known.labels else {}
+        tagged = alert_labels(rule, labels)
+        alert = AlertWrite.stored(known.alert) if known is not None and known.alert is not None else None
+        step = u.step
+        if step.transitions:
+            values = u.evaluation.values
+            for change in alert_changes(step.transitions, alert.severity if alert is not None else None):
+                t = change.transition
+                if change.action == "open":
+                    alert, event = AlertWrite.open(u.series_key, tagged, t.severity, t.at, values, t.from_state)
+                    opened.append(alert)
+                elif alert is None:
+                    continue
+                else:
+                    if alert.opened is None and not alert.changes:
+                        changed.append(alert)
+                    if change.action == "severity":
+                        event = alert.set_severity(t.severity, t.at, change.event, values)
+                    else:
+                        event = alert.resolve(t.at, t.severity, values)
+                events.append(event)
+        holder = alert if alert is not None and alert.firing else None
+        series.append(SeriesWrite(u, known, labels, tagged, holder, known is not None and step.values_only))
+        if step.notifications:
+            acknowledged = alert is not None and alert.acknowledged
+            for n in step.notifications:
+                notice = NotificationWrite(n, tagged, outbox_status(n, silenced=silenced, acknowledged=acknowledged),
+                                           alert)
+                plan.notifications.append(notice)
+                for name in channels:
+                    plan.outbox.append(OutboxWrite(notice, name, notification_payload(rule, n, tagged, name)))
+    return plan
