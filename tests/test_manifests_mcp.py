@@ -133,7 +133,8 @@ def test_the_container_serves_http_from_the_image_statelessly(container):
     assert container["envFrom"] == [{"configMapRef": {"name": "monitors-mcp"}}]
     assert config["MONITORS_HTTP_STATELESS"] == "1"
     assert config["MONITORS_PUBLIC_URL"].endswith("/mcp")
-    for name in ("MONITORS_MAX_CONCURRENT_CALLS", "MONITORS_MAX_CONCURRENT_PREVIEWS"):
+    for name in ("MONITORS_MAX_CONCURRENT_CALLS", "MONITORS_MAX_CONCURRENT_PREVIEWS",
+                 "MONITORS_MAX_CONCURRENT_RULE_CHECKS"):
         assert int(config[name]) >= 1
     from monitors_mcp.concurrency import call_limits_from_env
 
