@@ -19,8 +19,6 @@ from .helpers import BTC
 
 pytestmark = pytest.mark.anyio
 
-READ_TOOLS = {"validate_alert_rule", "list_alert_rules", "get_alert_rule", "list_alerts",
-              "list_notification_channels", "preview_alert_rule"}
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
