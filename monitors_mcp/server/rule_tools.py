@@ -79,7 +79,8 @@ def register_rule_tools(mcp: MCPServer, backend: Backend) -> None:
         annotations=READ,
         description=(
             "One rule by id or name: its text, canonical form, notify channels, whether it is silenced, "
-            "and the current state of each series (inactive, pending, firing) with the last values."
+            "and each series' state (inactive, pending, firing; flapping_since) with the last values and "
+            "its open alert's notifications."
         ),
     )
     def get_alert_rule(rule: RuleRef) -> Annotated[CallToolResult, RuleDetail]:

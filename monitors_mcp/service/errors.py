@@ -10,8 +10,9 @@ Error tree::
     └── InvalidInput      a bad argument
         └── InvalidRule   rule text with errors: .details has the diagnostics and a valid example
 
-Every error is answered in one shape (``to_dict``): ``error`` (the message), a stable
-``code`` programs may match on, a ``hint`` saying what to do next, and the details.
+Every error is answered in one shape (``to_dict``), that of a validation diagnostic:
+a stable ``code`` programs may match on, the ``message`` (also as ``error``), a
+``hint`` saying what to do next, and the details.
 Messages never contain a stored secret (a channel URL) nor any user's data but the caller's own.
 """
 
@@ -35,7 +36,8 @@ class ServiceError(Exception):
         self.details = details
 
     def to_dict(self) -> dict[str, Any]:
-        return {"error": self.message, "code": self.code, "hint": self.hint, **self.details}
+        return {"error": self.message, "code": self.code, "message": self.message, "hint": self.hint,
+                **self.details}
 
 
 class NotFound(ServiceError):

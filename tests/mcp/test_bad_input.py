@@ -117,7 +117,7 @@ async def test_every_tool_rejects_bad_input_and_changes_nothing(db: Database, cl
         result = await client.call_tool(tool, args)
         text = result.content[0].text if result.content else ""
         body = result.structured_content or {}
-        shaped = isinstance(body.get("code"), str) and body.get("hint") and body.get("error")
+        shaped = isinstance(body.get("code"), str) and body.get("hint") and body.get("error") == body.get("message")
         if not result.is_error or expected not in text or len(text) > 4000 or not shaped:
             failures.append((tool, {k: (v if len(str(v)) < 50 else "<long>") for k, v in args.items()}, text[:300]))
     assert failures == []
