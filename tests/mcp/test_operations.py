@@ -12,7 +12,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from monitors_mcp.service import data_schema
+from monitors_mcp.service import UserService, data_schema
 from monitors_mcp.store import Alert, Database, NotificationChannel, NotificationOutbox, RuleState
 from monitors_mcp.store.types import utcnow
 
@@ -255,3 +255,18 @@ async def test_operations_over_stdio(db: Database, tmp_path: Path, no_source) ->
             assert alerts.structured_content["alerts"] == []
             preview = await client.call_tool("preview_alert_rule", {"rule": "btc", "since": "1h"})
             assert preview.structured_content["code"] == "no_source"
+            # what the engine wrote, read over stdio: an old alert still firing, its notification, flapping
+            rule_id = (await client.call_tool("get_alert_rule", {"rule": "btc"})).structured_content["id"]
+            user_id = UserService(db).user_id(env["MONITORS_USER"])
+            (alert_id,) = add_alerts(db, rule_id, user_id, 1, start=utcnow() - timedelta(days=2))
+            _outbox(db, user_id, rule_id, alert_id, None, kind="firing", status="failed",
+                    last_error="HTTP 410 from the receiver", payload={"channel": "gone"})
+            with db.session() as session:
+                session.add(RuleState(rule_id=rule_id, series_key="k", labels={}, state="firing", alert_id=alert_id,
+                                      machine={"flapping": True, "flapping_since": start}))
+            (alert,) = (await client.call_tool("list_alerts", {"since": "1h"})).structured_content["alerts"]
+            assert [(n["channel"], n["status"], n["reason"]) for n in alert["notifications"]] == [
+                ("gone", "failed", "HTTP 410 from the receiver")]
+            (series,) = (await client.call_tool("get_alert_rule", {"rule": "btc"})).structured_content["series"]
+            assert _at(series["flapping_since"]) == _at(start)
+            assert series["notifications"][0]["status"] == "failed"
