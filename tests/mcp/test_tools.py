@@ -248,3 +248,24 @@ async def test_resources_and_prompt(db: Database, secrets, alice: int) -> None:
         prompt = await client.get_prompt("write_alert_rule", {"request": "tell me if BTC goes above 70k"})
         text = prompt.messages[0].content.text
         assert "tell me if BTC goes above 70k" in text and "validate_alert_rule" in text
+
+
+def test_compact_schemas_say_the_same_and_keep_property_names() -> None:
+    import jsonschema
+
+    from monitors_mcp.schemas import AlertPage
+    from monitors_mcp.server.app import compact_schema
+
+    full = AlertPage.model_json_schema()
+    compact = compact_schema(full, output=True)
+    assert "title" not in json.dumps(compact).replace('"title": {', "")
+    good = {"alerts": [], "next_cursor": None}
+    jsonschema.validate(good, compact)
+    for bad in ({"alerts": [{"id": "x"}], "next_cursor": None}, {"alerts": [], "next_cursor": 5}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, compact)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, full)
+    named = {"type": "object", "properties": {"title": {"type": "string", "title": "Title"},
+                                              "required": {"type": "boolean"}, "default": {"type": "integer"}}}
+    assert set(compact_schema(named, output=True)["properties"]) == {"title", "required", "default"}
