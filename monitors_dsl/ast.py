@@ -4,13 +4,19 @@ Spans never take part in equality, so two trees compare equal when they mean
 the same rule, wherever their text came from (``parse(canonical(r)) == r``).
 Defaults are filled in when the tree is built (a window left out is ``5m``,
 ``every`` left out is ``1m``), so the tree always holds the effective values.
+
+Each node class names the fields holding its sub-expressions in ``child_fields``
+(its only declaration of structure): :func:`children`, :func:`walk` and
+:func:`depth` read it, and every pass over the tree (printer, checker,
+describer, predicate compiler, reference evaluator) is a :class:`Visitor` with
+one method per node class, found by name.
 """
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Sequence, Union
+from typing import ClassVar, Sequence, Union
 
 __all__ = [
     "Span",
@@ -37,9 +43,12 @@ __all__ = [
     "FILTER_OPS",
     "DEFAULT_WINDOW",
     "DEFAULT_EVERY",
+    "children",
     "walk",
     "depth",
     "aggregates",
+    "Visitor",
+    "UnhandledNode",
 ]
 
 
@@ -150,6 +159,8 @@ AGGREGATES = NUMERIC_AGGREGATES + BOOLEAN_AGGREGATES
 class Number:
     """A number as written. ``5%`` is ``Number(5, percent=True)``, worth ``0.05``."""
 
+    child_fields: ClassVar[tuple[str, ...]] = ()
+
     literal: float
     percent: bool = False
     span: Span = _span()
@@ -167,6 +178,8 @@ class Aggregate:
     otherwise. The term sees points with ``T - offset - window < time <= T - offset``.
     """
 
+    child_fields: ClassVar[tuple[str, ...]] = ()
+
     function: str
     selector: Selector
     window: Duration = DEFAULT_WINDOW
@@ -177,12 +190,16 @@ class Aggregate:
 
 @dataclass(frozen=True, slots=True)
 class Abs:
+    child_fields: ClassVar[tuple[str, ...]] = ("operand",)
+
     operand: "Expr"
     span: Span = _span()
 
 
 @dataclass(frozen=True, slots=True)
 class Negate:
+    child_fields: ClassVar[tuple[str, ...]] = ("operand",)
+
     operand: "Expr"
     span: Span = _span()
 
@@ -190,6 +207,8 @@ class Negate:
 @dataclass(frozen=True, slots=True)
 class Arithmetic:
     """``left op right`` with op one of ``+ - * /``."""
+
+    child_fields: ClassVar[tuple[str, ...]] = ("left", "right")
 
     op: str
     left: "Expr"
@@ -201,6 +220,8 @@ class Arithmetic:
 class Comparison:
     """``left op right`` with op one of ``> >= < <= == !=``."""
 
+    child_fields: ClassVar[tuple[str, ...]] = ("left", "right")
+
     op: str
     left: "Expr"
     right: "Expr"
@@ -211,6 +232,8 @@ class Comparison:
 class Logical:
     """``left and right`` / ``left or right``."""
 
+    child_fields: ClassVar[tuple[str, ...]] = ("left", "right")
+
     op: str
     left: "Expr"
     right: "Expr"
@@ -219,6 +242,8 @@ class Logical:
 
 @dataclass(frozen=True, slots=True)
 class Not:
+    child_fields: ClassVar[tuple[str, ...]] = ("operand",)
+
     operand: "Expr"
     span: Span = _span()
 
@@ -226,6 +251,8 @@ class Not:
 @dataclass(frozen=True, slots=True)
 class Invalid:
     """Stands where text could not become a node; a diagnostic already says why."""
+
+    child_fields: ClassVar[tuple[str, ...]] = ()
 
     text: str
     span: Span = _span()
@@ -248,6 +275,8 @@ class Rule:
     ``clause_spans`` maps a clause keyword (``"every"``, ``"critical when"`` …)
     to where it was written, for diagnostics; it takes no part in equality.
     """
+
+    child_fields: ClassVar[tuple[str, ...]] = ("when", "critical_when", "warning_when", "info_when", "resolve_when")
 
     name: str | None = None
     when: Expr | None = None
@@ -292,17 +321,29 @@ class Rule:
 # --- traversal ----------------------------------------------------------------
 
 
+def children(node) -> tuple:
+    """The sub-expressions of ``node``, in source order, from its class's ``child_fields``.
+
+    A rule's children are its conditions (``when`` … ``resolve when``, those given);
+    a leaf, a selector, a duration or a filter has none.
+    """
+    fields = getattr(node, "child_fields", ())
+    if not fields:
+        return ()
+    return tuple(child for child in map(node.__getattribute__, fields) if child is not None)
+
+
 def walk(node):
-    """Yield ``node`` and every expression below it, parents before children."""
+    """Yield ``node`` and every expression below it, parents before children, left to right."""
     stack = [node]
     while stack:
         current = stack.pop()
         yield current
-        if isinstance(current, (Arithmetic, Comparison, Logical)):
-            stack.append(current.right)
-            stack.append(current.left)
-        elif isinstance(current, (Abs, Negate, Not)):
-            stack.append(current.operand)
+        fields = getattr(current, "child_fields", ())
+        for name in reversed(fields):
+            child = getattr(current, name)
+            if child is not None:
+                stack.append(child)
 
 
 def depth(node) -> int:
@@ -311,15 +352,63 @@ def depth(node) -> int:
     stack = [(node, 1)]
     while stack:
         current, level = stack.pop()
-        deepest = max(deepest, level)
-        if isinstance(current, (Arithmetic, Comparison, Logical)):
-            stack.append((current.left, level + 1))
-            stack.append((current.right, level + 1))
-        elif isinstance(current, (Abs, Negate, Not)):
-            stack.append((current.operand, level + 1))
+        if level > deepest:
+            deepest = level
+        for name in getattr(current, "child_fields", ()):
+            child = getattr(current, name)
+            if child is not None:
+                stack.append((child, level + 1))
     return deepest
 
 
 def aggregates(node) -> list[Aggregate]:
     """Aggregate calls below ``node`` in source order (left to right)."""
     return [n for n in walk(node) if isinstance(n, Aggregate)]
+
+
+class UnhandledNode(TypeError):
+    """A pass over the tree met a node class it has no method for."""
+
+
+class Visitor:
+    """A pass over the tree: one method per node class, found by name.
+
+    ``visit(node, *args)`` calls ``visit_<NodeClass>`` (``visit_Aggregate`` …);
+    ``dispatch(family, node, *args)`` calls ``<family>_<NodeClass>``, for a pass
+    with several kinds of method (the predicate compiler's ``numeric_…`` and
+    ``boolean_…``). A node without a method is one :class:`UnhandledNode` error
+    naming the pass (``pass_name``) and the node. Methods are looked up once
+    per class and cached.
+    """
+
+    __slots__ = ()
+    pass_name: ClassVar[str] = "this pass"
+    _methods: ClassVar[dict]  # (family, node class) → function
+    _visits: ClassVar[dict]  # node class → its ``visit_…`` function
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._methods = {}
+        cls._visits = {}
+
+    def visit(self, node, *args):
+        method = self._visits.get(node.__class__)
+        if method is None:
+            method = self._visits[node.__class__] = self._method("visit", node.__class__)
+        return method(self, node, *args)
+
+    def dispatch(self, family: str, node, *args):
+        method = self._methods.get((family, node.__class__))
+        if method is None:
+            method = self._method(family, node.__class__)
+        return method(self, node, *args)
+
+    @classmethod
+    def _method(cls, family: str, node_class: type):
+        name = f"{family}_{node_class.__name__}"
+        method = getattr(cls, name, None)
+        if method is None:
+            raise UnhandledNode(f"{cls.pass_name} does not handle {node_class.__name__} nodes here "
+                                f"(no method {cls.__name__}.{name})")
+        cls._methods[(family, node_class)] = method
+        return method

@@ -21,7 +21,11 @@ NUMBER, BOOLEAN, UNKNOWN = "number", "boolean", "unknown"
 MAX_DEPTH = 100
 
 
-class _Checker:
+class _Checker(a.Visitor):
+    """The semantic checks of parsed rules; ``visit_…`` gives a node's type (number, boolean, unknown)."""
+
+    pass_name = "the checker"
+
     def __init__(self, source: SourceText, diags: Diagnostics, schema: Schema | None,
                  channels: frozenset[str] | None = None):
         self.source = source
@@ -29,49 +33,62 @@ class _Checker:
         self.schema = schema
         self.channels = channels
 
-    # --- expressions ------------------------------------------------------
+    # --- expressions: the type of each node, reporting type errors below it once -------
     def type_of(self, node) -> str:
         """The node's type, reporting type errors below it once."""
-        if isinstance(node, a.Number):
-            return NUMBER
-        if isinstance(node, a.Invalid):
+        return self.visit(node)
+
+    def visit_Number(self, node: a.Number) -> str:
+        return NUMBER
+
+    def visit_Invalid(self, node: a.Invalid) -> str:
+        return UNKNOWN
+
+    def visit_Aggregate(self, node: a.Aggregate) -> str:
+        self.check_aggregate(node)
+        return BOOLEAN if node.function in a.BOOLEAN_AGGREGATES else NUMBER
+
+    def _unary_number(self, node, what: str) -> str:
+        inner = self.visit(node.operand)
+        if inner == BOOLEAN:
+            self.diags.add("arithmetic-on-boolean", f"{what} needs a number, but this is a true/false condition",
+                           node.operand.span, "apply it to a number such as `delta(cpu.temp, 1h)`")
             return UNKNOWN
-        if isinstance(node, a.Aggregate):
-            self.check_aggregate(node)
-            return BOOLEAN if node.function in a.BOOLEAN_AGGREGATES else NUMBER
-        if isinstance(node, (a.Abs, a.Negate)):
-            inner = self.type_of(node.operand)
-            if inner == BOOLEAN:
-                what = "abs()" if isinstance(node, a.Abs) else "`-`"
-                self.diags.add("arithmetic-on-boolean", f"{what} needs a number, but this is a true/false condition",
-                               node.operand.span, "apply it to a number such as `delta(cpu.temp, 1h)`")
-                return UNKNOWN
-            return inner
-        if isinstance(node, a.Arithmetic):
-            left, right = self.type_of(node.left), self.type_of(node.right)
-            for side, kind in ((node.left, left), (node.right, right)):
-                if kind == BOOLEAN:
-                    self.diags.add("arithmetic-on-boolean", f"`{node.op}` needs numbers on both sides, "
-                                   "but this side is a true/false condition", side.span,
-                                   "arithmetic works on aggregates and numbers; combine conditions with and/or")
-            if node.op == "/" and isinstance(node.right, a.Number) and node.right.value == 0:
-                self.diags.warn("division-by-zero", "dividing by zero always gives no data", node.right.span,
-                                "divide by a non-zero number")
-            return NUMBER if left != BOOLEAN and right != BOOLEAN and UNKNOWN not in (left, right) else UNKNOWN
-        if isinstance(node, a.Comparison):
-            return self.check_comparison(node)
-        if isinstance(node, a.Logical):
-            for side in (node.left, node.right):
-                if self.type_of(side) == NUMBER:
-                    self.diags.add("logic-on-number", f"`{node.op}` joins conditions, but this side is a number",
-                                   side.span, f"compare it first, e.g. `{_short(side, self.source)} > 0`")
-            return BOOLEAN
-        if isinstance(node, a.Not):
-            if self.type_of(node.operand) == NUMBER:
-                self.diags.add("logic-on-number", "`not` needs a condition, but this is a number", node.operand.span,
-                               f"compare it first, e.g. `not {_short(node.operand, self.source)} > 0`")
-            return BOOLEAN
-        raise TypeError(f"unexpected node {type(node).__name__}")
+        return inner
+
+    def visit_Abs(self, node: a.Abs) -> str:
+        return self._unary_number(node, "abs()")
+
+    def visit_Negate(self, node: a.Negate) -> str:
+        return self._unary_number(node, "`-`")
+
+    def visit_Arithmetic(self, node: a.Arithmetic) -> str:
+        left, right = self.visit(node.left), self.visit(node.right)
+        for side, kind in ((node.left, left), (node.right, right)):
+            if kind == BOOLEAN:
+                self.diags.add("arithmetic-on-boolean", f"`{node.op}` needs numbers on both sides, "
+                               "but this side is a true/false condition", side.span,
+                               "arithmetic works on aggregates and numbers; combine conditions with and/or")
+        if node.op == "/" and isinstance(node.right, a.Number) and node.right.value == 0:
+            self.diags.warn("division-by-zero", "dividing by zero always gives no data", node.right.span,
+                            "divide by a non-zero number")
+        return NUMBER if left != BOOLEAN and right != BOOLEAN and UNKNOWN not in (left, right) else UNKNOWN
+
+    def visit_Comparison(self, node: a.Comparison) -> str:
+        return self.check_comparison(node)
+
+    def visit_Logical(self, node: a.Logical) -> str:
+        for side in (node.left, node.right):
+            if self.visit(side) == NUMBER:
+                self.diags.add("logic-on-number", f"`{node.op}` joins conditions, but this side is a number",
+                               side.span, f"compare it first, e.g. `{_short(side, self.source)} > 0`")
+        return BOOLEAN
+
+    def visit_Not(self, node: a.Not) -> str:
+        if self.visit(node.operand) == NUMBER:
+            self.diags.add("logic-on-number", "`not` needs a condition, but this is a number", node.operand.span,
+                           f"compare it first, e.g. `not {_short(node.operand, self.source)} > 0`")
+        return BOOLEAN
 
     def check_comparison(self, node: a.Comparison) -> str:
         left, right = self.type_of(node.left), self.type_of(node.right)

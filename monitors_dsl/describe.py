@@ -89,34 +89,51 @@ def _aggregate(node: a.Aggregate) -> str:
     return f"{head} {_selector(node.selector)} {_window(node)}"
 
 
-def describe_expr(node) -> str:
-    """An expression in words."""
-    if isinstance(node, a.Number):
+class _Describer(a.Visitor):
+    """An expression in words: one method per node."""
+
+    __slots__ = ()
+    pass_name = "the describer"
+
+    def grouped(self, node) -> str:
+        text = self.visit(node)
+        return f"({text})" if isinstance(node, a.Arithmetic) else text
+
+    def visit_Number(self, node: a.Number) -> str:
         return print_number(node.literal) + ("%" if node.percent else "")
-    if isinstance(node, a.Aggregate):
+
+    def visit_Aggregate(self, node: a.Aggregate) -> str:
         return _aggregate(node)
-    if isinstance(node, a.Abs):
-        return f"the absolute value of {_grouped(node.operand)}"
-    if isinstance(node, a.Negate):
-        return f"minus {_grouped(node.operand)}"
-    if isinstance(node, a.Arithmetic):
-        return f"{_grouped(node.left)} {_ARITHMETIC[node.op]} {_grouped(node.right)}"
-    if isinstance(node, a.Comparison):
-        return f"{describe_expr(node.left)} {_COMPARISONS[node.op]} {describe_expr(node.right)}"
-    if isinstance(node, a.Not):
-        return f"not ({describe_expr(node.operand)})"
-    if isinstance(node, a.Logical):
+
+    def visit_Abs(self, node: a.Abs) -> str:
+        return f"the absolute value of {self.grouped(node.operand)}"
+
+    def visit_Negate(self, node: a.Negate) -> str:
+        return f"minus {self.grouped(node.operand)}"
+
+    def visit_Arithmetic(self, node: a.Arithmetic) -> str:
+        return f"{self.grouped(node.left)} {_ARITHMETIC[node.op]} {self.grouped(node.right)}"
+
+    def visit_Comparison(self, node: a.Comparison) -> str:
+        return f"{self.visit(node.left)} {_COMPARISONS[node.op]} {self.visit(node.right)}"
+
+    def visit_Not(self, node: a.Not) -> str:
+        return f"not ({self.visit(node.operand)})"
+
+    def visit_Logical(self, node: a.Logical) -> str:
         parts = []
         for side in (node.left, node.right):
-            text = describe_expr(side)
+            text = self.visit(side)
             parts.append(f"({text})" if isinstance(side, a.Logical) and side.op != node.op else text)
         return f" {node.op} ".join(parts)
-    raise TypeError(f"cannot describe {type(node).__name__}")
 
 
-def _grouped(node) -> str:
-    text = describe_expr(node)
-    return f"({text})" if isinstance(node, a.Arithmetic) else text
+_DESCRIBER = _Describer()
+
+
+def describe_expr(node) -> str:
+    """An expression in words."""
+    return _DESCRIBER.visit(node)
 
 
 def _listed(words: list[str]) -> str:

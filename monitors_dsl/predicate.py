@@ -45,8 +45,15 @@ class Decision:
         return self.result is None
 
 
-class _Builder:
-    """Emits straight-line statements; each sub-expression becomes a (text, guards) pair."""
+class _Builder(a.Visitor):
+    """Emits straight-line statements; each sub-expression becomes a (text, guards) pair.
+
+    Two families of methods, one per node: ``numeric_…`` for a node used as a number,
+    ``boolean_…`` for one used as a condition (a node the family lacks is an error).
+    """
+
+    __slots__ = ("column_of", "params", "loads", "lines", "counter")
+    pass_name = "the predicate compiler"
 
     def __init__(self, column_of: Callable[[a.Aggregate], str], params: Mapping[int, str] | None = None):
         self.column_of = column_of
@@ -68,32 +75,37 @@ class _Builder:
     # Numeric nodes give (expression, guards): the value is None when any guard is true,
     # and the expression may only be evaluated when none is.
     def numeric(self, node) -> tuple[str, list[str]]:
-        if isinstance(node, a.Number):
-            param = self.params.get(id(node))
-            return (param, []) if param is not None else (_number(node.value), [])
-        if isinstance(node, a.Aggregate):
-            name = self.term(node)
-            return name, [f"{name} is None"]
-        if isinstance(node, a.Negate):
-            text, guards = self.numeric(node.operand)
-            return f"(-{text})", guards
-        if isinstance(node, a.Abs):
-            text, guards = self.numeric(node.operand)
-            if not _is_simple(text):
-                text = self.materialize(text, guards)
-                guards = [f"{text} is None"] if guards else []
-            return f"({text} if {text} >= 0 else -{text})", guards
-        if isinstance(node, a.Arithmetic):
-            left, left_guards = self.numeric(node.left)
-            right, right_guards = self.numeric(node.right)
-            guards = _merge(left_guards, right_guards)
-            if node.op == "/":
-                if not _is_simple(right):
-                    right = self.materialize(right, right_guards)
-                    guards = _merge(left_guards, [f"{right} is None"] if right_guards else [])
-                guards = _merge(guards, [f"{right} == 0"])
-            return f"({left} {node.op} {right})", guards
-        raise TypeError(f"not a numeric node: {type(node).__name__}")
+        return self.dispatch("numeric", node)
+
+    def numeric_Number(self, node: a.Number) -> tuple[str, list[str]]:
+        param = self.params.get(id(node))
+        return (param, []) if param is not None else (_number(node.value), [])
+
+    def numeric_Aggregate(self, node: a.Aggregate) -> tuple[str, list[str]]:
+        name = self.term(node)
+        return name, [f"{name} is None"]
+
+    def numeric_Negate(self, node: a.Negate) -> tuple[str, list[str]]:
+        text, guards = self.numeric(node.operand)
+        return f"(-{text})", guards
+
+    def numeric_Abs(self, node: a.Abs) -> tuple[str, list[str]]:
+        text, guards = self.numeric(node.operand)
+        if not _is_simple(text):
+            text = self.materialize(text, guards)
+            guards = [f"{text} is None"] if guards else []
+        return f"({text} if {text} >= 0 else -{text})", guards
+
+    def numeric_Arithmetic(self, node: a.Arithmetic) -> tuple[str, list[str]]:
+        left, left_guards = self.numeric(node.left)
+        right, right_guards = self.numeric(node.right)
+        guards = _merge(left_guards, right_guards)
+        if node.op == "/":
+            if not _is_simple(right):
+                right = self.materialize(right, right_guards)
+                guards = _merge(left_guards, [f"{right} is None"] if right_guards else [])
+            guards = _merge(guards, [f"{right} == 0"])
+        return f"({left} {node.op} {right})", guards
 
     def materialize(self, text: str, guards: list[str]) -> str:
         """Binds a value to a fresh variable (``None`` when a guard holds)."""
@@ -101,25 +113,29 @@ class _Builder:
         self.lines.append(f"{name} = {_guarded(text, guards)}")
         return name
 
+    # Conditions give a variable (or constant) holding True / False / None.
     def boolean(self, node) -> str:
-        """A variable (or constant) holding True / False / None."""
-        if isinstance(node, a.Aggregate):  # absent(): already three-valued
-            return self.term(node)
-        if isinstance(node, a.Comparison):
-            left, left_guards = self.numeric(node.left)
-            right, right_guards = self.numeric(node.right)
-            return self.assign(_guarded(f"{left} {node.op} {right}", _merge(left_guards, right_guards)))
-        if isinstance(node, a.Not):
-            inner = self.boolean(node.operand)
-            return self.assign(f"None if {inner} is None else not {inner}")
-        if isinstance(node, a.Logical):
-            left, right = self.boolean(node.left), self.boolean(node.right)
-            if node.op == "and":
-                return self.assign(f"False if ({left} is False or {right} is False) else "
-                                   f"(None if ({left} is None or {right} is None) else True)")
-            return self.assign(f"True if ({left} is True or {right} is True) else "
-                               f"(None if ({left} is None or {right} is None) else False)")
-        raise TypeError(f"not a condition: {type(node).__name__}")
+        return self.dispatch("boolean", node)
+
+    def boolean_Aggregate(self, node: a.Aggregate) -> str:  # absent(): already three-valued
+        return self.term(node)
+
+    def boolean_Comparison(self, node: a.Comparison) -> str:
+        left, left_guards = self.numeric(node.left)
+        right, right_guards = self.numeric(node.right)
+        return self.assign(_guarded(f"{left} {node.op} {right}", _merge(left_guards, right_guards)))
+
+    def boolean_Not(self, node: a.Not) -> str:
+        inner = self.boolean(node.operand)
+        return self.assign(f"None if {inner} is None else not {inner}")
+
+    def boolean_Logical(self, node: a.Logical) -> str:
+        left, right = self.boolean(node.left), self.boolean(node.right)
+        if node.op == "and":
+            return self.assign(f"False if ({left} is False or {right} is False) else "
+                               f"(None if ({left} is None or {right} is None) else True)")
+        return self.assign(f"True if ({left} is True or {right} is True) else "
+                           f"(None if ({left} is None or {right} is None) else False)")
 
     def assign(self, text: str) -> str:
         name = self.fresh("b")

@@ -109,31 +109,31 @@ def _print_filter(flt: a.Filter) -> str:
 
 
 def _precedence(node) -> int:
-    if isinstance(node, a.Logical):
-        return _PRECEDENCE[node.op]
-    if isinstance(node, a.Not):
+    op = getattr(node, "op", None)
+    if op is not None:  # Logical and Arithmetic bind by their operator; every comparison binds alike
+        return _PRECEDENCE["cmp"] if node.__class__ is a.Comparison else _PRECEDENCE[op]
+    if node.__class__ is a.Not:
         return _PRECEDENCE["not"]
-    if isinstance(node, a.Comparison):
-        return _PRECEDENCE["cmp"]
-    if isinstance(node, a.Arithmetic):
-        return _PRECEDENCE[node.op]
-    if isinstance(node, a.Negate):
-        return _PRECEDENCE["neg"]
-    if isinstance(node, a.Number) and node.literal < 0:
+    if node.__class__ is a.Negate or (node.__class__ is a.Number and node.literal < 0):
         return _PRECEDENCE["neg"]
     return _PRECEDENCE["atom"]
 
 
-def _wrap(node, minimum: int) -> str:
-    text = print_expr(node)
-    return f"({text})" if _precedence(node) < minimum else text
+class _Printer(a.Visitor):
+    """Canonical text of an expression: one method per node."""
 
+    __slots__ = ()
+    pass_name = "the printer"
 
-def print_expr(node) -> str:
-    if isinstance(node, a.Number):
+    def wrap(self, node, minimum: int) -> str:
+        text = self.visit(node)
+        return f"({text})" if _precedence(node) < minimum else text
+
+    def visit_Number(self, node: a.Number) -> str:
         text = print_number(node.literal)
         return text + "%" if node.percent else text
-    if isinstance(node, a.Aggregate):
+
+    def visit_Aggregate(self, node: a.Aggregate) -> str:
         args = [print_selector(node.selector)]
         if node.parameter is not None:
             args.append(print_number(node.parameter))
@@ -142,20 +142,34 @@ def print_expr(node) -> str:
         if node.offset.seconds:
             text += f" offset {print_duration(node.offset)}"
         return text
-    if isinstance(node, a.Abs):
-        return f"abs({print_expr(node.operand)})"
-    if isinstance(node, a.Negate):
+
+    def visit_Abs(self, node: a.Abs) -> str:
+        return f"abs({self.visit(node.operand)})"
+
+    def visit_Negate(self, node: a.Negate) -> str:
         # `- -x` would read as one token sequence either way, but keep it legible.
-        return "-" + _wrap(node.operand, _PRECEDENCE["neg"])
-    if isinstance(node, a.Not):
-        return "not " + _wrap(node.operand, _PRECEDENCE["not"])
-    if isinstance(node, (a.Arithmetic, a.Comparison, a.Logical)):
+        return "-" + self.wrap(node.operand, _PRECEDENCE["neg"])
+
+    def visit_Not(self, node: a.Not) -> str:
+        return "not " + self.wrap(node.operand, _PRECEDENCE["not"])
+
+    def visit_Arithmetic(self, node) -> str:
         own = _precedence(node)
         # Left-associative: the left side may share our level, the right may not.
-        return f"{_wrap(node.left, own)} {node.op} {_wrap(node.right, own + 1)}"
-    if isinstance(node, a.Invalid):
+        return f"{self.wrap(node.left, own)} {node.op} {self.wrap(node.right, own + 1)}"
+
+    visit_Comparison = visit_Logical = visit_Arithmetic
+
+    def visit_Invalid(self, node: a.Invalid) -> str:
         return node.text
-    raise TypeError(f"cannot print {type(node).__name__}")
+
+
+_PRINTER = _Printer()
+
+
+def print_expr(node) -> str:
+    """Canonical text of one expression."""
+    return _PRINTER.visit(node)
 
 
 def print_rule(rule: a.Rule) -> str:

@@ -171,37 +171,51 @@ _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operato
 _ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
 
 
-def condition_value(node, values: Mapping, group_by: Iterable[str] = ()):
-    """Value of an expression given each term's value by column: a number, True/False, or None."""
-    group_by = tuple(group_by)
-    if isinstance(node, a.Number):
+class _Evaluator(a.Visitor):
+    """An expression's value from its terms' values: one method per node, as the language defines it."""
+
+    __slots__ = ("values", "group_by")
+    pass_name = "the reference evaluator"
+
+    def __init__(self, values: Mapping, group_by: tuple[str, ...]):
+        self.values = values
+        self.group_by = group_by
+
+    def visit_Number(self, node: a.Number):
         return node.value
-    if isinstance(node, a.Aggregate):
-        return values[Term.from_aggregate(node, group_by).column]
-    if isinstance(node, a.Negate):
-        inner = condition_value(node.operand, values, group_by)
+
+    def visit_Aggregate(self, node: a.Aggregate):
+        return self.values[Term.from_aggregate(node, self.group_by).column]
+
+    def visit_Negate(self, node: a.Negate):
+        inner = self.visit(node.operand)
         return None if inner is None else -inner
-    if isinstance(node, a.Abs):
-        inner = condition_value(node.operand, values, group_by)
+
+    def visit_Abs(self, node: a.Abs):
+        inner = self.visit(node.operand)
         return None if inner is None else abs(inner)
-    if isinstance(node, a.Arithmetic):
-        left = condition_value(node.left, values, group_by)
-        right = condition_value(node.right, values, group_by)
+
+    def visit_Arithmetic(self, node: a.Arithmetic):
+        left = self.visit(node.left)
+        right = self.visit(node.right)
         if left is None or right is None or (node.op == "/" and right == 0):
             return None
         return _ARITHMETIC[node.op](left, right)
-    if isinstance(node, a.Comparison):
-        left = condition_value(node.left, values, group_by)
-        right = condition_value(node.right, values, group_by)
+
+    def visit_Comparison(self, node: a.Comparison):
+        left = self.visit(node.left)
+        right = self.visit(node.right)
         if left is None or right is None:
             return None
         return _COMPARE[node.op](left, right)
-    if isinstance(node, a.Not):
-        inner = condition_value(node.operand, values, group_by)
+
+    def visit_Not(self, node: a.Not):
+        inner = self.visit(node.operand)
         return None if inner is None else not inner
-    if isinstance(node, a.Logical):
-        left = condition_value(node.left, values, group_by)
-        right = condition_value(node.right, values, group_by)
+
+    def visit_Logical(self, node: a.Logical):
+        left = self.visit(node.left)
+        right = self.visit(node.right)
         if node.op == "and":
             if left is False or right is False:
                 return False
@@ -209,7 +223,11 @@ def condition_value(node, values: Mapping, group_by: Iterable[str] = ()):
         if left is True or right is True:
             return True
         return None if left is None or right is None else False
-    raise TypeError(f"cannot evaluate {type(node).__name__}")
+
+
+def condition_value(node, values: Mapping, group_by: Iterable[str] = ()):
+    """Value of an expression given each term's value by column: a number, True/False, or None."""
+    return _Evaluator(values, tuple(group_by)).visit(node)
 
 
 def decision(rule: a.Rule, values: Mapping) -> Decision:

@@ -244,20 +244,11 @@ def _constant_source(rule: a.Rule, columns: dict) -> str:
 
 
 def _comparison_numbers(node, out: dict[int, a.Number]) -> None:
-    if isinstance(node, a.Comparison):
-        for side in (node.left, node.right):
-            if isinstance(side, a.Number):
-                out[side.span.start] = side
-    for child in _children(node):
-        _comparison_numbers(child, out)
-
-
-def _children(node):
-    if isinstance(node, (a.Comparison, a.Logical, a.Arithmetic)):
-        return (node.left, node.right)
-    if isinstance(node, (a.Not, a.Negate, a.Abs)):
-        return (node.operand,)
-    return ()
+    for current in a.walk(node):
+        if current.__class__ is a.Comparison:
+            for side in (current.left, current.right):
+                if side.__class__ is a.Number:
+                    out[side.span.start] = side
 
 
 def _thresholds(rule, columns, params, positions, split) -> tuple | None:
