@@ -32,6 +32,12 @@ def _token(db: Database, prefix: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(db: Database, secrets):  # noqa: ANN001, ANN201
+    with McpHttpServer(db, secrets, sessions=SessionLimits(per_user=CAP, idle_seconds=300, max_sessions=200)) as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def quickly_idle_server(db: Database, secrets):  # noqa: ANN001, ANN201
     with McpHttpServer(db, secrets, sessions=SessionLimits(per_user=CAP, idle_seconds=1.5, max_sessions=200)) as up:
         yield up
 
@@ -59,7 +65,8 @@ async def test_a_session_flood_from_one_user_leaves_others_able_to_open_sessions
         assert (await _open(http, server.url, flooder)).status_code == 200
 
 
-async def test_idle_sessions_close_and_free_their_places(db: Database, server) -> None:  # noqa: ANN001
+async def test_idle_sessions_close_and_free_their_places(db: Database, quickly_idle_server) -> None:  # noqa: ANN001
+    server = quickly_idle_server
     user = _token(db, "idle")
     async with httpx2.AsyncClient(timeout=30) as http:
         assert [(await _open(http, server.url, user)).status_code for _ in range(CAP + 1)] == [200] * CAP + [429]
@@ -119,11 +126,11 @@ async def test_a_preview_stops_at_its_deadline_with_what_it_computed(db: Databas
                                                                      monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("MONITORS_PREVIEW_SECONDS", "1")
     async with connect(db, secrets, new_user()) as client:
-        result = await client.call_tool("preview_alert_rule", {"rule": _every("1s"), "since": "2h"})
+        result = await client.call_tool("preview_alert_rule", {"rule": _every("1s"), "since": "1h"})
     assert not result.is_error, result.content[0].text
     out = result.structured_content
     assert out["note"] and "stopped at" in out["note"] and "1 s" in out["note"]
-    assert 0 < out["evaluations"] < 7200
+    assert 0 < out["evaluations"] < 3600
 
 
 # --- malformed values: invalid_input with the allowed range, never a generic error --------------------
@@ -173,22 +180,20 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize(("tool", "arguments", "words"), MALFORMED,
-                         ids=[f"{t}-{str(a)[:40]}" for t, a, _ in MALFORMED])
-async def test_malformed_values_are_invalid_input_saying_the_allowed_range(
-        db: Database, secrets, new_user, tool, arguments, words) -> None:  # noqa: ANN001
+async def test_malformed_values_are_invalid_input_saying_the_allowed_range(db: Database, secrets, new_user) -> None:  # noqa: ANN001
+    wrong = []
     async with connect(db, secrets, new_user()) as client:
-        created = await client.call_tool("create_alert_rule", {"rule": BTC, "name": "btc"})
-        assert not created.is_error
+        assert not (await client.call_tool("create_alert_rule", {"rule": BTC, "name": "btc"})).is_error
         before = snapshot(db)
-        result = await client.call_tool(tool, arguments)
-    assert result.is_error
-    out = result.structured_content
-    assert out["code"] in ("invalid_input", "not_found"), out
-    assert words in out["error"], out["error"]
-    if "36500d" in words or "1970" in words or "9999" in words:
-        assert out["allowed"]
-    assert snapshot(db) == before
+        for tool, arguments, words in MALFORMED:
+            result = await client.call_tool(tool, arguments)
+            out = result.structured_content or {}
+            ranged = any(w in words for w in ("36500d", "1970", "9999"))
+            if not (result.is_error and out.get("code") in ("invalid_input", "not_found")
+                    and words in out.get("error", "") and (out.get("allowed") or not ranged)):
+                wrong.append((tool, str(arguments)[:60], out))
+    assert wrong == []
+    assert snapshot(db) == before  # nothing stored or changed by any of them
 
 
 # --- channels: no internal targets, POST only, no secret shown as a host -------------------------------
@@ -212,17 +217,20 @@ def no_allow_list(monkeypatch):  # noqa: ANN001, ANN201
     monkeypatch.delenv("MONITORS_CHANNEL_ALLOW_HOSTS", raising=False)
 
 
-@pytest.mark.parametrize("url", INTERNAL_URLS)
-async def test_channels_to_internal_addresses_are_refused(db: Database, secrets, new_user, no_allow_list,
-                                                          url) -> None:  # noqa: ANN001
+async def test_channels_to_internal_addresses_are_refused(db: Database, secrets, new_user, no_allow_list) -> None:  # noqa: ANN001
+    wrong = []
     async with connect(db, secrets, new_user()) as client:
         before = snapshot(db)
-        result = await client.call_tool("add_notification_channel", {"name": "inside", "apprise_url": url})
-    assert result.is_error
-    out = result.structured_content
-    assert out["code"] == "invalid_input"
-    assert "internal address" in out["error"] and "MONITORS_CHANNEL_ALLOW_HOSTS" in out["error"]
-    assert "pass" not in out["error"] and "abcdefghij" not in out["error"]  # no secret repeated
+        for url in INTERNAL_URLS:
+            result = await client.call_tool("add_notification_channel", {"name": "inside", "apprise_url": url})
+            out = result.structured_content or {}
+            message = out.get("error", "")
+            if not (result.is_error and out.get("code") == "invalid_input" and "internal address" in message
+                    and "MONITORS_CHANNEL_ALLOW_HOSTS" in message):
+                wrong.append((url, out))
+            if "pass" in message or "abcdefghij" in message:  # no secret repeated
+                wrong.append((url, "secret in the message"))
+    assert wrong == []
     assert snapshot(db) == before
 
 
@@ -346,12 +354,12 @@ import httpx2
 
 async def main(url, token):
     async with mcp_client(url, token) as loud:
-        calls = [loud.call_tool("validate_alert_rule", {"rule": HEAVY}) for _ in range(150)]
-        calls += [loud.call_tool("preview_alert_rule", {"rule": BTC, "since": "30d"}) for _ in range(50)]
-        calls += [loud.call_tool("list_alerts", {"since": "7d"}) for _ in range(100)]
+        calls = [loud.call_tool("validate_alert_rule", {"rule": HEAVY}) for _ in range(100)]
+        calls += [loud.call_tool("preview_alert_rule", {"rule": BTC, "since": "30d"}) for _ in range(30)]
+        calls += [loud.call_tool("list_alerts", {"since": "7d"}) for _ in range(60)]
         async with httpx2.AsyncClient(timeout=60) as http:
             opens = [http.post(url, json=INIT, headers={**HEADERS, "Authorization": f"Bearer {token}"})
-                     for _ in range(50)]
+                     for _ in range(30)]
             print("flooding", flush=True)
             answers = await asyncio.gather(*calls, *opens, return_exceptions=True)
     refused = sum(1 for a in answers if getattr(a, "is_error", False) or getattr(a, "status_code", 200) == 429)
