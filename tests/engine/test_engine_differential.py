@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.support.engine_differential import case_from, differences, make_case, points_every, run_engine, run_plain
@@ -121,9 +121,16 @@ def test_cases_found_different_once_are_equal(name: str) -> None:
 
 
 
-def check(case):
+def check(case, *, ties_allowed: bool = False):
+    """Runs both and asserts they agree; returns the engine's outcome. A case where the plain run decided on a
+    near tie of a value SQL rounds otherwise (a sample deviation equal to a threshold) proves nothing either
+    way: hypothesis discards it (``ties_allowed``), a fixed case must have none."""
+    plain = run_plain(case)
+    if plain.ties:
+        assert ties_allowed, f"a fixed case decides on near ties: {plain.ties[:3]}"
+        assume(False)
     engine = run_engine(case)
-    found = differences(engine, run_plain(case))
+    found = differences(engine, plain)
     assert not found, (f"the engine differs from the plain definition:\n" + "\n".join(found)
                        + "\n\nthe case:\n" + case.texts())
     return engine
@@ -132,14 +139,14 @@ def check(case):
 @CASES
 @given(seed=st.integers(0, 2**32 - 1))
 def test_the_engine_decides_as_the_plain_definition(seed: int) -> None:
-    check(make_case(seed))
+    check(make_case(seed), ties_allowed=True)
 
 
 @settings(CASES, max_examples=60)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_the_engine_follows_rule_changes_between_ticks(seed: int) -> None:
     """Many rules of few shapes and several changes: layouts laid out from the last one, cohorts changing."""
-    check(make_case(seed, rules=12, changes=5))
+    check(make_case(seed, rules=12, changes=5), ties_allowed=True)
 
 
 def test_the_cases_take_every_fast_path_and_reach_every_outcome() -> None:

@@ -7,7 +7,9 @@ families sharing one term with different thresholds and clauses (so they share s
 decided in cohorts), with ``group by``, several severities, ``resolve when``, ``for``, ``keep firing for``,
 ``on no data`` of the three kinds and ``repeat every``. The data has series that appear and vanish, gaps,
 points on window edges, equal times, points a day old (the 24-hour look-back of known series), and
-sometimes a measurement without one of the tags or fields the rules name.
+sometimes a measurement without one of the tags or fields the rules name. Values are small integers, so
+that SQL computes every function to the last bit as the reference does but the sample deviation (which
+the plain run flags where it decides on a near tie: ``Outcome.ties``).
 
 :func:`run_engine` runs the real thing: rules stored through the rule service in a SQLite store,
 ``StoreRules`` → ``Runner`` with ``Evaluator`` over DataFusion and ``SqlRepository`` (layouts, cohorts,
@@ -376,6 +378,8 @@ class Outcome:
     #: the engine's run only: how often each fast path was taken (rules skipped, rules decided in cohorts,
     #: merged queries, rule sets laid out from the last layout, rules written by a shared store write)
     fast_paths: dict = field(default_factory=dict)
+    #: the plain run only: (rule, time) of decisions on a near tie of a value SQL rounds otherwise
+    ties: list = field(default_factory=list)
 
 
 def store_ids(case: Case) -> dict[str, str]:
@@ -406,6 +410,7 @@ def run_plain(case: Case) -> Outcome:
                                  al.values_at_resolution, al.events)) for al in plain.alerts), key=lambda x: x[:3])
     out.states = {(names[rule_id], key): state.to_dict() for rule_id, known in plain.states.items()
                   for key, state in known.items() if state != SeriesState()}
+    out.ties = [(names[rule_id], at) for rule_id, at in plain.ties]
     return out
 
 

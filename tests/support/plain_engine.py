@@ -96,6 +96,9 @@ class PlainEngine:
         self.alerts: list[PlainAlert] = []
         self._open: dict[tuple[str, str], PlainAlert] = {}
         self._labels: dict[tuple[str, str], dict] = {}  # a series' group labels, as last seen
+        #: (rule id, time) of each decision that compared a value SQL may round otherwise with a number
+        #: it (nearly) equals: there the engine may rightly decide the other way
+        self.ties: list[tuple[str, datetime]] = []
         self._memo_at: tuple | None = None
         self._memo: dict = {}
 
@@ -181,6 +184,8 @@ class PlainEngine:
         return found
 
     def _evaluation(self, rule: PlainRule, at: datetime, values: dict) -> Evaluation:
+        if _near_tie(rule.rule, values):
+            self.ties.append((rule.id, at))
         d = reference.decision(rule.rule, values)
         value = values[rule.value_column] if rule.value_column else None
         return Evaluation(at=at, severity=d.severity, resolve=d.resolve, no_data=d.result is None,
@@ -208,6 +213,30 @@ class PlainEngine:
         else:
             return
         alert.events.append((kind, t.at, t.from_state, t.to_state, t.severity, values))
+
+
+#: the function whose value SQL rounds otherwise than the reference over integer-valued data (the sample
+#: deviation: DataFusion's streaming algorithm); sums, means, ranks, rates and changes of such data are
+#: computed alike to the last bit (the same operations on the same exact inputs)
+_INEXACT = frozenset({"stddev"})
+
+
+def _near_tie(rule: a.Rule, values: dict) -> bool:
+    """Whether a comparison of the rule, over an inexact function, sits within 1e-9 (relative) of a tie."""
+    expressions = [cond for _, cond in rule.conditions] + ([rule.resolve_when] if rule.resolve_when else [])
+    for expr in expressions:
+        for node in a.walk(expr):
+            if not isinstance(node, a.Comparison):
+                continue
+            if not any(isinstance(n, a.Aggregate) and n.function in _INEXACT
+                       for side in (node.left, node.right) for n in a.walk(side)):
+                continue
+            left = reference.condition_value(node.left, values, rule.group_by)
+            right = reference.condition_value(node.right, values, rule.group_by)
+            if isinstance(left, (int, float)) and isinstance(right, (int, float)) \
+                    and abs(left - right) <= 1e-9 * max(abs(left), abs(right), 1e-12):
+                return True
+    return False
 
 
 def _unseen(rule: PlainRule) -> dict:
