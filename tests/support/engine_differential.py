@@ -37,7 +37,7 @@ from engine.repository import SqlRepository
 from engine.rules import RuleBuilder, StoreRules
 from engine.runner import Runner
 from engine.sources import DataFusionSource
-from engine.state import FlapDetection, SeriesState
+from engine.state import INACTIVE, FlapDetection, SeriesState
 from monitors_dsl import ast as a
 from monitors_dsl.printer import print_rule
 from tests.compiler.harness import to_table
@@ -408,10 +408,23 @@ def run_plain(case: Case) -> Outcome:
     out.alerts = sorted(((names[al.rule_id], al.series_key, al.started_at,
                           _alert(al.labels, al.severity, al.state, al.resolved_at, al.values_at_start,
                                  al.values_at_resolution, al.events)) for al in plain.alerts), key=lambda x: x[:3])
-    out.states = {(names[rule_id], key): state.to_dict() for rule_id, known in plain.states.items()
-                  for key, state in known.items() if state != SeriesState()}
+    for rule_id, known in plain.states.items():
+        for key, state in known.items():
+            settled = _settled(case, state)
+            if settled is not None:
+                out.states[(names[rule_id], key)] = settled
     out.ties = [(names[rule_id], at) for rule_id, at in plain.ties]
     return out
+
+
+def _settled(case: Case, state: SeriesState) -> dict | None:
+    """A series state as compared (``None`` for the initial state). The times of recent changes that an
+    inactive, non-flapping series keeps are bookkeeping its next step prunes to the flap window, whenever that
+    comes: both runs' are pruned to the window at the last tick."""
+    if case.flap is not None and state.state == INACTIVE and not state.flapping and state.changes:
+        horizon = case.ticks[-1] - timedelta(seconds=case.flap.window)
+        state = replace(state, changes=tuple(t for t in state.changes if t > horizon))
+    return None if state == SeriesState() else state.to_dict()
 
 
 def _text(rule: a.Rule) -> str:
@@ -580,9 +593,9 @@ def run_engine(case: Case) -> Outcome:
             live = {str(i) for name, i in ids.items() if name not in deleted}
             for row in session.scalars(select(RuleState)):
                 if str(row.rule_id) in live and row.machine:
-                    state = SeriesState.from_dict(row.machine)
-                    if state != SeriesState():
-                        out.states[(names[str(row.rule_id)], row.series_key)] = state.to_dict()
+                    settled = _settled(case, SeriesState.from_dict(row.machine))
+                    if settled is not None:
+                        out.states[(names[str(row.rule_id)], row.series_key)] = settled
         out.notifications.sort()
         out.alerts.sort(key=lambda x: x[:3])
         return out
