@@ -230,3 +230,17 @@ def test_the_server_reaches_the_engine_only_through_its_entry_point() -> None:
                 [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
             offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n == "engine" or n.startswith("engine.")]
     assert offenders == []
+
+
+async def test_instructions_prompt_and_tools_say_to_look_names_up(db: Database, secrets, alice: int) -> None:
+    async with connect(db, secrets, alice) as client:
+        instructions = client.initialize_result.instructions if hasattr(client, "initialize_result") else None
+        prompt = await client.get_prompt("write_alert_rule", {"request": "alert me if BTC goes above 70k"})
+        tools = {t.name: t.description for t in (await client.list_tools()).tools}
+    from monitors_mcp.server import INSTRUCTIONS
+
+    assert "describe_data" in INSTRUCTIONS and (instructions is None or "describe_data" in instructions)
+    text = prompt.messages[0].content.text
+    assert text.index("describe_data") < text.index("validate_alert_rule")
+    for tool in ("validate_alert_rule", "create_alert_rule"):
+        assert "describe_data" in tools[tool]
