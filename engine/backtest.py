@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Sequence
 
-from .dispatch import render_payload
+from .notify.dispatch import render_payload
 from .evaluate import Evaluator
 from .notify import RenderError
 from .repository import MemoryRepository

@@ -163,7 +163,7 @@ class _Features:
         try:
             import pyarrow as pa
 
-            from .dispatch import Dispatcher
+            from .notify.dispatch import Dispatcher
             from .evaluate import Evaluator
             from .repository import SqlRepository
             from .rules import StoreRules

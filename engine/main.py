@@ -83,7 +83,7 @@ class Engine:
         from monitors_mcp.store import Database
         from monitors_mcp.store.secrets import load_secret_box
 
-        from .dispatch import Dispatcher
+        from .notify.dispatch import Dispatcher
         from .evaluate import Evaluator
         from .leases import LeasedRules, default_replica_id
         from .metrics import EngineMetrics

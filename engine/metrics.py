@@ -95,7 +95,7 @@ class EngineMetrics:
         self.tick_lag.set(report.lag)
 
     def observe_dispatch(self, report) -> None:
-        """Count one ``engine.dispatch.DispatchReport``."""
+        """Count one ``engine.notify.dispatch.DispatchReport``."""
         self.notifications_sent.inc(report.sent)
         self.notifications_failed.inc(report.failed)
         self.notifications_retried.inc(report.retried)

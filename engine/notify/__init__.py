@@ -10,7 +10,9 @@
 - :mod:`.defaults` — the title and message used when a rule has none;
 - :mod:`.variables` — the template variables of a notification;
 - :mod:`.deliver` — apprise delivery, per-URL outcomes, retries with backoff;
-- :mod:`.redact` — the log filter that masks channel secrets.
+- :mod:`.redact` — the log filter that masks channel secrets;
+- :mod:`.dispatch` — the dispatcher: outbox rows → rendered → delivered → ``sent``, with retries, per-alert
+  order and claims between replicas (imported as ``engine.notify.dispatch``: it reads the store).
 """
 
 from .defaults import DEFAULT_MESSAGE, DEFAULT_TITLE

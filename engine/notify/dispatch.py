@@ -39,8 +39,8 @@ from sqlalchemy import and_, func, or_, select, update
 from monitors_mcp.store import Database, NotificationChannel, NotificationLog, NotificationOutbox
 from monitors_mcp.store.types import utcnow
 
-from .notify import RenderedNotification, RenderError, RetryPolicy, deliver, redact, render_notification
-from .repository import notification_from_dict
+from . import RenderedNotification, RenderError, RetryPolicy, deliver, redact, render_notification
+from ..repository import notification_from_dict
 
 __all__ = ["Dispatcher", "DispatchReport", "render_payload"]
 

@@ -3,7 +3,7 @@
 Besides states, alerts and events it keeps every notification the state
 machine produced, in order, with its labels and outbox status, so that a
 backtest can print "what would have been sent" (render them with
-``engine.dispatch.render_payload``). Silences are ``(starts_at, ends_at)``
+``engine.notify.dispatch.render_payload``). Silences are ``(starts_at, ends_at)``
 spans per rule id; :meth:`acknowledge` marks an alert acknowledged.
 """
 

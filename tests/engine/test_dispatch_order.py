@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 
-from engine.dispatch import Dispatcher
+from engine.notify.dispatch import Dispatcher
 from engine.evaluate import Evaluator
 from engine.repository import SqlRepository
 from engine.rules import StoreRules

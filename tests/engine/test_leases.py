@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import func, select, update
 
-from engine.dispatch import Dispatcher
+from engine.notify.dispatch import Dispatcher
 from engine.evaluate import Evaluator
 from engine.leases import LeasedRules, LeaseConflict
 from engine.repository import SqlRepository

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import func, select
 
-from engine.dispatch import Dispatcher
+from engine.notify.dispatch import Dispatcher
 from engine.evaluate import Evaluator
 from engine.repository import SqlRepository
 from engine.rules import StoreRules
