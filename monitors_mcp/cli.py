@@ -116,8 +116,15 @@ def _http_settings(args: argparse.Namespace):  # noqa: ANN202
 
     from .concurrency import call_limits_from_env
 
+    from .server.sessions import session_limits_from_env
+    from .service.limits import preview_bounds
+    from .service.quotas import Quotas
+
     try:
         call_limits_from_env(None)  # the limits' settings, checked before anything starts
+        session_limits_from_env()
+        preview_bounds()
+        Quotas.from_env()
     except ValueError as error:
         raise CliError(str(error)) from None
     settings = HttpSettings(host=args.host, port=args.port, public_url=args.public_url,

@@ -21,6 +21,7 @@ but what Python needs (no store URL, encryption key or token).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import select
@@ -35,6 +36,8 @@ from typing import Any
 from .sandbox import Limits
 
 __all__ = ["DEFAULT_MEMORY_MB", "DEFAULT_WORKERS", "RenderPool", "render_pool"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MEMORY_MB = 256
 DEFAULT_WORKERS = 2
@@ -127,7 +130,13 @@ class RenderPool:
         worker = self._idle.get()
         try:
             if worker is None or not worker.alive():
-                worker = self._start()
+                try:
+                    worker = self._start()
+                except OSError as error:  # no process can start here: the sandbox's own bounds still hold
+                    log.warning("render worker could not start (%s); rendering in this process", error)
+                    from .render import render_template
+
+                    return [render_template(source, variables, limits=limits, name=name) for name, source in templates]
             answer = worker.ask(request, limits.seconds * len(templates) + _GRACE_SECONDS)
             if answer is None or answer.get("exit") or not worker.alive():
                 worker.stop()  # it ran out of memory or time: the next request gets a fresh one
