@@ -43,6 +43,7 @@ __all__ = [
     "FILTER_OPS",
     "DEFAULT_WINDOW",
     "DEFAULT_EVERY",
+    "INCOMPLETE",
     "children",
     "walk",
     "depth",
@@ -264,6 +265,8 @@ Expr = Union[Number, Aggregate, Abs, Negate, Arithmetic, Comparison, Logical, No
 # --- rules --------------------------------------------------------------------
 
 SEVERITIES = ("critical", "warning", "info")
+#: a key of ``Rule.clause_spans`` marking a rule whose text had syntax errors (rule-level checks skip it)
+INCOMPLETE = "__incomplete__"
 NO_DATA_ACTIONS = ("ok", "alert", "keep")
 
 

@@ -1,24 +1,231 @@
-"""Semantic checks on parsed rules: types, durations, regexes, templates, schema names.
+"""Every semantic check of the language: what the grammar lets through but the language does not.
 
-Runs after parsing and adds to the same diagnostics. Every check points at the
-text it is about, and says how to fix it.
+Two stages, both here:
+
+- :class:`NodeChecks`, called by the parser's tree builder as each node is
+  made (the only checks that need what was written rather than the tree):
+  which function a call names and which arguments it takes, a series or a
+  duration standing where a number must, durations and numbers out of range,
+  severities, no-data actions, labels, a clause given twice;
+- :func:`check_rules`, after parsing: types, windows, regexes, templates,
+  names against the schema and the owner's channels, rule-level consistency,
+  the nesting limit.
+
+Both add to the same diagnostics. Every check points at the text it is about,
+and says how to fix it.
 """
 
 from __future__ import annotations
 
 from . import ast as a
-from .errors import Diagnostics, closest
-from .parser import INCOMPLETE, SourceText
-from .printer import print_expr
+from .errors import Diagnostics, closest, did_you_mean
+from .hints import function_hint
+from .printer import print_expr, print_selector
 from .regexes import regex_problem
 from .schema import NUMERIC_FIELD_TYPES, Schema
 from .encoding import surrogate_problems
+from .source import SourceText
 from .templates import template_problems
 
-__all__ = ["check_rules", "closest_value", "NUMBER", "BOOLEAN", "UNKNOWN", "MAX_DEPTH"]
+__all__ = ["check_rules", "closest_value", "NodeChecks", "NUMBER", "BOOLEAN", "UNKNOWN", "MAX_NESTING",
+           "MAX_DURATION_SECONDS", "FUNCTIONS"]
 
 NUMBER, BOOLEAN, UNKNOWN = "number", "boolean", "unknown"
-MAX_DEPTH = 100
+#: the one nesting limit: parentheses (checked before parsing) and operators (checked on the tree)
+MAX_NESTING = 64
+MAX_DURATION_SECONDS = 3650 * 86400
+
+FUNCTIONS = a.AGGREGATES + ("abs",)
+_FUNCTION_ALIASES = {
+    "mean": "avg", "average": "avg", "quantile": "percentile", "p95": "percentile", "p99": "percentile",
+    "std": "stddev", "stdev": "stddev", "latest": "last", "increase": "delta", "change": "delta",
+    "diff": "delta", "deriv": "rate", "irate": "rate", "exists": "absent", "missing": "absent",
+    "avg_over_time": "avg", "max_over_time": "max", "min_over_time": "min", "sum_over_time": "sum",
+    "count_over_time": "count", "last_over_time": "last", "absent_over_time": "absent",
+    "quantile_over_time": "percentile", "stddev_over_time": "stddev", "mad": "stddev",
+}
+_SEVERITY_ALIASES = {"high": "critical", "error": "critical", "page": "critical", "fatal": "critical",
+                     "warn": "warning", "medium": "warning", "low": "info", "notice": "info"}
+
+
+# --- while the tree is built --------------------------------------------------------------
+
+
+class NodeChecks:
+    """The checks the tree builder calls as it makes each node, given what was written and its span.
+
+    Each returns what the tree holds: the value to keep (a clamped duration, a known
+    severity) or the node (an ``Invalid`` where the written text cannot stand).
+    """
+
+    __slots__ = ("diags",)
+
+    def __init__(self, diags: Diagnostics):
+        self.diags = diags
+
+    # values ----------------------------------------------------------------
+    def duration(self, text: str, seconds: int, span: a.Span) -> int:
+        if seconds > MAX_DURATION_SECONDS:
+            self.diags.add("duration-too-long", f"duration `{text}` is longer than ten years", span,
+                           "use a duration of at most 3650d")
+            return MAX_DURATION_SECONDS
+        return seconds
+
+    def number(self, text: str, value: float, span: a.Span) -> float:
+        if value == float("inf"):
+            self.diags.add("number-out-of-range", f"number `{text}` is too large", span,
+                           "numbers must be below 1.8e308")
+            return 0.0
+        return value
+
+    def quoted_name(self, value: str, span: a.Span) -> None:
+        if not value:
+            self.diags.add("empty-name", "a name in backticks cannot be empty", span)
+
+    # expressions -------------------------------------------------------------
+    def expression(self, node):
+        """``node`` as an expression; a bare series or a duration is reported and replaced."""
+        if isinstance(node, a.Selector):
+            text = print_selector(node)
+            self.diags.add(
+                "bare-series",
+                f"`{text}` is a series, not a number: wrap it in an aggregate",
+                node.span,
+                f"did you mean `last({text})` or `avg({text}, 5m)`?",
+            )
+            return a.Invalid(text, span=node.span)
+        if isinstance(node, a.Duration):
+            self.diags.add(
+                "unexpected-duration",
+                "a duration is only allowed as a window, an offset or a clause value, not as a number",
+                node.span,
+                "durations go inside an aggregate, e.g. `avg(cpu.usage, 5m)`; compare with a plain number",
+            )
+            return a.Invalid("duration", span=node.span)
+        return node
+
+    def call(self, written: str, args: list, offset: a.Duration | None, span: a.Span, name_span: a.Span):
+        """The node for ``written(args…) [offset …]``: an aggregate, ``abs``, or ``Invalid``."""
+        function = written.lower()
+        if function == "abs":
+            return self._abs(args, offset, span)
+        if function not in a.AGGREGATES:
+            unsupported = function_hint(function)
+            if unsupported is not None:
+                self.diags.add("unknown-function", f"unknown function `{written}`", name_span, unsupported)
+                return a.Invalid(written, span=span)
+            if function in _FUNCTION_ALIASES:
+                hint = f"did you mean `{_FUNCTION_ALIASES[function]}`?"
+            else:
+                near = closest(function, FUNCTIONS + tuple(_FUNCTION_ALIASES))
+                near = _FUNCTION_ALIASES.get(near, near)
+                hint = f"did you mean `{near}`?" if near else None
+            self.diags.add(
+                "unknown-function",
+                f"unknown function `{written}`",
+                name_span,
+                (hint + " " if hint else "") + "functions: " + ", ".join(FUNCTIONS),
+            )
+            return a.Invalid(written, span=span)
+        return self._aggregate(function, args, offset or a.ZERO, span)
+
+    def _abs(self, args, offset, span):
+        if offset is not None:
+            self.diags.add("misplaced-offset", "`offset` applies to an aggregate, not to `abs`",
+                           offset.span, "put it after the aggregate inside: abs(avg(x, 5m) offset 1d)")
+        if len(args) != 1:
+            self.diags.add("wrong-arity", f"`abs` takes one argument, got {len(args)}", span,
+                           "write abs(EXPRESSION), e.g. abs(delta(cpu.temp, 1h))")
+            return a.Invalid("abs", span=span)
+        return a.Abs(self.expression(args[0]), span=span)
+
+    def _aggregate(self, function, args, offset, span):
+        usage = (f"{function}(SERIES, RANK, WINDOW), e.g. percentile(http.latency, 95, 5m)"
+                 if function == "percentile" else f"{function}(SERIES, WINDOW), e.g. {function}(cpu.usage_user, 5m)")
+        if not args:
+            self.diags.add("wrong-arity", f"`{function}` needs a series", span, f"write {usage}")
+            return a.Invalid(function, span=span)
+        selector, *rest = args
+        if not isinstance(selector, a.Selector):
+            self.diags.add(
+                "expected-series",
+                f"the first argument of `{function}` must be a series such as `cpu.usage_user{{host=\"a\"}}`",
+                getattr(selector, "span", span),
+                f"write {usage}",
+            )
+            return a.Invalid(function, span=span)
+        parameter = None
+        if function == "percentile":
+            if not rest or not isinstance(rest[0], a.Number):
+                where = rest[0].span if rest else span
+                self.diags.add("expected-rank", "`percentile` needs a rank between 0 and 100 after the series",
+                               where, f"write {usage}")
+                return a.Invalid(function, span=span)
+            rank = rest.pop(0)
+            if rank.percent or not 0 <= rank.literal <= 100:
+                self.diags.add("rank-out-of-range", "the percentile rank must be a number from 0 to 100",
+                               rank.span, "e.g. 95 for the 95th percentile")
+            parameter = rank.literal
+        window = a.DEFAULT_WINDOW
+        if rest:
+            given = rest.pop(0)
+            if isinstance(given, a.Duration):
+                window = given
+            else:
+                hint = f"write {usage}"
+                if isinstance(given, a.Number) and given.literal == int(given.literal) and given.literal > 0:
+                    hint = f"write `{int(given.literal)}s` for seconds or `{int(given.literal)}m` for minutes"
+                self.diags.add("expected-duration", f"the window of `{function}` must be a duration such as 5m",
+                               getattr(given, "span", span), hint)
+        if rest:
+            self.diags.add("wrong-arity", f"too many arguments to `{function}`", rest[0].span, f"write {usage}")
+        return a.Aggregate(function, selector, window, offset, parameter, span=span)
+
+    # clauses ---------------------------------------------------------------
+    def no_data_action(self, written: str, span: a.Span) -> str:
+        value = written.lower()
+        if value not in a.NO_DATA_ACTIONS:
+            self.diags.add("unknown-no-data-action", f"unknown no-data action `{written}`", span,
+                           (did_you_mean(value, a.NO_DATA_ACTIONS) or "") + " choose ok, alert or keep")
+            return "keep"
+        return value
+
+    def severity(self, written: str, span: a.Span) -> str:
+        value = written.lower()
+        if value not in a.SEVERITIES:
+            mapped = _SEVERITY_ALIASES.get(value)
+            hint = f"did you mean `{mapped}`?" if mapped else did_you_mean(value, a.SEVERITIES)
+            self.diags.add("unknown-severity", f"unknown severity `{written}`", span,
+                           ((hint + " ") if hint else "") + "choose critical, warning or info")
+            return "warning"
+        return value
+
+    def label(self, key: str, op: str, op_span: a.Span, value: str) -> None:
+        if op != "=":
+            self.diags.add("bad-label", f"labels are set with `=`, not `{op}`", op_span, f'write {key} = "{value}"')
+
+    def labels(self, keys) -> None:
+        """``keys``: each label's ``(name, span)``, in order."""
+        seen = set()
+        for key, span in keys:
+            if key in seen:
+                self.diags.add("duplicate-label", f"label `{key}` is set twice", span, "keep one value per label")
+            seen.add(key)
+
+    def clause_once(self, keyword: str, span: a.Span, first: a.Span | None) -> bool:
+        """Whether a clause may be kept: false (and reported) when ``first`` says it was given before."""
+        if first is None:
+            return True
+        self.diags.add(
+            "duplicate-clause",
+            f"`{keyword}` is given twice (first on line {first.line})",
+            span,
+            "give each clause once" + ("; combine conditions with `and`/`or`" if "when" in keyword else ""),
+        )
+        return False
+
+
+# --- after parsing ------------------------------------------------------------------------
 
 
 class _Checker(a.Visitor):
@@ -211,13 +418,13 @@ class _Checker(a.Visitor):
         for keyword in ("title", "message"):
             value = getattr(rule, keyword)
             if value is not None:
-                self.check_template(keyword, spans.get((keyword, 0)) or spans.get(keyword))
+                self.check_template(keyword, value, spans.get((keyword, 0)) or spans.get(keyword))
         for keyword, duration in (("every", rule.every), ("repeat every", rule.repeat_every)):
             if duration is not None and duration.seconds <= 0:
                 self.diags.add("duration-not-positive", f"`{keyword}` must be longer than 0s", duration.span,
                                "e.g. 1m")
         self.check_names(rule)
-        if INCOMPLETE in spans:
+        if a.INCOMPLETE in spans:
             return
         has_severity_whens = any(c is not None for c in (rule.critical_when, rule.warning_when, rule.info_when))
         if rule.when is None and not has_severity_whens:
@@ -279,11 +486,9 @@ class _Checker(a.Visitor):
                                 (f"did you mean `{near}`? " if near else "")
                                 + "tags: " + (", ".join(sorted(known.tags)[:20]) or "none"))
 
-    def check_template(self, keyword: str, span: a.Span | None) -> None:
+    def check_template(self, keyword: str, template: str, span: a.Span | None) -> None:
         if span is None:
             return
-        raw = self.source.text[span.start:span.end]
-        template = _template_value(raw)
         for code, line, message, hint in template_problems(template):
             if line <= 1:
                 where = span
@@ -293,23 +498,6 @@ class _Checker(a.Visitor):
                 end = self.source.text.find("\n", start)
                 where = self.source.span(start, end if end >= 0 else len(self.source.text))
             self.diags.add(code, f"{keyword}: {message}", where, hint)
-
-
-def _template_value(raw: str) -> str:
-    """The string literal's value (escapes are validated by the parser)."""
-    from .parser import _ESCAPE, _SIMPLE_ESCAPES
-
-    body = raw[3:-3] if raw.startswith('"""') else raw[1:-1]
-
-    def replace(match):
-        code = match.group(1)
-        if code in _SIMPLE_ESCAPES:
-            return _SIMPLE_ESCAPES[code]
-        if code.startswith("u") and len(code) == 5:
-            return chr(int(code[1:], 16))
-        return code
-
-    return _ESCAPE.sub(replace, body)
 
 
 def _short(node, source: SourceText | None = None) -> str:
@@ -352,10 +540,9 @@ def check_rules(rules: list[a.Rule], source: SourceText, diags: Diagnostics, sch
     checker = _Checker(source, diags, schema, None if channels is None else frozenset(channels))
     names: dict[str, a.Rule] = {}
     for rule in rules:
-        too_deep = [cond for cond in (rule.when, rule.critical_when, rule.warning_when, rule.info_when,
-                                      rule.resolve_when) if cond is not None and a.depth(cond) > MAX_DEPTH]
+        too_deep = [cond for cond in a.children(rule) if a.depth(cond) > MAX_NESTING]
         for cond in too_deep:
-            diags.add("too-deeply-nested", f"this condition nests more than {MAX_DEPTH} operators deep",
+            diags.add("too-deeply-nested", f"this condition nests more than {MAX_NESTING} operators deep",
                       cond.span, "split it into simpler conditions")
         if not too_deep:
             checker.check_rule(rule)

@@ -8,7 +8,6 @@ errors of the others.
 
 from __future__ import annotations
 
-import bisect
 import re
 from typing import Iterator, NamedTuple
 
@@ -16,26 +15,25 @@ from lark import Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import ast as a
-from .errors import Diagnostics, closest, did_you_mean
+from .ast import INCOMPLETE
+from .check import FUNCTIONS, MAX_NESTING, NodeChecks
+from .errors import Diagnostics, closest
 from .fastparse import fast_parse
 from .grammar import parser as lark_parser
 from .hints import (
     UNIT_WORDS,
     clause_hint,
-    function_hint,
     missing_brace,
     number_suffix,
     offset_inside_call,
     spaced_duration,
 )
+from .source import SourceText
 
 __all__ = ["SourceText", "parse_text", "INCOMPLETE", "MAX_TEXT_LENGTH", "MAX_NESTING", "CLAUSE_KEYWORDS", "FUNCTIONS"]
 
 MAX_TEXT_LENGTH = 256 * 1024
-MAX_NESTING = 64
-MAX_DURATION_SECONDS = 3650 * 86400
 
-FUNCTIONS = a.AGGREGATES + ("abs",)
 CLAUSE_KEYWORDS = (
     "when", "critical when", "warning when", "info when", "resolve when", "group by", "every", "for",
     "keep firing for", "on no data", "severity", "labels", "notify", "repeat every", "title", "message",
@@ -46,47 +44,10 @@ _CLAUSE_FIRST_WORDS = {
     "title", "message", "description",
 }
 _SEVERITY_WORDS = {"critical", "warning", "info"}
-_FUNCTION_ALIASES = {
-    "mean": "avg", "average": "avg", "quantile": "percentile", "p95": "percentile", "p99": "percentile",
-    "std": "stddev", "stdev": "stddev", "latest": "last", "increase": "delta", "change": "delta",
-    "diff": "delta", "deriv": "rate", "irate": "rate", "exists": "absent", "missing": "absent",
-    "avg_over_time": "avg", "max_over_time": "max", "min_over_time": "min", "sum_over_time": "sum",
-    "count_over_time": "count", "last_over_time": "last", "absent_over_time": "absent",
-    "quantile_over_time": "percentile", "stddev_over_time": "stddev", "mad": "stddev",
-}
 _DURATION_PART = re.compile(r"([0-9]+)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)", re.S)
 _SIMPLE_ESCAPES = {"\\": "\\", '"': '"', "'": "'", "n": "\n", "t": "\t", "`": "`"}
-
-
-class SourceText:
-    """A text with a line index, turning character offsets into spans."""
-
-    def __init__(self, text: str):
-        self.text = text
-        self._length = len(text)
-        self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
-
-    def position(self, offset: int) -> tuple[int, int]:
-        offset = max(0, min(offset, len(self.text)))
-        line = bisect.bisect_right(self._line_starts, offset) - 1
-        return line + 1, offset - self._line_starts[line] + 1
-
-    def span(self, start: int, end: int) -> a.Span:
-        length = self._length
-        if start > length:
-            start = length
-        if end < start:
-            end = start
-        elif end > length:
-            end = length
-        return a.Span(start, end, self._line_starts)
-
-    def line_text(self, line: int) -> str:
-        start = self._line_starts[line - 1]
-        end = self.text.find("\n", start)
-        return self.text[start:] if end < 0 else self.text[start:end]
 
 
 class _Name(NamedTuple):
@@ -106,12 +67,16 @@ class _Clause(NamedTuple):
 
 class _Builder:
     """Builds AST nodes bottom-up, one method per grammar rule or alias, each called with
-    ``(meta, children)``; reports what the grammar lets through but the language does not."""
+    ``(meta, children)``. What the grammar lets through but the language does not is
+    checked by ``check.NodeChecks`` as each node is made; the builder only reports
+    malformed literals (escapes, unquoted tag values)."""
 
     def __init__(self, source: SourceText, diags: Diagnostics, base: int = 0):
         self.source = source
         self.diags = diags
         self.base = base
+        self.checks = NodeChecks(diags)
+        self._expr = self.checks.expression
 
     def transform(self, tree):
         """Builds the AST for a Lark parse tree (the slow path's trees)."""
@@ -133,11 +98,7 @@ class _Builder:
     def _duration_token(self, token: Token) -> a.Duration:
         span = self._token_span(token)
         seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(str(token)))
-        if seconds > MAX_DURATION_SECONDS:
-            self.diags.add("duration-too-long", f"duration `{token}` is longer than ten years", span,
-                           "use a duration of at most 3650d")
-            seconds = MAX_DURATION_SECONDS
-        return a.Duration(seconds, span=span)
+        return a.Duration(self.checks.duration(str(token), seconds, span), span=span)
 
     def _string_value(self, token: Token) -> str:
         raw = str(token)
@@ -171,8 +132,7 @@ class _Builder:
         raw = str(token)
         if token.type == "QUOTED_NAME":
             value = self._unescape(raw[1:-1], token.start_pos + 1)
-            if not value:
-                self.diags.add("empty-name", "a name in backticks cannot be empty", self._token_span(token))
+            self.checks.quoted_name(value, self._token_span(token))
         else:
             value = raw
         return _Name(value, self._token_span(token))
@@ -193,29 +153,6 @@ class _Builder:
         return str(token), span
 
     # expressions ---------------------------------------------------------
-    def _expr(self, node):
-        """``node`` as an expression; a bare series or a duration is reported and replaced."""
-        if isinstance(node, a.Selector):
-            from .printer import print_selector
-
-            text = print_selector(node)
-            self.diags.add(
-                "bare-series",
-                f"`{text}` is a series, not a number: wrap it in an aggregate",
-                node.span,
-                f"did you mean `last({text})` or `avg({text}, 5m)`?",
-            )
-            return a.Invalid(text, span=node.span)
-        if isinstance(node, a.Duration):
-            self.diags.add(
-                "unexpected-duration",
-                "a duration is only allowed as a window, an offset or a clause value, not as a number",
-                node.span,
-                "durations go inside an aggregate, e.g. `avg(cpu.usage, 5m)`; compare with a plain number",
-            )
-            return a.Invalid("duration", span=node.span)
-        return node
-
     def number(self, meta, children) -> a.Number:
         (token,) = children
         return a.Number(self._number(token, str(token)), span=self._token_span(token))
@@ -225,12 +162,7 @@ class _Builder:
         return a.Number(self._number(token, str(token)[:-1]), percent=True, span=self._token_span(token))
 
     def _number(self, token: Token, text: str) -> float:
-        value = float(text.replace("_", ""))
-        if value == float("inf"):
-            self.diags.add("number-out-of-range", f"number `{token}` is too large", self._token_span(token),
-                           "numbers must be below 1.8e308")
-            return 0.0
-        return value
+        return self.checks.number(str(token), float(text.replace("_", "")), self._token_span(token))
 
     def duration(self, meta, children) -> a.Duration:
         return self._duration_token(children[0])
@@ -282,84 +214,9 @@ class _Builder:
     # calls ---------------------------------------------------------------
     def call(self, meta, children):
         name_token, *args, offset_token = children
-        args = [arg for arg in args if arg is not None]
-        span = self._meta_span(meta)
-        name_span = self._token_span(name_token)
-        function = str(name_token).lower()
-        offset = self._duration_token(offset_token) if offset_token is not None else a.ZERO
-        if function == "abs":
-            return self._abs(args, offset_token, span, name_span)
-        if function not in a.AGGREGATES:
-            unsupported = function_hint(function)
-            if unsupported is not None:
-                self.diags.add("unknown-function", f"unknown function `{name_token}`", name_span, unsupported)
-                return a.Invalid(str(name_token), span=span)
-            if function in _FUNCTION_ALIASES:
-                hint = f"did you mean `{_FUNCTION_ALIASES[function]}`?"
-            else:
-                near = closest(function, FUNCTIONS + tuple(_FUNCTION_ALIASES))
-                near = _FUNCTION_ALIASES.get(near, near)
-                hint = f"did you mean `{near}`?" if near else None
-            self.diags.add(
-                "unknown-function",
-                f"unknown function `{name_token}`",
-                name_span,
-                (hint + " " if hint else "") + "functions: " + ", ".join(FUNCTIONS),
-            )
-            return a.Invalid(str(name_token), span=span)
-        return self._aggregate(function, args, offset, span, name_span)
-
-    def _abs(self, args, offset_token, span, name_span):
-        if offset_token is not None:
-            self.diags.add("misplaced-offset", "`offset` applies to an aggregate, not to `abs`",
-                           self._token_span(offset_token), "put it after the aggregate inside: abs(avg(x, 5m) offset 1d)")
-        if len(args) != 1:
-            self.diags.add("wrong-arity", f"`abs` takes one argument, got {len(args)}", span,
-                           "write abs(EXPRESSION), e.g. abs(delta(cpu.temp, 1h))")
-            return a.Invalid("abs", span=span)
-        return a.Abs(self._expr(args[0]), span=span)
-
-    def _aggregate(self, function, args, offset, span, name_span):
-        usage = (f"{function}(SERIES, RANK, WINDOW), e.g. percentile(http.latency, 95, 5m)"
-                 if function == "percentile" else f"{function}(SERIES, WINDOW), e.g. {function}(cpu.usage_user, 5m)")
-        if not args:
-            self.diags.add("wrong-arity", f"`{function}` needs a series", span, f"write {usage}")
-            return a.Invalid(function, span=span)
-        selector, *rest = args
-        if not isinstance(selector, a.Selector):
-            self.diags.add(
-                "expected-series",
-                f"the first argument of `{function}` must be a series such as `cpu.usage_user{{host=\"a\"}}`",
-                getattr(selector, "span", span),
-                f"write {usage}",
-            )
-            return a.Invalid(function, span=span)
-        parameter = None
-        if function == "percentile":
-            if not rest or not isinstance(rest[0], a.Number):
-                where = rest[0].span if rest else span
-                self.diags.add("expected-rank", "`percentile` needs a rank between 0 and 100 after the series",
-                               where, f"write {usage}")
-                return a.Invalid(function, span=span)
-            rank = rest.pop(0)
-            if rank.percent or not 0 <= rank.literal <= 100:
-                self.diags.add("rank-out-of-range", "the percentile rank must be a number from 0 to 100",
-                               rank.span, "e.g. 95 for the 95th percentile")
-            parameter = rank.literal
-        window = a.DEFAULT_WINDOW
-        if rest:
-            given = rest.pop(0)
-            if isinstance(given, a.Duration):
-                window = given
-            else:
-                hint = f"write {usage}"
-                if isinstance(given, a.Number) and given.literal == int(given.literal) and given.literal > 0:
-                    hint = f"write `{int(given.literal)}s` for seconds or `{int(given.literal)}m` for minutes"
-                self.diags.add("expected-duration", f"the window of `{function}` must be a duration such as 5m",
-                               getattr(given, "span", span), hint)
-        if rest:
-            self.diags.add("wrong-arity", f"too many arguments to `{function}`", rest[0].span, f"write {usage}")
-        return a.Aggregate(function, selector, window, offset, parameter, span=span)
+        offset = self._duration_token(offset_token) if offset_token is not None else None
+        return self.checks.call(str(name_token), [arg for arg in args if arg is not None], offset,
+                                self._meta_span(meta), self._token_span(name_token))
 
     # clauses ---------------------------------------------------------------
     def when(self, meta, children):
@@ -389,39 +246,21 @@ class _Builder:
 
     def on_no_data(self, meta, children):
         (token,) = children
-        value = str(token).lower()
-        if value not in a.NO_DATA_ACTIONS:
-            self.diags.add("unknown-no-data-action", f"unknown no-data action `{token}`", self._token_span(token),
-                           (did_you_mean(value, a.NO_DATA_ACTIONS) or "") + " choose ok, alert or keep")
-            value = "keep"
+        value = self.checks.no_data_action(str(token), self._token_span(token))
         return _Clause("on no data", value, self._meta_span(meta))
 
     def severity(self, meta, children):
         (token,) = children
-        value = str(token).lower()
-        if value not in a.SEVERITIES:
-            mapped = {"high": "critical", "error": "critical", "page": "critical", "fatal": "critical",
-                      "warn": "warning", "medium": "warning", "low": "info", "notice": "info"}.get(value)
-            hint = f"did you mean `{mapped}`?" if mapped else did_you_mean(value, a.SEVERITIES)
-            self.diags.add("unknown-severity", f"unknown severity `{token}`", self._token_span(token),
-                           ((hint + " ") if hint else "") + "choose critical, warning or info")
-            value = "warning"
+        value = self.checks.severity(str(token), self._token_span(token))
         return _Clause("severity", value, self._meta_span(meta))
 
     def label(self, meta, children):
         key, op, (value, _) = children
-        if str(op) != "=":
-            self.diags.add("bad-label", f"labels are set with `=`, not `{op}`", self._token_span(op),
-                           f'write {key.value} = "{value}"')
+        self.checks.label(key.value, str(op), self._token_span(op), value)
         return key, value
 
     def labels(self, meta, children):
-        seen = {}
-        for key, _ in children:
-            if key.value in seen:
-                self.diags.add("duplicate-label", f"label `{key.value}` is set twice", key.span,
-                               "keep one value per label")
-            seen[key.value] = True
+        self.checks.labels([key for key, _ in children])
         pairs = tuple((k.value, v) for k, v in children)
         return _Clause("labels", pairs, self._meta_span(meta), tuple(k for k, _ in children))
 
@@ -464,15 +303,9 @@ def assemble_rule(name: _Name | None, clauses, span: a.Span, diags: Diagnostics)
     """One ``Rule`` from its clauses; a clause given twice is reported and the first kept."""
     values: dict = {}
     spans: dict = {}
+    checks = NodeChecks(diags)
     for clause in clauses:
-        if clause.keyword in spans:
-            first = spans[clause.keyword]
-            diags.add(
-                "duplicate-clause",
-                f"`{clause.keyword}` is given twice (first on line {first.line})",
-                clause.span,
-                "give each clause once" + ("; combine conditions with `and`/`or`" if "when" in clause.keyword else ""),
-            )
+        if not checks.clause_once(clause.keyword, clause.span, spans.get(clause.keyword)):
             continue
         values[_FIELD_OF_CLAUSE[clause.keyword]] = clause.value
         spans[clause.keyword] = clause.span
@@ -814,9 +647,6 @@ def _recover_document(source: SourceText, diags: Diagnostics) -> list[a.Rule]:
         rule = assemble_rule(name, clauses, source.span(rule_start, end_offset), diags)
         rules.append(rule if complete else _mark_incomplete(rule))
     return rules
-
-
-INCOMPLETE = "__incomplete__"
 
 
 def _mark_incomplete(rule: a.Rule) -> a.Rule:
