@@ -302,9 +302,10 @@ def measure_prometheus(binary: str, workdir: Path, exporter: Exporter, interval:
                 if len(iterations) >= groups and min(v for _, v in iterations) >= 2:
                     break
             time.sleep(1)
-        cpus, durations, rss, missed = [], [], [], []
+        cpus, durations, rss, missed, iterations = [], [], [], [], []
         before = prom.metrics()
         last_cpu, last_missed = prom.cpu_seconds(), _total(before, "prometheus_rule_group_iterations_missed_total")
+        last_iterations = _total(before, "prometheus_rule_group_iterations_total")
         next_at = time.monotonic() + interval
         for _ in range(cycles):
             if next_at > deadline:
@@ -319,6 +320,9 @@ def measure_prometheus(binary: str, workdir: Path, exporter: Exporter, interval:
             now_missed = _total(metrics, "prometheus_rule_group_iterations_missed_total")
             missed.append(now_missed - last_missed)
             last_missed = now_missed
+            now_iterations = _total(metrics, "prometheus_rule_group_iterations_total")
+            iterations.append(now_iterations - last_iterations)
+            last_iterations = now_iterations
             rss.append(prom.memory_mb()[0])
         failures = _total(metrics, "prometheus_rule_evaluation_failures_total")
         series = _total(metrics, "prometheus_tsdb_head_series")
@@ -326,7 +330,7 @@ def measure_prometheus(binary: str, workdir: Path, exporter: Exporter, interval:
         slowest = max((v for _, v in metrics.get("prometheus_rule_group_last_duration_seconds", [])), default=0.0)
     finally:
         prom.stop()
-    return {"ready": ready, "cpus": cpus, "durations": durations, "rss": rss, "peak": peak,
+    return {"ready": ready, "cpus": cpus, "durations": durations, "rss": rss, "peak": peak, "iterations": iterations,
             "missed": sum(missed), "failures": failures, "head_series": series, "slowest_group": slowest}
 
 
@@ -542,8 +546,11 @@ def measure_size(n: int, texts: list[str], table, tmp: Path, binary: str, export
     theirs = measure_prometheus(binary, tmp / f"prometheus{n}", exporter, args.interval, args.cycles,
                                 rules_path, min(USERS, n), deadline)
     shutil.rmtree(tmp / f"prometheus{n}", ignore_errors=True)
+    # CPU per evaluation cycle: over each interval, the CPU above the no-rules median, divided by the cycles the
+    # groups completed in it (one when none was missed: a loaded machine makes Prometheus skip iterations)
     base = statistics.median(baseline["cpus"])
-    theirs["net"] = [max(c - base, 1e-6) for c in theirs["cpus"]]
+    groups = min(USERS, n)
+    theirs["net"] = [max(c - base, 1e-6) / (i / groups) for c, i in zip(theirs["cpus"], theirs["iterations"]) if i]
     theirs["prom_rules"] = prom_rules
     print(f"{n:>7} rules, prometheus ({prom_rules:,} rules): CPU per cycle {spread(theirs['cpus'])} s, "
           f"minus baseline {spread(theirs['net'])} s, rule groups {spread(theirs['durations'])} s, "
@@ -567,7 +574,8 @@ def render(results: list[dict], baseline: dict, load: tuple, load_end: tuple, sp
         f"group per user of the mix (100 groups, evaluated concurrently). Scrape and evaluation interval "
         f"{interval} s; {cycles} measured cycles after every group has evaluated twice. Prometheus CPU "
         "per cycle = its process CPU time over one interval (`/proc`), minus the median of the same for a "
-        "Prometheus scraping the same series without rules; rule groups = the sum of its groups' last "
+        "Prometheus scraping the same series without rules, divided by the evaluation cycles its groups completed "
+        "in that interval (1 unless it missed iterations); rule groups = the sum of its groups' last "
         "durations (`prometheus_rule_group_last_duration_seconds`: wall time, groups run concurrently on the "
         "2 CPUs). The engine: the same rules in a SQLite store, the same prices in the embedded source, every "
         "rule evaluated at each tick, process CPU per tick (DataFusion's threads included); its peak RSS is "
