@@ -1,4 +1,10 @@
-"""Loads the Lark grammar once per process and hands out the shared parser."""
+"""Loads the Lark grammar once per process and hands out the shared parser and its terminals.
+
+The grammar is the one place that knows how literals are written (strings,
+numbers, durations, names): code that scans text without parsing it (the
+parser's pre-scans and recovery, the rule shapes) builds its scanners from
+:func:`terminal_pattern` rather than from regular expressions of its own.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from pathlib import Path
 
 from lark import Lark
 
-__all__ = ["grammar_path", "parser", "START_SYMBOLS"]
+__all__ = ["grammar_path", "parser", "terminal_pattern", "ignored_terminals", "START_SYMBOLS"]
 
 START_SYMBOLS = ["start", "clause"]
 _GRAMMAR_FILE = "monitors.lark"
@@ -33,3 +39,18 @@ def parser() -> Lark:
         propagate_positions=True,
         maybe_placeholders=True,
     )
+
+
+@functools.cache
+def _terminal_patterns() -> dict[str, str]:
+    return {terminal.name: terminal.pattern.to_regexp() for terminal in parser().terminals}
+
+
+def terminal_pattern(name: str) -> str:
+    """The regular expression of the grammar's terminal ``name`` (``NUMBER``, ``STRING``, ``LPAR`` …)."""
+    return _terminal_patterns()[name]
+
+
+def ignored_terminals() -> tuple[str, ...]:
+    """The terminals the grammar skips between tokens (whitespace, comments)."""
+    return tuple(parser().ignore_tokens)

@@ -1,13 +1,18 @@
 """Text → syntax tree, with every problem the parser can find reported by position.
 
 The whole text is parsed in one go. When that fails on a rule document, the
-document is cut into its rules and clauses (by brace depth and clause keywords)
-and each clause is parsed on its own, so one broken clause does not hide the
-errors of the others.
+document is cut into its rules and clauses (by brace depth and clause keywords,
+over a scanner made of the grammar's own terminals) and each clause is parsed
+on its own, so one broken clause does not hide the errors of the others.
+
+The builder only builds: what the grammar lets through but the language does
+not (unknown functions, wrong arguments, values out of range …) is checked by
+``check.NodeChecks`` as each node is made.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Iterator, NamedTuple
 
@@ -19,6 +24,7 @@ from .ast import INCOMPLETE
 from .check import FUNCTIONS, MAX_NESTING, NodeChecks
 from .errors import Diagnostics, closest
 from .fastparse import fast_parse
+from .grammar import ignored_terminals, terminal_pattern
 from .grammar import parser as lark_parser
 from .hints import (
     UNIT_WORDS,
@@ -515,8 +521,8 @@ def _character_problem(text: str, start: int, char: str) -> tuple[str, str | Non
     if char == "%":
         return "`%` must follow a number directly", "write 5% (no space), meaning 0.05"
     if char == ":":
-        tag = re.search(r"([A-Za-z_][A-Za-z0-9_]*|`[^`]*`)\s*$", text[:start])
-        value = re.match(r"\s*(\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|[A-Za-z0-9_.-]+)", text[start + 1:])
+        tag = re.search(f"({terminal_pattern('NAME')}|{terminal_pattern('QUOTED_NAME')})\\s*$", text[:start])
+        value = re.match(f"\\s*({terminal_pattern('STRING')}|[A-Za-z0-9_.-]+)", text[start + 1:])
         if tag and value:
             literal = value.group(1) if value.group(1)[0] in "\"'" else f'"{value.group(1)}"'
             return "`:` is not a filter operator", f"write {tag.group(1)}={literal}"
@@ -538,27 +544,51 @@ def _character_problem(text: str, start: int, char: str) -> tuple[str, str | Non
 
 # --- recovery: cut a broken document into rules and clauses ------------------------------
 
-_TOKEN = re.compile(
-    r'(?P<ws>\s+)|(?P<comment>#[^\n]*)|(?P<long>"""(?:[^"\\]|\\[\s\S]|"(?!""))*(?:"""|\Z))'
-    r'|(?P<str>"(?:[^"\\\n]|\\.)*"?|\'(?:[^\'\\\n]|\\.)*\'?)|(?P<quoted>`(?:[^`\\\n]|\\.)*`?)'
-    r"|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<other>.)",
-    re.S,
-)
-
-
 class _Lexeme(NamedTuple):
-    kind: str
+    kind: str  # "word", "str", "long", "quoted" or "other"
     text: str
     start: int
     end: int
 
 
+#: the grammar's terminals the recovery tells apart, and the kind each lexeme gets
+_RECOVERY_KINDS = {"LONG_STRING": "long", "STRING": "str", "QUOTED_NAME": "quoted", "NAME": "word"}
+#: a quote the grammar's terminals do not close runs to the end of its line (`"""` to the end of the text)
+_UNCLOSED = re.compile(r'(?P<long>"""[\s\S]*)|(?P<str>["\'][^\n]*)|(?P<quoted>`[^\n]*)')
+
+
+@functools.cache
+def _scanners() -> tuple[re.Pattern, re.Pattern]:
+    """(recovery scanner, nesting scanner), both from the grammar's own terminals."""
+    ignored = [(name, "skip") for name in ignored_terminals()]
+    groups = ignored + list(_RECOVERY_KINDS.items())
+    recovery = re.compile("|".join(f"(?P<{name}>{terminal_pattern(name)})" for name, _ in groups))
+    nesting = re.compile("|".join(f"(?P<{name}>{terminal_pattern(name)})" for name in (
+        *ignored_terminals(), "LONG_STRING", "STRING", "QUOTED_NAME", "LPAR", "RPAR")))
+    return recovery, nesting
+
+
 def _lexemes(text: str) -> Iterator[_Lexeme]:
-    for match in _TOKEN.finditer(text):
-        kind = match.lastgroup
-        if kind in ("ws", "comment"):
-            continue
-        yield _Lexeme(kind, match.group(), match.start(), match.end())
+    """The text's words, strings, names and other characters, for cutting a broken document apart."""
+    scanner = _scanners()[0].match
+    kinds = _RECOVERY_KINDS
+    pos, length = 0, len(text)
+    while pos < length:
+        match = scanner(text, pos)
+        if match is None or (match.lastgroup == "STRING" and text.startswith('"""', pos)):
+            match = _UNCLOSED.match(text, pos)
+            if match is None:
+                # Whitespace the grammar does not know (U+00A0 …) separates lexemes here, as it always has.
+                if not text[pos].isspace():
+                    yield _Lexeme("other", text[pos], pos, pos + 1)
+                pos += 1
+                continue
+            kind = match.lastgroup
+        else:
+            kind = kinds.get(match.lastgroup)  # None: whitespace or a comment
+        if kind is not None:
+            yield _Lexeme(kind, match.group(), pos, match.end())
+        pos = match.end()
 
 
 def _is_clause_start(lexemes: list[_Lexeme], i: int) -> bool:
@@ -699,15 +729,16 @@ def _report_builder_failure(error: RecursionError, source, diags, start, end):
 
 
 def _nesting_problem(text: str) -> int | None:
-    """Offset of the first `(` past the nesting limit, if any (checked before parsing)."""
+    """Offset of the first `(` past the nesting limit, if any (checked before parsing, on the grammar's
+    tokens: a parenthesis inside a string, a quoted name or a comment does not count)."""
     depth = 0
-    for match in re.finditer(r'"""(?:[^"\\]|\\[\s\S])*?"""|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*|[()]', text):
-        token = match.group()
-        if token == "(":
+    for match in _scanners()[1].finditer(text):
+        kind = match.lastgroup
+        if kind == "LPAR":
             depth += 1
             if depth > MAX_NESTING:
                 return match.start()
-        elif token == ")":
+        elif kind == "RPAR":
             depth = max(0, depth - 1)
     return None
 

@@ -8,10 +8,12 @@ precedence needs them.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
 from . import ast as a
+from .grammar import terminal_pattern
 
 __all__ = [
     "print_rules",
@@ -30,7 +32,14 @@ KEYWORDS = frozenset(
     severity labels notify repeat title message description and or not in offset""".split()
 )
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+@functools.cache
+def _identifier() -> re.Pattern:
+    """A name the grammar reads bare (its ``NAME`` terminal), and nothing more."""
+    return re.compile(terminal_pattern("NAME") + r"\Z")
+
+
 _UNITS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
 # Binding strength; higher binds tighter.
@@ -51,7 +60,7 @@ def print_duration(duration: a.Duration | int) -> str:
 
 def print_name(name: str) -> str:
     """An identifier as is; anything else (or a keyword) in backticks."""
-    if _IDENT.match(name) and name.lower() not in KEYWORDS:
+    if _identifier().match(name) and name.lower() not in KEYWORDS:
         return name
     escaped = name.replace("\\", "\\\\").replace("`", "\\`").replace("\n", "\\n").replace("\t", "\\t")
     return f"`{escaped}`"

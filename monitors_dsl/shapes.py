@@ -8,8 +8,10 @@ A stored rule's canonical text splits into
 - the numbers taken out (the rule's *parameters*);
 - the other clauses (``for``, ``notify``, ``title`` …), as text: the *meta*.
 
-:func:`split_canonical` does that with one regular expression pass, without
-parsing. A :class:`Shape` is compiled once, from the first rule of its
+:func:`split_canonical` does that with one pass of a scanner made of the
+grammar's own string, name and number terminals, without parsing; the
+numbers of a shape's first rule are its parsed ``Number`` nodes, found by
+their spans in the canonical text. A :class:`Shape` is compiled once, from the first rule of its
 skeleton (parsed and checked in full): its terms, and one generated predicate
 taking the parameters as arguments (:class:`~monitors_dsl.predicate.ShapePredicate`).
 Every other rule of the skeleton is then a :class:`BoundRule`: the shape, a
@@ -26,6 +28,7 @@ find the rules that hold for a value with a binary search.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import datetime
@@ -33,13 +36,23 @@ from typing import Mapping
 
 from . import ast as a
 from .compiled import rule_columns, value_column
+from .grammar import terminal_pattern
 from .predicate import Decision, ShapePredicate, decision_of, generate_source
 from .sql import Term, sql_for_terms
 
 __all__ = ["Split", "Shape", "BoundRule", "split_canonical", "compile_shape", "number_value", "FLIPPED"]
 
-# A string (skipped), or a number written on its own (not part of a name, a duration or a string).
-_TOKENS = re.compile(r'"(?:[^"\\\n]|\\.)*"|`(?:[^`\\\n]|\\.)*`|(?<![\w.`])(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?%?)(?![\w.])')
+
+
+@functools.cache
+def _tokens() -> re.Pattern:
+    """A string or a quoted name (skipped), or a number standing on its own (group 1: not part of a name,
+    a duration or a string), written as the grammar's terminals write them; a negative number's ``-`` is
+    part of its text, as the printer writes it."""
+    return re.compile(
+        f'{terminal_pattern("STRING")}|{terminal_pattern("QUOTED_NAME")}'
+        f'|(?<![\\w.`])(-?(?:{terminal_pattern("PERCENT")}|{terminal_pattern("NUMBER")}))(?![\\w.])')
+
 _CONDITION_PREFIXES = ("when ", "critical when ", "warning when ", "info when ", "resolve when ", "group by ")
 _CLAUSE_PREFIXES = _CONDITION_PREFIXES + (
     "every ", "for ", "keep firing for ", "on no data ", "severity ", "labels ", "notify ", "repeat every ",
@@ -98,6 +111,7 @@ def split_canonical(text: str) -> Split | None:
     if indent:
         bare = False
     position = start
+    tokens = _tokens()
     skeleton_parts: list[str] = []
     numbers: list[str] = []
     offsets: list[int] = []
@@ -110,7 +124,7 @@ def split_canonical(text: str) -> Split | None:
         line_start = position + indent
         conditions += (line_start, line_start + len(body))
         last = 0
-        for match in _TOKENS.finditer(body):
+        for match in tokens.finditer(body):
             if match.group(1) is None:
                 continue
             skeleton_parts.append(body[last:match.start()])
