@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, NamedTuple, Sequence
 
+from monitors_mcp.store.lifecycle import FIRING as ALERT_FIRING
 from monitors_mcp.store.lifecycle import AlertWrite, EventWrite, StoredAlert
 
 from ..rules import EngineRule
@@ -54,6 +55,7 @@ __all__ = [
     "TickPlan",
     "alert_changes",
     "alert_labels",
+    "group_labels",
     "outbox_status",
     "plan_tick",
     "touches_alerts",
@@ -120,27 +122,59 @@ class StoredSeries(NamedTuple):
     alert: StoredAlert | None
 
 
-class SeriesWrite(NamedTuple):
+class SeriesWrite:
     """The series state row to write for one update. ``stored`` is ``None`` for a series not stored yet;
-    ``labels`` are its group tags; ``alert`` the alert its row points to now (a firing one, or ``None``).
-    ``values_only``: the row is stored and only a firing series' values changed (no alert moved, nothing
-    sent), so a repository may write those columns alone."""
+    ``alert`` is the alert its row points to now (a firing one, or ``None``): the :class:`StoredAlert` read
+    when the tick did not move it, else the :class:`AlertWrite`. ``values_only``: the row is stored and only a
+    firing series' values changed (no alert moved, nothing sent), so a repository may write those columns
+    alone. ``labels`` (its group tags: those the update brings, else those stored) and ``alert_labels`` are
+    worked out when first read: a repository writing only values never pays for them."""
 
-    update: SeriesUpdate
-    stored: StoredSeries | None
-    labels: dict
-    alert_labels: dict
-    alert: AlertWrite | None
-    values_only: bool
+    __slots__ = ("update", "stored", "alert", "values_only", "_rule", "_labels", "_alert_labels")
+
+    def __init__(self, update: SeriesUpdate, stored: StoredSeries | None, alert: AlertWrite | StoredAlert | None,
+                 values_only: bool, rule: EngineRule, labels: dict | None = None,
+                 alert_labels: dict | None = None) -> None:
+        self.update = update
+        self.stored = stored
+        self.alert = alert
+        self.values_only = values_only
+        self._rule = rule
+        self._labels = labels
+        self._alert_labels = alert_labels
+
+    @property
+    def labels(self) -> dict:
+        if self._labels is None:
+            self._labels = group_labels(self.update, self.stored)
+        return self._labels
+
+    @property
+    def alert_labels(self) -> dict:
+        if self._alert_labels is None:
+            self._alert_labels = alert_labels(self._rule, self.labels)
+        return self._alert_labels
+
+    def __repr__(self) -> str:
+        return (f"SeriesWrite({self.update.series_key!r}, stored={self.stored is not None}, alert={self.alert!r}, "
+                f"values_only={self.values_only})")
+
+
+def group_labels(update: SeriesUpdate, stored: StoredSeries | None) -> dict:
+    """A series' group tags: those the update brings, else those stored (none for a series without either)."""
+    if update.labels is not None:
+        return dict(update.labels)
+    return dict(stored.labels) if stored is not None and stored.labels else {}
 
 
 class NotificationWrite(NamedTuple):
-    """A notification of the tick, with its alert's labels, its outbox status and its alert (if any)."""
+    """A notification of the tick, with its alert's labels, its outbox status and its alert (if any: read or
+    moved, as :attr:`SeriesWrite.alert`)."""
 
     notification: Notification
     labels: dict
     status: str
-    alert: AlertWrite | None
+    alert: AlertWrite | StoredAlert | None
 
 
 class OutboxWrite(NamedTuple):
@@ -171,42 +205,47 @@ def plan_tick(rule: EngineRule, updates: Sequence[SeriesUpdate], stored: Mapping
     """What a rule's tick writes, from its series' updates and what is stored of them (by series key; a
     series absent from ``stored`` is not stored yet)."""
     plan = TickPlan(rule, [], [], [], [], [], [])
-    series, opened, changed, events = plan.series, plan.opened, plan.changed, plan.events
+    series, opened, changed, events, notices, outbox = (plan.series, plan.opened, plan.changed, plan.events,
+                                                        plan.notifications, plan.outbox)
     channels = rule.channels
+    get = stored.get
     for u in updates:
-        known = stored.get(u.series_key)
-        if u.labels is not None:
-            labels = dict(u.labels)
-        else:
-            labels = dict(known.labels) if known is not None and known.labels else {}
-        tagged = alert_labels(rule, labels)
-        alert = AlertWrite.stored(known.alert) if known is not None and known.alert is not None else None
+        known = get(u.series_key)
+        alert = known.alert if known is not None else None  # a StoredAlert until the tick moves it
         step = u.step
+        labels = tagged = None
         if step.transitions:
             values = u.evaluation.values
             for change in alert_changes(step.transitions, alert.severity if alert is not None else None):
                 t = change.transition
                 if change.action == "open":
+                    if tagged is None:
+                        labels = group_labels(u, known)
+                        tagged = alert_labels(rule, labels)
                     alert, event = AlertWrite.open(u.series_key, tagged, t.severity, t.at, values, t.from_state)
                     opened.append(alert)
                 elif alert is None:
                     continue
                 else:
-                    if alert.opened is None and not alert.changes:
+                    if alert.__class__ is StoredAlert:
+                        alert = AlertWrite.stored(alert)
                         changed.append(alert)
                     if change.action == "severity":
                         event = alert.set_severity(t.severity, t.at, change.event, values)
                     else:
                         event = alert.resolve(t.at, t.severity, values)
                 events.append(event)
-        holder = alert if alert is not None and alert.firing else None
-        series.append(SeriesWrite(u, known, labels, tagged, holder, known is not None and step.values_only))
+        holder = alert if alert is not None and alert.state == ALERT_FIRING else None
         if step.notifications:
+            if tagged is None:
+                labels = group_labels(u, known)
+                tagged = alert_labels(rule, labels)
             acknowledged = alert is not None and alert.acknowledged
             for n in step.notifications:
                 notice = NotificationWrite(n, tagged, outbox_status(n, silenced=silenced, acknowledged=acknowledged),
                                            alert)
-                plan.notifications.append(notice)
+                notices.append(notice)
                 for name in channels:
-                    plan.outbox.append(OutboxWrite(notice, name, notification_payload(rule, n, tagged, name)))
+                    outbox.append(OutboxWrite(notice, name, notification_payload(rule, n, tagged, name)))
+        series.append(SeriesWrite(u, known, holder, known is not None and step.values_only, rule, labels, tagged))
     return plan

@@ -300,8 +300,8 @@ def _owner_channels(session, entries) -> dict[tuple[int, str], int]:
 
 def _read_stored(session, entries, known: dict[int, dict[str, tuple[int, int | None]]]):
     """What is stored of the rules' series: ``(rule id, series key)`` → ``(row id, alert id)`` of the stored
-    rows (see :func:`_lookup_rows`), and → :class:`StoredSeries` (the row's id, its labels when the update
-    brings none, its alert)."""
+    rows (see :func:`_lookup_rows`), and rule id → series key → :class:`StoredSeries` (the row's id, its labels
+    when the update brings none, its alert)."""
     wanted = {(rule.store_id, u.series_key) for rule, updates, _ in entries for u in updates}
     found = _lookup_rows(session, wanted, known)
     # the stored labels, only of the series the query no longer returned (the others bring theirs)
@@ -313,12 +313,16 @@ def _read_stored(session, entries, known: dict[int, dict[str, tuple[int, int | N
         labels.update((row_id, row_labels) for row_id, row_labels in rows)  # a Result is not a mapping
     alerts: dict[int, StoredAlert] = {}
     for chunk in _chunks(sorted({alert_id for _, alert_id in found.values() if alert_id})):
-        rows = session.execute(select(Alert.id, Alert.severity, Alert.state, Alert.acknowledged_at)
+        rows = session.execute(select(Alert.id, Alert.severity, Alert.state, Alert.acknowledged_at.is_not(None))
                                .where(Alert.id.in_(chunk)))
-        alerts.update((id_, StoredAlert(id_, severity, state, acknowledged_at is not None))
-                      for id_, severity, state, acknowledged_at in rows)
-    stored = {pair: StoredSeries(row_id, labels.get(row_id), alerts.get(alert_id) if alert_id else None)
-              for pair, (row_id, alert_id) in found.items()}
+        alerts.update((id_, StoredAlert(id_, severity, state, bool(acknowledged)))
+                      for id_, severity, state, acknowledged in rows)
+    stored: dict[int, dict[str, StoredSeries]] = {}
+    for (rule_id, key), (row_id, alert_id) in found.items():
+        mine = stored.get(rule_id)
+        if mine is None:
+            mine = stored[rule_id] = {}
+        mine[key] = StoredSeries(row_id, labels.get(row_id), alerts.get(alert_id) if alert_id else None)
     return found, stored
 
 
@@ -528,13 +532,7 @@ class SqlRepository(Repository):
             found, stored = _read_stored(session, entries, self._rows)
             plans: list[TickPlan] = []
             for rule, updates, silenced in entries:
-                rule_id = rule.store_id
-                mine = {}
-                for u in updates:
-                    known = stored.get((rule_id, u.series_key))
-                    if known is not None:
-                        mine[u.series_key] = known
-                plans.append(plan_tick(rule, updates, mine, silenced=silenced))
+                plans.append(plan_tick(rule, updates, stored.get(rule.store_id, {}), silenced=silenced))
                 added[rule.id] = 0
             opened = [(plan.rule, alert) for plan in plans for alert in plan.opened]
             if opened:
