@@ -43,6 +43,8 @@ __all__ = [
     "FILTER_OPS",
     "DEFAULT_WINDOW",
     "DEFAULT_EVERY",
+    "DURATION_UNITS",
+    "duration_parts",
     "INCOMPLETE",
     "children",
     "walk",
@@ -105,6 +107,20 @@ class Duration:
 
     seconds: int
     span: Span = _span()
+
+
+#: the unit letters of a duration, largest first, with their seconds
+DURATION_UNITS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def duration_parts(seconds: int) -> list[tuple[int, str]]:
+    """``5400`` → ``[(1, "h"), (30, "m")]``: whole units, largest first, none for zero."""
+    parts = []
+    for unit, size in DURATION_UNITS:
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append((count, unit))
+    return parts
 
 
 DEFAULT_WINDOW = Duration(300)
@@ -190,7 +206,9 @@ class Aggregate:
 
 
 @dataclass(frozen=True, slots=True)
-class Abs:
+class _Unary:
+    """An operator applied to one expression."""
+
     child_fields: ClassVar[tuple[str, ...]] = ("operand",)
 
     operand: "Expr"
@@ -198,55 +216,45 @@ class Abs:
 
 
 @dataclass(frozen=True, slots=True)
-class Negate:
-    child_fields: ClassVar[tuple[str, ...]] = ("operand",)
+class _Binary:
+    """An operator ``op`` between two expressions."""
 
-    operand: "Expr"
+    child_fields: ClassVar[tuple[str, ...]] = ("left", "right")
+
+    op: str
+    left: "Expr"
+    right: "Expr"
     span: Span = _span()
 
 
 @dataclass(frozen=True, slots=True)
-class Arithmetic:
+class Abs(_Unary):
+    """``abs(operand)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Negate(_Unary):
+    """``-operand`` (a negative number is a ``Number``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Not(_Unary):
+    """``not operand``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Arithmetic(_Binary):
     """``left op right`` with op one of ``+ - * /``."""
 
-    child_fields: ClassVar[tuple[str, ...]] = ("left", "right")
-
-    op: str
-    left: "Expr"
-    right: "Expr"
-    span: Span = _span()
-
 
 @dataclass(frozen=True, slots=True)
-class Comparison:
+class Comparison(_Binary):
     """``left op right`` with op one of ``> >= < <= == !=``."""
 
-    child_fields: ClassVar[tuple[str, ...]] = ("left", "right")
-
-    op: str
-    left: "Expr"
-    right: "Expr"
-    span: Span = _span()
-
 
 @dataclass(frozen=True, slots=True)
-class Logical:
+class Logical(_Binary):
     """``left and right`` / ``left or right``."""
-
-    child_fields: ClassVar[tuple[str, ...]] = ("left", "right")
-
-    op: str
-    left: "Expr"
-    right: "Expr"
-    span: Span = _span()
-
-
-@dataclass(frozen=True, slots=True)
-class Not:
-    child_fields: ClassVar[tuple[str, ...]] = ("operand",)
-
-    operand: "Expr"
-    span: Span = _span()
 
 
 @dataclass(frozen=True, slots=True)

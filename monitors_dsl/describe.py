@@ -15,7 +15,7 @@ from .printer import print_name, print_number, print_string
 
 __all__ = ["describe", "describe_expr", "duration_words"]
 
-_UNITS = (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+_UNIT_WORDS = {"w": "week", "d": "day", "h": "hour", "m": "minute", "s": "second"}
 
 _FUNCTIONS = {
     "last": "the last value of",
@@ -43,11 +43,7 @@ def duration_words(seconds: int, *, drop_one: bool = False) -> str:
     """``5400`` → ``"1 hour 30 minutes"``; with ``drop_one``, ``60`` → ``"minute"``."""
     if seconds == 0:
         return "0 seconds"
-    parts = []
-    for unit, size in _UNITS:
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
+    parts = [f"{count} {_UNIT_WORDS[unit]}{'s' if count != 1 else ''}" for count, unit in a.duration_parts(seconds)]
     if drop_one and len(parts) == 1 and parts[0].startswith("1 "):
         return parts[0][2:]
     return " ".join(parts)

@@ -51,7 +51,7 @@ _CLAUSE_FIRST_WORDS = {
 }
 _SEVERITY_WORDS = {"critical", "warning", "info"}
 _DURATION_PART = re.compile(r"([0-9]+)([smhdw])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_UNIT_SECONDS = dict(a.DURATION_UNITS)
 _ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)", re.S)
 _SIMPLE_ESCAPES = {"\\": "\\", '"': '"', "'": "'", "n": "\n", "t": "\t", "`": "`"}
 

@@ -40,8 +40,6 @@ def _identifier() -> re.Pattern:
     return re.compile(terminal_pattern("NAME") + r"\Z")
 
 
-_UNITS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-
 # Binding strength; higher binds tighter.
 _PRECEDENCE = {"or": 1, "and": 2, "not": 3, "cmp": 4, "+": 5, "-": 5, "*": 6, "/": 6, "neg": 7, "atom": 8}
 
@@ -50,12 +48,7 @@ def print_duration(duration: a.Duration | int) -> str:
     seconds = duration.seconds if isinstance(duration, a.Duration) else int(duration)
     if seconds == 0:
         return "0s"
-    parts = []
-    for unit, size in _UNITS:
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
+    return "".join(f"{count}{unit}" for count, unit in a.duration_parts(seconds))
 
 
 def print_name(name: str) -> str:
