@@ -661,7 +661,10 @@ BREAKDOWN = [
     "makes its alerts survive a restart and be shared by replicas. What sets the engine's cost at this size is "
     "the number of rules whose series change state at a tick (the mix's thresholds sit 2–40 % from prices that "
     "move 1 % a minute: about 2 % of the rules each tick), not the number of rules; Prometheus's grows with "
-    "every rule, one query each.",
+    "every rule, one query each. At 10,000 rules the same profile gives: store writes 43 %, deciding the rules "
+    "19 %, the two queries (waited for on DataFusion's threads) 14 %, stepping the series 16 %, the rest 8 %: "
+    "the queries and the tick's fixed costs weigh more, which is why the ratio is lower at 10,000 rules than "
+    "at 100,000.",
     "",
     "Where the engine's memory goes at 100,000 rules (RSS after each stage of one process, and `--trace-memory` "
     "for the Python objects): the process with its libraries imported and the embedded source holding the "
