@@ -232,3 +232,22 @@ def test_the_render_worker_holds_none_of_the_engines_secrets(monkeypatch):
         worker.stop()
     finally:
         pool.close()
+
+
+def test_fifteen_series_of_a_bomb_template_cost_fifteen_refusals_not_the_engine():
+    """The engine renders one notification per series: each is refused on its own, memory stays flat."""
+    import resource
+
+    import engine.notify.render as render
+
+    bomb = ("{% set a = 'x' * 200000 %}{% set b = [a,a,a,a,a,a,a,a,a,a] %}{% set c = [b,b,b,b,b,b,b,b,b,b] %}"
+            "{% set d = [c,c,c,c,c,c,c,c,c,c] %}{{ d|string|length }}")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    failures = []
+    for series in range(15):
+        variables = dict(VARIABLES, labels={"host": f"web-{series}"})
+        with pytest.raises(RenderError) as caught:
+            render._render_pair(None, bomb, variables, Limits())
+        failures.append(str(caught.value))
+    assert len(failures) == 15 and all("limit" in f for f in failures)
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 64

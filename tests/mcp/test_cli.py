@@ -37,16 +37,16 @@ def test_user_and_token_lifecycle(db: Database, capsys) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "exit_code"),
     [
-        (["user", "add", "has space"], "without spaces"),
-        (["token", "create", "no-such-user-xyz"], "No user named 'no-such-user-xyz'"),
-        (["token", "revoke", "987654"], "No token with id 987654"),
+        (["user", "add", "has space"], "without spaces", 2),  # a bad value, as argparse answers bad flags
+        (["token", "create", "no-such-user-xyz"], "No user named 'no-such-user-xyz'", 1),
+        (["token", "revoke", "987654"], "No token with id 987654", 1),
     ],
 )
-def test_errors_are_one_line(db: Database, capsys, args: list[str], message: str) -> None:  # noqa: ANN001
+def test_errors_are_one_line(db: Database, capsys, args: list[str], message: str, exit_code: int) -> None:  # noqa: ANN001
     code, out, err = run(db, capsys, *args)
-    assert code == 1 and out == ""
+    assert code == exit_code and out == ""
     assert err.startswith("monitors-mcp: error: ") and message in err and err.count("\n") == 1
 
 
