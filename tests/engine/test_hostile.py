@@ -245,7 +245,8 @@ def test_fifteen_series_of_a_bomb_template_cost_fifteen_refusals_not_the_engine(
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     failures = []
     for series in range(15):
-        variables = dict(VARIABLES, labels={"host": f"web-{series}"})
+        variables = dict(VARIABLES, labels={"host": f"web-{series}"}, kind="firing", previous_severity=None,
+                         direction=None)
         with pytest.raises(RenderError) as caught:
             render._render_pair(None, bomb, variables, Limits())
         failures.append(str(caught.value))
