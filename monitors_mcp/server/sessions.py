@@ -22,6 +22,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..service.limits import whole_setting
+
 __all__ = [
     "DEFAULT_IDLE_SECONDS",
     "DEFAULT_MAX_SESSIONS",
@@ -89,19 +91,10 @@ class SessionLimits:
 def session_limits_from_env(env: dict[str, str] | None = None) -> SessionLimits:
     env = os.environ if env is None else env
     return SessionLimits(
-        per_user=_number(env, "MONITORS_MAX_SESSIONS_PER_USER", DEFAULT_PER_USER, 1, 10_000),
-        idle_seconds=float(_number(env, "MONITORS_SESSION_IDLE_SECONDS", int(DEFAULT_IDLE_SECONDS), 5, 86_400)),
-        max_sessions=_number(env, "MONITORS_MAX_SESSIONS", DEFAULT_MAX_SESSIONS, 1, 1_000_000),
+        per_user=whole_setting(env, "MONITORS_MAX_SESSIONS_PER_USER", DEFAULT_PER_USER, 1, 10_000),
+        idle_seconds=float(whole_setting(env, "MONITORS_SESSION_IDLE_SECONDS", int(DEFAULT_IDLE_SECONDS), 5, 86_400)),
+        max_sessions=whole_setting(env, "MONITORS_MAX_SESSIONS", DEFAULT_MAX_SESSIONS, 1, 1_000_000),
     )
-
-
-def _number(env, name: str, default: int, low: int, high: int) -> int:  # noqa: ANN001
-    text = (env.get(name) or "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise ValueError(f"{name} must be a whole number from {low:,} to {high:,}; got {text[:20]!r}")
-    return int(text)
 
 
 class _OverUserCap(Exception):

@@ -16,6 +16,7 @@ __all__ = [
     "PREVIEW_EVALUATIONS",
     "PREVIEW_SECONDS",
     "preview_bounds",
+    "whole_setting",
     "check_characters",
     "check_length",
     "check_name",
@@ -44,12 +45,14 @@ def preview_bounds(env: dict[str, str] | None = None) -> tuple[int, float]:
     import os
 
     env = os.environ if env is None else env
-    evaluations = _setting(env, "MONITORS_PREVIEW_MAX_EVALUATIONS", PREVIEW_EVALUATIONS, 1, 10_000_000)
-    seconds = _setting(env, "MONITORS_PREVIEW_SECONDS", int(PREVIEW_SECONDS), 1, 3_600)
+    evaluations = whole_setting(env, "MONITORS_PREVIEW_MAX_EVALUATIONS", PREVIEW_EVALUATIONS, 1, 10_000_000)
+    seconds = whole_setting(env, "MONITORS_PREVIEW_SECONDS", int(PREVIEW_SECONDS), 1, 3_600)
     return evaluations, float(seconds)
 
 
-def _setting(env, name: str, default: int, low: int, high: int) -> int:  # noqa: ANN001
+def whole_setting(env, name: str, default: int, low: int, high: int) -> int:  # noqa: ANN001
+    """An operator's setting ``name`` in ``env``: a whole number from ``low`` to ``high``, else ``default``
+    when unset; anything else is a ``ValueError`` naming the setting and its range."""
     text = (env.get(name) or "").strip()
     if not text:
         return default

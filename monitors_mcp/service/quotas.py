@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from ..store import NotificationChannel, Rule, Silence
 from ..store.types import utcnow
 from .errors import ServiceError
+from .limits import whole_setting
 
 __all__ = ["QuotaReached", "Quotas", "check_channel_quota", "check_rule_quota", "check_silence_quota"]
 
@@ -39,18 +40,9 @@ class Quotas:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Quotas:
         env = os.environ if env is None else env
-        return cls(rules=_quota(env, "MONITORS_MAX_RULES_PER_USER", cls.rules),
-                   channels=_quota(env, "MONITORS_MAX_CHANNELS_PER_USER", cls.channels),
-                   silences=_quota(env, "MONITORS_MAX_SILENCES_PER_USER", cls.silences))
-
-
-def _quota(env, name: str, default: int) -> int:  # noqa: ANN001
-    text = (env.get(name) or "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or not 1 <= int(text) <= 10_000_000:
-        raise ValueError(f"{name} must be a whole number from 1 to 10,000,000; got {text[:20]!r}")
-    return int(text)
+        return cls(rules=whole_setting(env, "MONITORS_MAX_RULES_PER_USER", cls.rules, 1, 10_000_000),
+                   channels=whole_setting(env, "MONITORS_MAX_CHANNELS_PER_USER", cls.channels, 1, 10_000_000),
+                   silences=whole_setting(env, "MONITORS_MAX_SILENCES_PER_USER", cls.silences, 1, 10_000_000))
 
 
 def _check(count: int, limit: int, what: str, how: str) -> None:
