@@ -465,3 +465,23 @@ async def test_rule_text_the_source_or_the_renderer_cannot_take_is_refused_with_
     assert found["line"] == line and found["column"] >= 1 and found["hint"]
     assert created.is_error and created.structured_content["code"] == "invalid_rule"
     assert snapshot(db) == before
+
+
+async def test_deleting_a_channel_finds_its_rules_without_parsing_any(db: Database, secrets, new_user,
+                                                                      monkeypatch) -> None:  # noqa: ANN001
+    import monitors_dsl
+
+    async with connect(db, secrets, new_user()) as client:
+        await client.call_tool("add_notification_channel", {"name": "desk", "apprise_url": "jsons://h.example.com/x"})
+        for name, notify in (("one", "desk"), ("two", "desk, other"), ("three", "other"), ("four", "desk"),
+                             ("five", "other")):
+            text = f'rule {name} {{\n  when last(crypto.price{{symbol="BTC"}}) > 1\n  notify {notify}\n}}'
+            assert not (await client.call_tool("create_alert_rule", {"rule": text})).is_error
+        moved = 'rule five {\n  when last(crypto.price{symbol="BTC"}) > 1\n  notify desk\n}'
+        assert not (await client.call_tool("update_alert_rule", {"rule": "five", "text": moved})).is_error
+        assert not (await client.call_tool("delete_alert_rule", {"rule": "four"})).is_error
+        monkeypatch.setattr(monitors_dsl, "parse", lambda *a, **k: pytest.fail("a rule was parsed again"))
+        monkeypatch.setattr(monitors_dsl, "validate", lambda *a, **k: pytest.fail("a rule was checked again"))
+        deleted = await client.call_tool("delete_notification_channel", {"name": "desk"})
+    assert not deleted.is_error, deleted.content[0].text
+    assert deleted.structured_content["rules_still_notifying"] == ["five", "one", "two"]
