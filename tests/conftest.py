@@ -9,4 +9,7 @@ from __future__ import annotations
 
 import os
 
+#: the store fixtures (``db`` over SQLite and MariaDB, users, secrets, workspaces) for every test
+pytest_plugins = ["tests.support.store"]
+
 os.environ.setdefault("MONITORS_CHANNEL_ALLOW_HOSTS", "127.0.0.1,::1,localhost")

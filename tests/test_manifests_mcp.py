@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_manifests import KUBERNETES_VERSIONS, _build_context, _instructions, _matches, _quantity
+from tests.support.manifests import KUBERNETES_VERSIONS, _build_context, _instructions, _matches, _quantity
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "monitors_mcp" / "k8s"

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 
 import pytest
 
 import monitors_dsl
 from monitors_dsl import ast as a
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples.md"
-PAIRS = re.findall(r"^### \d+\. (.+?)\n\n```rule\n(.*?)\n```", EXAMPLES.read_text(encoding="utf-8"), re.S | re.M)
+from tests.support.examples import PAIRS  # noqa: F401
 
 
 def test_there_are_at_least_fifty_examples_some_written_from_looked_up_names():

@@ -20,7 +20,6 @@ from engine.schedule import epoch_seconds, from_epoch, next_due
 from engine.sources import DataFusionSource
 from monitors_dsl.cli import main
 from monitors_mcp.store import Alert, AlertEvent
-from tests.mcp.conftest import alice, db, new_user, secrets, workspace  # noqa: F401 - the store fixtures
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mcp.conftest import mysql_base_url
+from tests.support.store import mysql_base_url
 
 pytestmark = pytest.mark.mysql
 

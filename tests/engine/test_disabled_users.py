@@ -16,7 +16,6 @@ from engine.runner import Runner
 from engine.sources import DataFusionSource
 from monitors_mcp.service import UserService
 from monitors_mcp.store import Alert, EngineLease
-from tests.mcp.conftest import db, new_user, secrets, workspace  # noqa: F401 - the store fixtures
 
 MIN = timedelta(minutes=1)
 T0 = datetime.now(timezone.utc).replace(second=0, microsecond=0) - 10 * MIN

@@ -13,7 +13,6 @@ from engine.repository import SqlRepository
 from engine.rules import StoreRules
 from engine.runner import Runner
 from engine.sources import DataFusionSource
-from tests.mcp.conftest import alice, db, new_user, secrets, workspace  # noqa: F401 - the store fixtures
 from tests.support.receivers import HttpReceiver
 
 MIN = timedelta(minutes=1)

@@ -16,7 +16,6 @@ from engine.rules import StoreRules
 from engine.runner import Runner
 from engine.sources import DataFusionSource
 from monitors_mcp.store import NotificationOutbox
-from tests.mcp.conftest import alice, db, new_user, secrets, workspace  # noqa: F401 - the store fixtures
 from tests.support.receivers import HttpReceiver
 
 MIN = timedelta(minutes=1)

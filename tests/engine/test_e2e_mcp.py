@@ -11,8 +11,7 @@ from mcp import Client
 
 from monitors_mcp.server import build_server, fixed_user
 from monitors_mcp.service import UserService
-from tests.engine.test_e2e import NS, T, at, engine, setup  # noqa: F401 - the shared end-to-end fixture
-from tests.mcp.conftest import anyio_backend  # noqa: F401
+from tests.support.e2e import NS, T, at, engine, setup  # noqa: F401 - the shared end-to-end fixture
 
 pytestmark = pytest.mark.anyio
 

@@ -17,7 +17,6 @@ from engine.rules import rule_from_text, rules_from_text
 from engine.runner import Runner, StaticRules
 from engine.sources import DataFusionSource
 from monitors_dsl.cli import main as monitors
-from tests.mcp.conftest import alice, db, new_user, secrets, workspace  # noqa: F401 - the store fixtures
 
 MIN = timedelta(minutes=1)
 T9 = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)

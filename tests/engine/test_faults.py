@@ -17,10 +17,11 @@ from sqlalchemy import func, select
 from monitors_mcp.service import UserService, Workspace
 from monitors_mcp.store import Database, NotificationLog, NotificationOutbox, Rule
 from monitors_mcp.store.secrets import SecretBox
-from tests.engine.test_faults_support import NS, EngineProcess, base_env, receipts, rule_text, wait_until
+from tests.support.engine_process import EngineProcess, base_env, receipts, rule_text, wait_until
 from tests.support import influx_store
 from tests.support.influx_server import InfluxServer
 from tests.support.receivers import HttpReceiver
+from tests.support.prices import write_prices
 
 
 @pytest.fixture
@@ -41,13 +42,6 @@ def config(tmp_path, **settings) -> str:
     path = tmp_path / "engine.toml"
     path.write_text("".join(f"{k} = {v!r}\n" for k, v in settings.items()).replace("'", '"'))
     return str(path)
-
-
-def write_prices(influx, prices: dict[str, float], measurement: str = "crypto") -> None:
-    writer = influx.client("markets")
-    now = time.time_ns()
-    writer.write("\n".join(f"{measurement},symbol={s} price={p} {now}" for s, p in prices.items()))
-    writer.close()
 
 
 def outbox(db) -> list[tuple[str, str, str | None]]:

@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 from monitors_mcp.service import UserService, Workspace
 from monitors_mcp.store import AlertEvent, EngineLease, NotificationOutbox
 from monitors_mcp.store.secrets import SecretBox
-from tests.engine.test_faults import write_prices
-from tests.engine.test_faults_support import EngineProcess, TcpProxy, base_env, receipts, rule_text, wait_until
-from tests.engine.test_leases_support import store, wipe  # noqa: F401 - the store fixture
+from tests.support.prices import write_prices
+from tests.support.engine_process import EngineProcess, TcpProxy, base_env, receipts, rule_text, wait_until
+from tests.support.leases import store, wipe  # noqa: F401 - the store fixture
 from tests.support.influx_server import InfluxServer
 from tests.support.receivers import HttpReceiver
 

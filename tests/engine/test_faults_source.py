@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from monitors_mcp.service import UserService, Workspace
 from monitors_mcp.store import Database, Rule
 from monitors_mcp.store.secrets import SecretBox
-from tests.engine.test_faults_support import EngineProcess, TcpProxy, base_env, receipts, rule_text, wait_until
+from tests.support.engine_process import EngineProcess, TcpProxy, base_env, receipts, rule_text, wait_until
 from tests.support.influx_server import InfluxServer
 from tests.support.receivers import HttpReceiver
 

@@ -157,7 +157,6 @@ from engine.runner import Runner, StaticRules  # noqa: E402
 from engine.sources import DataFusionSource  # noqa: E402
 from monitors_mcp.store import Alert, Rule  # noqa: E402
 from monitors_mcp.store.types import utcnow  # noqa: E402
-from tests.mcp.conftest import db, new_user, secrets, workspace  # noqa: E402, F401 - the store fixtures
 
 MINUTE = timedelta(minutes=1)
 T0 = datetime.now(timezone.utc).replace(second=0, microsecond=0) - 5 * MINUTE

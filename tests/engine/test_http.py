@@ -10,7 +10,7 @@ from engine.http import HealthServer, Readiness
 from engine.logs import protect_secrets, setup_logging
 from engine.metrics import EngineMetrics
 from engine.runner import TickReport
-from tests.engine.test_faults_support import http_get
+from tests.support.engine_process import http_get
 
 
 class FakeLeases:

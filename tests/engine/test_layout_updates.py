@@ -12,7 +12,7 @@ from engine.evaluate import Evaluator
 from engine.rules import RuleBuilder
 from engine.sources import DataFusionSource
 
-from .test_scale_fastpath import MIN, T0, random_data, random_rule
+from tests.support.scale_data import MIN, T0, random_data, random_rule
 
 
 def outcome(evaluation, attention):

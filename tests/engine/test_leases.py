@@ -23,7 +23,7 @@ from engine.sources import DataFusionSource
 from monitors_mcp.service import UserService, Workspace
 from monitors_mcp.store import EngineLease, NotificationOutbox
 from monitors_mcp.store.secrets import SecretBox
-from tests.engine.test_leases_support import store, wipe  # noqa: F401 - the store fixture
+from tests.support.leases import store, wipe  # noqa: F401 - the store fixture
 from tests.support.receivers import HttpReceiver
 
 pytestmark = pytest.mark.mysql

@@ -13,9 +13,8 @@ from engine.evaluate import Evaluator
 from engine.rules import StoreRules
 from engine.runner import Runner
 from monitors_mcp.store import Alert, Rule
-from tests.engine.test_record_many import (  # noqa: F401
+from tests.support.record import (  # noqa: F401
     MIN, PRICES, T0, TEXTS, CountingTogether, OneByOne, assert_times_stored_alike, snapshot, source)
-from tests.mcp.conftest import alice, db, new_user, secrets, workspace  # noqa: F401 - the store fixtures
 
 
 class AlertsTogether(CountingTogether):

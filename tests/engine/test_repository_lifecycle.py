@@ -22,7 +22,6 @@ from engine.sources import DataFusionSource
 from engine.state import FIRING, INACTIVE, PENDING, SEVERITY_RANK, Evaluation, SeriesState, Step, Transition, step
 from monitors_mcp.store import Alert, AlertEvent, NotificationOutbox, RuleState
 from monitors_mcp.store.lifecycle import StoredAlert, close_alerts
-from tests.mcp.conftest import alice, db, new_user, secrets, workspace  # noqa: F401 - the store fixtures
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)

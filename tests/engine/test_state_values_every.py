@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from engine.state import FIRING, Clauses, Evaluation, SeriesState, step
 from engine.state.machine import _values_phase, firing_outcome, keep_values
 
-from .test_state_properties import clauses, timelines
+from tests.support.state_strategies import clauses, timelines
 
 VALUES_FIELDS = ("last_values", "last_value", "last_evaluated_at")
 

@@ -11,7 +11,7 @@ import pytest
 
 from monitors_mcp.store import Database
 
-from .helpers import BTC, add_alerts, connect, snapshot
+from tests.support.mcp_client import BTC, add_alerts, connect, snapshot
 
 pytestmark = pytest.mark.anyio
 
@@ -125,7 +125,7 @@ async def test_every_tool_rejects_bad_input_and_changes_nothing(db: Database, cl
 
 
 async def test_every_tool_is_covered() -> None:
-    from .test_tools import EXPECTED_TOOLS
+    from tests.support.tools import EXPECTED_TOOLS
 
     covered = {tool for tool, _, _ in BAD_CALLS}
     assert covered == set(EXPECTED_TOOLS) - {"list_notification_channels"}

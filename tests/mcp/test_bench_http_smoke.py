@@ -9,7 +9,7 @@ import pytest
 
 from tests.support import redis_server
 
-from .conftest import mysql_base_url
+from tests.support.store import mysql_base_url
 
 pytestmark = pytest.mark.mysql
 

@@ -18,7 +18,7 @@ from monitors_mcp.service import data_schema, engine_link
 from monitors_mcp.store import Database
 from tests.support.influx_server import InfluxServer
 
-from .helpers import connect
+from tests.support.mcp_client import connect
 
 pytestmark = pytest.mark.anyio
 

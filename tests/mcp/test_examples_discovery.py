@@ -14,9 +14,9 @@ import pytest
 import monitors_dsl
 from monitors_mcp.service import data_schema
 from monitors_mcp.store import Database
-from tests.dsl.test_examples_doc import PAIRS
+from tests.support.examples import PAIRS
 
-from .helpers import connect
+from tests.support.mcp_client import connect
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,7 @@ from monitors_mcp.store import ApiToken, Database
 from monitors_mcp.store.types import utcnow
 from tests.support.mcp_http import McpHttpServer, mcp_client
 
-from .helpers import BTC
+from tests.support.mcp_client import BTC
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ import pytest
 
 from monitors_mcp.store import Database
 
-from .helpers import BTC, add_alerts, connect, snapshot
+from tests.support.mcp_client import BTC, add_alerts, connect, snapshot
 
 pytestmark = pytest.mark.anyio
 

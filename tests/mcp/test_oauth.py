@@ -21,7 +21,7 @@ from monitors_mcp.service import UserService
 from monitors_mcp.store import Database
 from tests.support.mcp_http import JwksServer, McpHttpServer, free_port, mcp_client
 
-from .helpers import BTC
+from tests.support.mcp_client import BTC
 
 pytestmark = pytest.mark.anyio
 

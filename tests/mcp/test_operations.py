@@ -16,7 +16,7 @@ from monitors_mcp.service import UserService, data_schema
 from monitors_mcp.store import Alert, Database, NotificationChannel, NotificationOutbox, RuleState
 from monitors_mcp.store.types import utcnow
 
-from .helpers import BTC, add_alerts, connect, series_key, snapshot
+from tests.support.mcp_client import BTC, add_alerts, connect, series_key, snapshot
 
 pytestmark = pytest.mark.anyio
 

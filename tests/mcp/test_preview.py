@@ -8,8 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from monitors_mcp.store import Database
-from tests.mcp.conftest import alice, db, new_user, secrets  # noqa: F401
-from tests.mcp.helpers import connect, snapshot
+from tests.support.mcp_client import connect, snapshot
 
 pytestmark = pytest.mark.anyio
 

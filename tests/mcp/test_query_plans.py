@@ -13,7 +13,7 @@ from monitors_mcp.store import Database
 from monitors_mcp.store.secrets import SecretBox
 from monitors_mcp.store.types import utcnow
 
-from .helpers import BTC, add_alerts, add_series_state
+from tests.support.mcp_client import BTC, add_alerts, add_series_state
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from monitors_mcp.store.secrets import SecretBox
 from monitors_mcp.store.types import utcnow
 from tests.support import mariadb
 
-from .conftest import mysql_base_url
+from tests.support.store import mysql_base_url
 
 pytestmark = pytest.mark.mysql
 

@@ -26,8 +26,8 @@ from tests.support import mariadb, redis_server
 from tests.support.mcp_http import free_port
 from tests.support.round_robin import RoundRobinProxy
 
-from .conftest import mysql_base_url
-from .helpers import BTC
+from tests.support.store import mysql_base_url
+from tests.support.mcp_client import BTC
 
 pytestmark = [pytest.mark.anyio, pytest.mark.mysql]
 

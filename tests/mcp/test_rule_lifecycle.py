@@ -7,8 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from monitors_mcp.store import Alert, AlertEvent, Database, RuleState
-from tests.mcp.conftest import alice, db, new_user, secrets, workspace  # noqa: F401
-from tests.mcp.helpers import BTC, add_alerts
+from tests.support.mcp_client import BTC, add_alerts
 
 
 def open_alerts(db: Database, rule_id: int) -> int:  # noqa: F811

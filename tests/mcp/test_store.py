@@ -16,7 +16,7 @@ from monitors_mcp.service import UserService
 from monitors_mcp.store import Alert, Base, Database, NotificationChannel, Rule, migrate
 from monitors_mcp.store.secrets import SecretBox, SecretKeyError, load_secret_box
 
-from .helpers import BTC, add_alerts
+from tests.support.mcp_client import BTC, add_alerts
 
 
 def test_migrations_create_exactly_the_models(db: Database) -> None:

@@ -12,28 +12,10 @@ import monitors_dsl
 from monitors_mcp.store import Database
 from monitors_mcp.store.types import utcnow
 
-from .helpers import BTC, add_alerts, add_series_state, connect
+from tests.support.mcp_client import BTC, add_alerts, add_series_state, connect
+from tests.support.tools import EXPECTED_TOOLS  # noqa: F401
 
 pytestmark = pytest.mark.anyio
-
-EXPECTED_TOOLS = {
-    "describe_data": (True, False, True),
-    "validate_alert_rule": (True, False, True),
-    "create_alert_rule": (False, False, False),
-    "list_alert_rules": (True, False, True),
-    "get_alert_rule": (True, False, True),
-    "update_alert_rule": (False, False, True),
-    "delete_alert_rule": (False, True, False),
-    "list_alerts": (True, False, True),
-    "acknowledge_alert": (False, False, True),
-    "silence_alert_rule": (False, False, False),
-    "list_silences": (True, False, True),
-    "end_silence": (False, False, True),
-    "add_notification_channel": (False, False, False),
-    "list_notification_channels": (True, False, True),
-    "delete_notification_channel": (False, True, False),
-    "preview_alert_rule": (True, False, True),
-}
 
 
 async def test_tool_list_is_complete_annotated_and_small(db: Database, secrets, alice: int) -> None:

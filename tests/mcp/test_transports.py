@@ -22,7 +22,7 @@ from mcp.client.streamable_http import streamable_http_client
 from monitors_mcp.service import UserService
 from monitors_mcp.store import Database
 
-from .helpers import BTC
+from tests.support.mcp_client import BTC
 
 pytestmark = pytest.mark.anyio
 

@@ -22,7 +22,7 @@ from monitors_mcp.store import (
 )
 from monitors_mcp.store.types import utcnow
 
-from .helpers import BTC, add_alerts, add_series_state, snapshot
+from tests.support.mcp_client import BTC, add_alerts, add_series_state, snapshot
 
 
 def run(db: Database, capsys, *args: str) -> tuple[int, str, str]:  # noqa: ANN001

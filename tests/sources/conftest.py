@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.influx_server import InfluxServer
-
-TOKEN = "s3cret-token"
+from tests.support.influx_server import TOKEN, InfluxServer
 
 
 @pytest.fixture

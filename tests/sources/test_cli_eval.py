@@ -12,7 +12,7 @@ import pytest
 
 from monitors_dsl.cli import main
 
-from .conftest import TOKEN
+from tests.support.influx_server import TOKEN
 
 AT = "2024-05-01T12:00:00Z"
 
@@ -222,7 +222,7 @@ def test_influxdb3_wrong_token(data, capsys, influx, monkeypatch):
 
 
 def test_influxdb3_unreachable_and_unconfigured(data, capsys, monkeypatch):
-    from .test_influxdb3_source import free_port
+    from tests.support.ports import free_port
 
     host = f"http://127.0.0.1:{free_port()}"
     code, _, err = run(capsys, "eval", str(data / "crypto.rules"), "--at", AT, "--influxdb3",

@@ -9,7 +9,7 @@ import pytest
 from influxdb_client_3 import Point, WritePrecision
 from influxdb_client_3.exceptions import InfluxDB3ClientQueryError, InfluxDBError
 
-from .conftest import TOKEN
+from tests.support.influx_server import TOKEN
 
 TAG = pa.dictionary(pa.int32(), pa.string())
 T0 = 1714564800 * 1_000_000_000  # 2024-05-01T12:00:00Z

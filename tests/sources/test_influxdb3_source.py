@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pyarrow as pa
@@ -11,7 +10,8 @@ import pytest
 from engine.sources import InfluxDB3Source, Source, SourceError
 from monitors_dsl import MeasurementSchema, validate
 
-from .conftest import TOKEN
+from tests.support.influx_server import TOKEN
+from tests.support.ports import free_port  # noqa: F401
 
 T0 = 1714564800 * 1_000_000_000
 
@@ -28,12 +28,6 @@ def loaded(influx, write_client):
 
 def source_for(influx, **options):
     return InfluxDB3Source(influx.flight_url, "db", TOKEN, **options)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_query_and_types(loaded):

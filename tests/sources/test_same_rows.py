@@ -17,7 +17,7 @@ from influxdb_client_3 import Point, WritePrecision
 import monitors_dsl
 from engine.sources import DataFusionSource, InfluxDB3Source
 
-from .conftest import TOKEN
+from tests.support.influx_server import TOKEN
 
 T = 1714564800 * 1_000_000_000  # the evaluation time, 2024-05-01T12:00:00Z
 S = 1_000_000_000

@@ -38,7 +38,10 @@ from engine.sources import SourceError
 from .influx_store import Store
 from .line_protocol import PRECISIONS, LineError, parse_lines, split_lines, to_nanoseconds
 
-__all__ = ["InfluxServer", "VERSION"]
+__all__ = ["InfluxServer", "VERSION", "TOKEN"]
+
+#: the token the source tests give their endpoint
+TOKEN = "s3cret-token"
 
 VERSION = "3.0.0-test"
 _UNAUTHENTICATED = "the request was not authenticated: invalid token"

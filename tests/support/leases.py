@@ -9,7 +9,7 @@ import re
 import pytest
 
 from monitors_mcp.store import Database
-from tests.mcp.conftest import mysql_base_url
+from tests.support.store import mysql_base_url
 from tests.support import mariadb
 
 __all__ = ["mysql_database", "drop", "wipe", "store"]

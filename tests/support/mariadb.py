@@ -9,7 +9,7 @@ starts one — installing Debian's ``mariadb-server`` when ``mariadbd`` is missi
 with its data in a temporary directory, on 127.0.0.1 and a free port, and records
 its pid in ``.mariadb-test/state.json`` so that ``stop`` stops only that server.
 
-Tests get per-worker databases from ``test_database_url`` (see ``tests/mcp/conftest.py``).
+Tests get per-worker databases from ``test_database_url`` (see ``tests/support/store.py``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fixtures for the store, service and MCP server tests.
+"""Fixtures for the store, service, MCP server and engine tests (a pytest plugin: ``tests/conftest.py``).
 
 ``db`` is parametrised over SQLite and MariaDB (the MariaDB case is marked ``mysql``):
 one fresh database per test module and xdist worker, schema made by the migrations.
