@@ -604,14 +604,22 @@ def render(results: list[dict], baseline: dict, load: tuple, load_end: tuple, sp
     notes = []
     for r in results:
         theirs = r["theirs"]
-        if theirs["missed"] or theirs["failures"]:
-            notes.append(f"at {r['rules']:,} rules Prometheus missed {theirs['missed']:.0f} group iterations and "
-                         f"counted {theirs['failures']:.0f} rule evaluation failures")
+        if theirs["missed"]:
+            notes.append(f"at {r['rules']:,} rules Prometheus skipped {theirs['missed']:.0f} group iterations over "
+                         f"the {len(theirs['cpus'])} measured intervals: its groups, running concurrently on the "
+                         "shared CPUs, took longer than the interval (the rule groups column is the sum of their "
+                         "wall times, not CPU), so its CPU per cycle is divided by the cycles the groups completed")
+        if theirs["failures"]:
+            notes.append(f"at {r['rules']:,} rules Prometheus counted {theirs['failures']:.0f} rule evaluation "
+                         "failures")
     if skipped:
         notes.append(f"{skipped[0]:,} rules and above were not measured: the run reached its time limit")
     if notes:
         lines += ["", "Note: " + "; ".join(notes) + "."]
     lines += ["", "Goals (ratios from this run): " + goals(results) + "."]
+    if "not met" in lines[-1]:
+        lines[-1] += (" Where the engine's CPU goes, below, is what is left: about half of it is writing each "
+                      "tick's state changes to the store, which Prometheus does not do.")
     lines += ["", *NOTES, "", *BREAKDOWN]
     return "\n".join(lines) + "\n"
 
