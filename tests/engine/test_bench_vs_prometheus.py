@@ -4,7 +4,6 @@ and the series served in a text format promtool accepts, moving at each scrape."
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import urllib.request
@@ -17,13 +16,7 @@ from tests.support import prometheus
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    path = prometheus.binary("promtool")
-    if path is None:
-        message = "promtool is not installed (python -m tests.support.prometheus ensure, or run scripts/test.sh)"
-        if os.environ.get(prometheus.REQUIRE_ENV) == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return prometheus.promtool_for_tests()
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import random
 import subprocess
 from dataclasses import dataclass
@@ -39,15 +38,7 @@ RULES_PER_SEED = 10
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    path = prometheus.binary("promtool")
-    if path is None:
-        message = "promtool is not installed (python -m tests.support.prometheus ensure, or run scripts/test.sh)"
-        if os.environ.get(prometheus.REQUIRE_ENV) == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    if prometheus.version(path) < (2, 42, 0):
-        pytest.fail(f"{path} is older than 2.42, which has no keep_firing_for")
-    return path
+    return prometheus.promtool_for_tests()
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["REQUIRE_ENV", "binary", "install", "version"]
+__all__ = ["REQUIRE_ENV", "binary", "install", "promtool_for_tests", "version"]
 
 #: Set to ``1`` (the test command does) to make a missing promtool a failure instead of a skip.
 REQUIRE_ENV = "MONITORS_REQUIRE_PROMTOOL"
@@ -43,6 +43,22 @@ def version(path: str) -> tuple[int, ...]:
     if match is None:
         raise RuntimeError(f"{path} --version printed no version: {(out.stdout + out.stderr)[:200]!r}")
     return tuple(int(part) for part in match.groups())
+
+
+def promtool_for_tests() -> str:
+    """promtool's path for a test: skips the test when it is missing, or fails it when ``REQUIRE_ENV`` is set
+    (as the test command sets it); fails it when promtool is older than 2.42 (no ``keep_firing_for``)."""
+    import pytest
+
+    path = binary("promtool")
+    if path is None:
+        message = "promtool is not installed (python -m tests.support.prometheus ensure, or run scripts/test.sh)"
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    if version(path) < (2, 42, 0):
+        pytest.fail(f"{path} is older than 2.42, which has no keep_firing_for")
+    return path
 
 
 def install() -> None:
