@@ -591,7 +591,7 @@ def render(results: list[dict], baseline: dict, load: tuple, load_end: tuple, sp
         "",
         "| rules | Prometheus rules | Prometheus CPU / cycle (s) | minus no rules (s) | rule groups, sum (s) | "
         "engine process CPU / tick (s) | CPU ratio | Prometheus RSS (MB) | Prometheus peak RSS (MB) | "
-        "engine peak RSS (MB) | memory ratio (peak) |",
+        "engine peak RSS (MB) | peak RSS ratio, Prometheus / engine |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
