@@ -22,7 +22,9 @@ def test_every_fixture_rule_compiles():
             assert compiled.sql(AT)
             assert compiled.describe().endswith(".")
             assert compiled.canonical == monitors_dsl.canonical(compiled.canonical)
-            assert compiled.decide({t.column: None for t in compiled.terms}) is not None
+            decision = compiled.decide({t.column: None for t in compiled.terms})
+            assert decision.result in (True, False, None)
+            assert (decision.result is True) == (decision.severity is not None)  # a severity only when it holds
             count += 1
     assert count >= len(VALID_RULES)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 from datetime import timedelta
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import monitors_dsl
@@ -62,10 +62,21 @@ def test_parse_raises_only_dsl_error(text):
 # room for a loaded one.
 @settings(max_examples=50, deadline=timedelta(seconds=3))
 @given(st.integers(1, 5000), st.sampled_from(["(", "not ", "-", "last(a.b) + ", "abs(", "{", "rule x { "]))
+@example(62, "not ")
+@example(65, "not ")
+@example(62, "last(a.b) + ")
+@example(65, "(")
+@example(64, "{")
 def test_deep_and_repetitive_input_is_reported_not_crashed(count, piece):
     text = piece * count + "last(a.b) > 1"
-    diagnostics = monitors_dsl.validate(text)
-    assert isinstance(diagnostics, list)
+    errors = {d.code for d in monitors_dsl.validate(text) if d.severity == "error"}
+    nests = piece not in ("{", "rule x { ")
+    if nests and count > 64:
+        assert "too-deeply-nested" in errors  # past the one nesting limit (64), whatever nests
+    elif piece in ("(", "abs(", "{", "rule x { "):
+        assert errors  # unclosed: always an error
+    elif count < 63:  # 63 and 64 levels reach the limit with the comparison and the aggregate on top
+        assert not errors, errors  # `not not … x`, `- - … x`, `x + x + … > 1` within the limit are valid
 
 
 def test_huge_inputs_are_answered():
@@ -74,5 +85,5 @@ def test_huge_inputs_are_answered():
                  "rule r { when last(a.b) > 1 }\n" * 8000,
                  '"' * 200_000,
                  "(" * 200_000):
-        diagnostics = monitors_dsl.validate(text)
-        assert isinstance(diagnostics, list)
+        errors = [d for d in monitors_dsl.validate(text) if d.severity == "error"]
+        assert errors and all(d.line >= 1 and d.column >= 1 and d.message for d in errors)
