@@ -17,7 +17,7 @@ from engine.rules import build_rule
 from monitors_dsl import ast as a
 from monitors_dsl.compiler import compile_rule
 from monitors_dsl.sql import sql_for_terms, time_ns
-from tests.compiler import strategies as s
+from tests.support import compiler_strategies as s
 
 times = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1),
                      timezones=st.just(timezone.utc))

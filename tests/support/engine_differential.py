@@ -1,7 +1,7 @@
 """The live engine against its plain definition, tick by tick: generated cases, the two runs, the comparison.
 
 A *case* (:func:`make_case`, from a seed) is a rule set, data over time and the rule changes made between
-ticks. Rules are built from the compiler tests' random rules (``tests.compiler.strategies``: every function,
+ticks. Rules are built from the compiler tests' random rules (``tests.support.compiler_strategies``: every function,
 ``absent``, ``not``/``and``/``or``, arithmetic between terms, offsets, filters of every kind) and from
 families sharing one term with different thresholds and clauses (so they share scans and shapes and are
 decided in cohorts), with ``group by``, several severities, ``resolve when``, ``for``, ``keep firing for``,
@@ -40,8 +40,8 @@ from engine.sources import DataFusionSource
 from engine.state import INACTIVE, FlapDetection, SeriesState
 from monitors_dsl import ast as a
 from monitors_dsl.printer import print_rule
-from tests.compiler.harness import to_table
-from tests.compiler.strategies import FLOAT_FIELDS, INT_FIELDS, MEASUREMENTS, TAG_VALUES, TAGS, RandomRules
+from tests.support.compiler_harness import to_table
+from tests.support.compiler_strategies import FLOAT_FIELDS, INT_FIELDS, MEASUREMENTS, TAG_VALUES, TAGS, RandomRules
 
 from .plain_engine import CLOSED_BY_CHANGE, PlainEngine
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from monitors_dsl import Decision, compile_rule, reference
 
-from . import strategies as s
+from tests.support import compiler_strategies as s
 
 T, F, N = True, False, None
 

@@ -12,7 +12,7 @@ import pytest
 
 from monitors_dsl import compile_rule, reference
 
-from .harness import run_sql, source_for
+from tests.support.compiler_harness import run_sql, source_for
 
 T = datetime(2024, 5, 1, 12, 0, 0)
 S = 10**9

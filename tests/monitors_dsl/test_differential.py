@@ -21,8 +21,8 @@ from monitors_dsl import ast as a
 from monitors_dsl.compiler import compile_rule
 from monitors_dsl.printer import print_rule
 
-from . import strategies as s
-from .harness import check_rule, source_for
+from tests.support import compiler_strategies as s
+from tests.support.compiler_harness import check_rule, source_for
 
 CASES = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                           HealthCheck.data_too_large])

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from monitors_dsl import compile_rule
 from monitors_dsl.ast import Aggregate, Comparison, Filter, Number, Rule, Selector
 
-from .harness import run_sql, source_for
+from tests.support.compiler_harness import run_sql, source_for
 
 AT = datetime(2024, 5, 1, 12, 0)
 AT_NS = 1714564800 * 10**9

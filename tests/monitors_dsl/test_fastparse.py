@@ -23,7 +23,7 @@ from monitors_dsl.printer import print_rules
 from tests.fixtures.invalid_rules import INVALID_RULES
 from tests.fixtures.valid_rules import VALID_RULES
 
-from .strategies import documents
+from tests.support.dsl_strategies import documents
 
 
 def spanned(node):

@@ -17,8 +17,8 @@ from engine.sources import InfluxDB3Source
 from monitors_dsl.compiler import compile_rule
 from tests.support.influx_server import InfluxServer
 
-from . import strategies as s
-from .harness import check_rule
+from tests.support import compiler_strategies as s
+from tests.support.compiler_harness import check_rule
 
 TOKEN = "compiler-token"
 

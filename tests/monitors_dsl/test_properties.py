@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import monitors_dsl
 from monitors_dsl.printer import print_rules
 
-from .strategies import documents
+from tests.support.dsl_strategies import documents
 
 ROUND_TRIP = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

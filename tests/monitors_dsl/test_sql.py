@@ -157,7 +157,7 @@ def test_rules_with_the_same_terms_have_the_same_query():
 
 
 def test_generated_rules_use_only_documented_functions():
-    from . import strategies as s
+    from tests.support import compiler_strategies as s
     for seed in range(300):
         rule = s.RandomRules(seed).rule()
         sql = compile_rule(rule).sql(AT)
