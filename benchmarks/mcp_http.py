@@ -247,7 +247,7 @@ def _table(rows: list[dict], alerts: int) -> str:
         lines += [
             f"**Goal: `list_alerts` p50 under 50 ms at 10 concurrent clients — not met here** ({figures}). "
             "The database is not where the time goes: the page query reads 51 rows from an index in under 1 ms "
-            "(see `tests/monitors_mcp/test_query_plans_mysql.py`). With clients that call back to back, latency is "
+            "(see `tests/monitors_mcp/store/test_query_plans_mysql.py`). With clients that call back to back, latency is "
             "concurrency divided by throughput (Little's law), and throughput is the machine's CPU divided by "
             "the CPU a call costs: the server's share above (bearer-token lookup, the per-user slot in Redis, "
             "JSON-RPC and argument validation, the service and the ORM, the result's serialisation) plus the "
@@ -260,7 +260,7 @@ def _table(rows: list[dict], alerts: int) -> str:
             "queueing.",
             "",
             "What was done about it: the page query no longer sorts the user's whole history (350 ms → under "
-            "1 ms in the database, `tests/monitors_mcp/test_query_plans_mysql.py`), and the MySQL connection pool keeps "
+            "1 ms in the database, `tests/monitors_mcp/store/test_query_plans_mysql.py`), and the MySQL connection pool keeps "
             "20 connections instead of 5 (past the fifth concurrent call, every call opened a new connection "
             "with its TLS context — seen with a sampling profiler on a replica under 10 clients). What is left "
             "per call is CPU in Python: the SDK's request and result handling, the ORM, the bearer-token lookup "

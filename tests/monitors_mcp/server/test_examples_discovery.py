@@ -20,7 +20,7 @@ from tests.support.mcp_client import connect
 
 pytestmark = pytest.mark.anyio
 
-DATA = Path(__file__).resolve().parents[2] / "docs" / "examples" / "data"
+DATA = Path(__file__).resolve().parents[3] / "docs" / "examples" / "data"
 DISCOVERY = [(words, rule) for words, rule in PAIRS if "describe_data" in words]
 
 

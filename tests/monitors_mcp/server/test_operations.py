@@ -20,7 +20,7 @@ from tests.support.mcp_client import BTC, add_alerts, connect, series_key, snaps
 
 pytestmark = pytest.mark.anyio
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _iso(moment: datetime) -> str:

@@ -46,7 +46,7 @@ async def test_docs_print_the_tool_list_size(db: Database, secrets, alice: int) 
 
     async with connect(db, secrets, alice) as client:
         size = tool_list_size(await client.list_tools())
-    docs = (Path(__file__).resolve().parents[2] / "docs" / "mcp.md").read_text(encoding="utf-8")
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "mcp.md").read_text(encoding="utf-8")
     printed = re.search(r"`tools/list` answer is ([\d,]+) characters", docs)
     assert printed, "docs/mcp.md must print the size of the tools/list answer"
     assert abs(int(printed.group(1).replace(",", "")) - size) <= 300, f"docs/mcp.md: measured {size:,} now"

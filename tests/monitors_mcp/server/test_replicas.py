@@ -31,7 +31,7 @@ from tests.support.mcp_client import BTC
 
 pytestmark = [pytest.mark.anyio, pytest.mark.mysql]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 REPLICAS = 3
 PER_USER = 2
 

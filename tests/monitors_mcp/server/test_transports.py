@@ -26,7 +26,7 @@ from tests.support.mcp_client import BTC
 
 pytestmark = pytest.mark.anyio
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SECRET = "HttpSecretToken1234567890"
 
 
