@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tests.support.started import command, stop_started
 from urllib.parse import urlsplit
 
 __all__ = ["URL_ENV", "database_url", "drop_database", "ensure", "reachable", "server_url", "stop"]
@@ -188,32 +189,11 @@ def ensure() -> str:
 
 
 def stop() -> None:
-    if not STATE.exists():
-        return
-    state = json.loads(STATE.read_text())
-    pid = int(state["pid"])
-    try:
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(150):
-            os.kill(pid, 0)
-            time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    shutil.rmtree(state["datadir"], ignore_errors=True)
-    STATE.unlink(missing_ok=True)
-    _log(f"stopped MariaDB (pid {pid})")
+    stop_started(STATE, "datadir", "MariaDB", wait=15.0)
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["ensure"]:
-        print(f"export {URL_ENV}={ensure()}")
-        return 0
-    if argv[:1] == ["stop"]:
-        stop()
-        return 0
-    print("usage: python -m tests.support.mariadb ensure|stop", file=sys.stderr)
-    return 2
+    return command("tests.support.mariadb", URL_ENV, ensure, stop, argv)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tests.support.started import command, stop_started
 
 __all__ = ["URL_ENV", "ensure", "reachable", "server_url", "stop"]
 
@@ -104,32 +105,11 @@ def ensure() -> str:
 
 
 def stop() -> None:
-    if not STATE.exists():
-        return
-    state = json.loads(STATE.read_text())
-    pid = int(state["pid"])
-    try:
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            os.kill(pid, 0)
-            time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    shutil.rmtree(state["dir"], ignore_errors=True)
-    STATE.unlink(missing_ok=True)
-    _log(f"stopped Redis (pid {pid})")
+    stop_started(STATE, "dir", "Redis", wait=10.0)
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["ensure"]:
-        print(f"export {URL_ENV}={ensure()}")
-        return 0
-    if argv[:1] == ["stop"]:
-        stop()
-        return 0
-    print("usage: python -m tests.support.redis_server ensure|stop", file=sys.stderr)
-    return 2
+    return command("tests.support.redis_server", URL_ENV, ensure, stop, argv)
 
 
 if __name__ == "__main__":
