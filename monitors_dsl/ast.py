@@ -38,6 +38,7 @@ __all__ = [
     "AGGREGATES",
     "NUMERIC_AGGREGATES",
     "BOOLEAN_AGGREGATES",
+    "DURATION_PARAMETER",
     "SEVERITIES",
     "NO_DATA_ACTIONS",
     "FILTER_OPS",
@@ -167,7 +168,10 @@ NUMERIC_AGGREGATES = (
     "delta",
     "rate",
     "pct_change",
+    "zscore",
 )
+#: aggregates whose ``parameter`` is a duration in seconds, written after the window (``zscore``'s baseline)
+DURATION_PARAMETER = ("zscore",)
 BOOLEAN_AGGREGATES = ("absent",)
 AGGREGATES = NUMERIC_AGGREGATES + BOOLEAN_AGGREGATES
 
@@ -191,7 +195,8 @@ class Number:
 class Aggregate:
     """``function(selector[, parameter][, window]) [offset D]``.
 
-    ``parameter`` is the percentile rank (0–100) for ``percentile`` and None
+    ``parameter`` is the percentile rank (0–100) for ``percentile``, the
+    baseline in seconds for ``zscore`` (written after the window) and None
     otherwise. The term sees points with ``T - offset - window < time <= T - offset``.
     """
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from . import ast as a
 from .errors import Diagnostics, closest, did_you_mean
 from .hints import function_hint
-from .printer import print_expr, print_selector
+from .printer import print_duration, print_expr, print_selector
 from .regexes import regex_problem
 from .schema import NUMERIC_FIELD_TYPES, Schema
 from .encoding import surrogate_problems
@@ -140,8 +140,12 @@ class NodeChecks:
         return a.Abs(self.expression(args[0]), span=span)
 
     def _aggregate(self, function, args, offset, span):
-        usage = (f"{function}(SERIES, RANK, WINDOW), e.g. percentile(http.latency, 95, 5m)"
-                 if function == "percentile" else f"{function}(SERIES, WINDOW), e.g. {function}(cpu.usage_user, 5m)")
+        if function == "percentile":
+            usage = f"{function}(SERIES, RANK, WINDOW), e.g. percentile(http.latency, 95, 5m)"
+        elif function == "zscore":
+            usage = "zscore(SERIES, WINDOW, BASELINE), e.g. zscore(http.latency, 5m, 1d)"
+        else:
+            usage = f"{function}(SERIES, WINDOW), e.g. {function}(cpu.usage_user, 5m)"
         if not args:
             self.diags.add("wrong-arity", f"`{function}` needs a series", span, f"write {usage}")
             return a.Invalid(function, span=span)
@@ -177,9 +181,33 @@ class NodeChecks:
                     hint = f"write `{int(given.literal)}s` for seconds or `{int(given.literal)}m` for minutes"
                 self.diags.add("expected-duration", f"the window of `{function}` must be a duration such as 5m",
                                getattr(given, "span", span), hint)
+        if function == "zscore":
+            parameter = self._baseline(rest, window, span, usage)
+            if parameter is None:
+                return a.Invalid(function, span=span)
         if rest:
             self.diags.add("wrong-arity", f"too many arguments to `{function}`", rest[0].span, f"write {usage}")
         return a.Aggregate(function, selector, window, offset, parameter, span=span)
+
+    def _baseline(self, rest: list, window: a.Duration, span: a.Span, usage: str) -> float | None:
+        """``zscore``'s baseline (seconds), taken from ``rest``: a duration longer than the window."""
+        if not rest:
+            self.diags.add("wrong-arity", "`zscore` needs a window and a baseline after the series", span,
+                           f"write {usage}")
+            return None
+        given = rest.pop(0)
+        if not isinstance(given, a.Duration):
+            self.diags.add("expected-duration", "the baseline of `zscore` must be a duration such as 1d",
+                           getattr(given, "span", span), f"write {usage}")
+            return None
+        if given.seconds <= window.seconds:
+            self.diags.add("baseline-too-short",
+                           f"the baseline of `zscore` ({print_duration(given)}) must be longer than its window "
+                           f"({print_duration(window)})",
+                           given.span, f"compare the window with a longer stretch before it, e.g. "
+                           f"zscore(SERIES, {print_duration(window)}, {print_duration(max(window.seconds * 12, 3600))})")
+            return None
+        return float(given.seconds)
 
     # clauses ---------------------------------------------------------------
     def no_data_action(self, written: str, span: a.Span) -> str:

@@ -78,6 +78,10 @@ def _window(node: a.Aggregate) -> str:
 def _aggregate(node: a.Aggregate) -> str:
     if node.function == "absent":
         return f"no point of {_selector(node.selector)} arrives {_window(node)}"
+    if node.function == "zscore":
+        baseline = duration_words(int(node.parameter), drop_one=True)
+        return (f"how many standard deviations the average of {_selector(node.selector)} {_window(node)} "
+                f"lies from its average over the {baseline} before")
     if node.function == "percentile":
         head = f"the {_ordinal(node.parameter)} percentile of"
     else:

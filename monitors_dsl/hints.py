@@ -94,7 +94,7 @@ def function_hint(name: str) -> str | None:
                 "`count(series, 5m)` counts points")
     if word in ("zscore", "z_score", "stddev_from_mean", "deviation"):
         if "zscore" in a.AGGREGATES:
-            return "write `zscore(series, 5m, 1h)`"
+            return "write `zscore(series, 5m, 1d)`: the average over 5m in standard deviations from the day before"
         return "z-scores are not supported; compare with `stddev`, e.g. `last(x) > avg(x, 1h) + 3 * stddev(x, 1h)`"
     return _UNSUPPORTED_FUNCTIONS.get(word)
 

@@ -137,9 +137,12 @@ class _Printer(a.Visitor):
 
     def visit_Aggregate(self, node: a.Aggregate) -> str:
         args = [print_selector(node.selector)]
-        if node.parameter is not None:
-            args.append(print_number(node.parameter))
-        args.append(print_duration(node.window))
+        if node.function in a.DURATION_PARAMETER:
+            args += [print_duration(node.window), print_duration(int(node.parameter))]
+        else:
+            if node.parameter is not None:
+                args.append(print_number(node.parameter))
+            args.append(print_duration(node.window))
         text = f"{node.function}({', '.join(args)})"
         if node.offset.seconds:
             text += f" offset {print_duration(node.offset)}"

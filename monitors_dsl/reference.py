@@ -29,7 +29,7 @@ from . import ast as a
 from .predicate import Decision
 from .sql import Term, terms_of
 
-__all__ = ["Series", "evaluate", "term_values", "aggregate", "condition_value", "decision", "LOOKBACK_SECONDS"]
+__all__ = ["Series", "evaluate", "term_values", "aggregate", "zscore", "condition_value", "decision", "LOOKBACK_SECONDS"]
 
 #: a grouped ``absent`` watches groups with points in this many seconds before its window
 LOOKBACK_SECONDS = 24 * 3600
@@ -144,7 +144,30 @@ def aggregate(function: str, points: list[tuple[int, float]], parameter: float |
         if n < 2 or first == 0:
             return None
         return (last - first) / abs(first)
+    if function == "zscore":
+        raise ValueError("zscore needs its baseline: use zscore()")
     raise ValueError(f"unknown function {function!r}")
+
+
+def zscore(window: list[tuple[int, float]], baseline: list[tuple[int, float]]) -> float | None:
+    """``(avg(window) - avg(baseline)) / stddev(baseline)``; ``None`` without window points, with fewer
+    than 2 baseline points, or a baseline standard deviation of 0."""
+    if not window or len(baseline) < 2:
+        return None
+    before = [v for _, v in baseline]
+    spread = statistics.stdev(before)
+    if spread == 0:
+        return None
+    return (statistics.fmean(v for _, v in window) - statistics.fmean(before)) / spread
+
+
+def _zscores(term: Term, points: Mapping, low: int, high: int) -> dict[tuple, object]:
+    """A ``zscore`` per group seen in its window; its baseline is ``(low - baseline, low]``."""
+    window = _points(term, points, low, high)
+    baseline = _points(term, points, low - int(term.parameter) * _NS, low)
+    if not term.group_by:
+        return {(): zscore(window.get((), []), baseline.get((), []))}
+    return {key: zscore(series, baseline.get(key, [])) for key, series in window.items()}
 
 
 def term_values(term: Term, points: Mapping, at) -> dict[tuple, object]:
@@ -152,6 +175,8 @@ def term_values(term: Term, points: Mapping, at) -> dict[tuple, object]:
     high = _ns(at) - term.offset * _NS
     low = high - term.window * _NS
     grouped = bool(term.group_by)
+    if term.function == "zscore":
+        return _zscores(term, points, low, high)
     if not grouped:
         inside = _points(term, points, low, high).get((), [])
         return {(): aggregate(term.function, inside, term.parameter)}

@@ -15,7 +15,8 @@ Shape of the query, for an evaluation time ``T`` given as a literal::
     SELECT keys' tags, each term's column FROM keys LEFT JOIN a0 … LEFT JOIN p0 …
 
 Terms reading the same measurement with the same filters, window and offset
-share one scan. Only what InfluxDB 3 Core's SQL reference documents is used:
+share one scan; a ``zscore`` reads its baseline too, so it shares its scan
+with the zscores of the same window, offset and baseline. Only what InfluxDB 3 Core's SQL reference documents is used:
 ``first_value``/``last_value`` with ``ORDER BY``, ``min``/``max``/``avg``/``sum``/
 ``median``/``count``/``stddev_samp``, ``row_number()`` and ``count`` as window
 functions, ``floor``/``ceil``/``abs``, ``CAST(… AS DOUBLE)``, ``CAST(time AS
@@ -282,6 +283,12 @@ def _aggregate_sql(term: Term, scan: _Scan, grouped: bool, window_low: int) -> s
         newest, oldest = f"CAST(max({t}) AS BIGINT)", f"CAST(min({t}) AS BIGINT)"
         return (f"CASE WHEN {count} < 2 OR {newest} = {oldest} THEN NULL "
                 f"ELSE ({last} - {first}) / (CAST({newest} - {oldest} AS DOUBLE) / 1000000000.0) END")
+    if fn == "zscore":  # the scan reaches back over the baseline: (window_low - baseline, window_low]
+        now, before = f'CASE WHEN "t" > {timestamp_literal(window_low)} THEN {v} END', \
+            f'CASE WHEN "t" <= {timestamp_literal(window_low)} THEN {v} END'
+        spread = f"stddev_samp({before})"
+        return (f"CASE WHEN count({before}) < 2 OR {spread} = 0 THEN NULL "
+                f"ELSE (avg({now}) - avg({before})) / {spread} END")
     if fn == "absent":
         if not grouped:
             return f"{count} = 0"
@@ -362,7 +369,10 @@ class _Query:
         for term in terms:
             low, high = term.bounds(self.at_ns)
             lookback = term.function == "absent" and self.grouped
-            scan_low = low - ABSENT_LOOKBACK * _NS if lookback else low
+            if term.function in a.DURATION_PARAMETER:  # zscore: the baseline just before the window
+                lookback, scan_low = "baseline", low - int(term.parameter) * _NS
+            else:
+                scan_low = low - ABSENT_LOOKBACK * _NS if lookback else low
             filters = tuple(sorted(set(term.filters), key=lambda f: repr((f.tag, f.op, f.value))))
             scan_key = (term.measurement, filters, scan_low, high, lookback, low)
             scan = scans.get(scan_key)
@@ -373,9 +383,12 @@ class _Query:
             scan.terms.append(term)
         return list(scans.values())
 
-    def aggregate_cte(self, name: str, source: str, columns: list[str], terms: list[Term]) -> None:
+    def aggregate_cte(self, name: str, source: str, columns: list[str], terms: list[Term],
+                      having: str | None = None) -> None:
         key_select = self.key_list if self.grouped else '1 AS "k"'
         group_clause = f"\n    GROUP BY {self.key_list}" if self.grouped else ""
+        if having and self.grouped:
+            group_clause += f"\n    HAVING {having}"
         body = f"SELECT {key_select},\n      " + ",\n      ".join(columns) + f"\n    FROM {source}{group_clause}"
         self.ctes.append((name, body))
         self.joined.append((name, terms))
@@ -386,7 +399,12 @@ class _Query:
             window_low = plain[0].bounds(self.at_ns)[0]
             columns = [f"{_aggregate_sql(t, scan, self.grouped, window_low)} AS {quote_identifier(t.column)}"
                        for t in plain]
-            self.aggregate_cte("a" + scan.name[1:], scan.name, columns, plain)
+            having = None
+            if plain[0].function in a.DURATION_PARAMETER:
+                # a group's series are those with points in the window, not in the baseline alone
+                inside = " OR ".join(f"{scan.value(name)} IS NOT NULL" for name in scan.fields)
+                having = f'count(CASE WHEN "t" > {timestamp_literal(window_low)} AND ({inside}) THEN 1 END) > 0'
+            self.aggregate_cte("a" + scan.name[1:], scan.name, columns, plain, having)
 
     def add_percentiles(self, scan: _Scan, index: int, field_name: str) -> None:
         """Exact percentiles of one field: rank its values per series, then interpolate."""

@@ -75,7 +75,9 @@ def test_terms_sharing_scans_agree_with_the_reference(seed, size, group_by):
                                                                           first.selector.filters),
                                    first.window, first.offset, 50.0 if i % 2 else 90.0)
                        for i in range(size - 1)]
-    terms = [t if t.function == "percentile" else a.Aggregate(t.function, t.selector, t.window, t.offset)
+    baseline = float(rules.rng.choice(s.baseline_choices(first.window.seconds)))  # zscores share it
+    terms = [t if t.function == "percentile" else a.Aggregate(
+                 t.function, t.selector, t.window, t.offset, baseline if t.function == "zscore" else None)
              for t in terms]
     condition = a.Comparison(">", terms[0], a.Number(0))
     for term in terms[1:]:

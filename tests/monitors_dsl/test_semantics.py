@@ -88,6 +88,21 @@ CASES = [
      [ago(3600, v=1.0, host="a"), ago(10, v=1.0, host="b"), ago(90000, v=1.0, host="c"),
       ago(86400 + 299, v=1.0, host="d"), ago(86400 + 300, v=1.0, host="e")],
      {("a",): True, ("b",): False, ("d",): True}),
+    # zscore: the window's average against the baseline just before it, (T-3900s, T-300s] here
+    ("zscore(m.v, 5m, 1h) > 0",
+     [ago(10, v=7.0), ago(400, v=1.0), ago(1000, v=3.0), ago(300, v=5.0), ago(3900, v=100.0)], {(): 2.0}),
+    ("zscore(m.v, 5m, 1h) > 0", [ago(10, v=7.0), ago(20, v=9.0), ago(400, v=1.0), ago(500, v=5.0)],
+     {(): (8.0 - 3.0) / 8 ** 0.5}),
+    ("zscore(m.v, 5m, 1h) > 0", [ago(10, v=7.0), ago(400, v=1.0)], {(): None}),  # one baseline point
+    ("zscore(m.v, 5m, 1h) > 0", [ago(10, v=7.0), ago(400, v=2.0), ago(500, v=2.0)], {(): None}),  # stddev 0
+    ("zscore(m.v, 5m, 1h) > 0", [ago(400, v=1.0), ago(500, v=3.0)], {(): None}),  # empty window
+    ("zscore(m.v, 5m, 1h) offset 1h > 0",
+     [ago(3610, v=7.0), ago(4000, v=1.0), ago(5000, v=3.0), ago(10, v=1000.0)], {(): 7.0 / 2 ** 0.5 - 2 / 2 ** 0.5}),
+    ("rule r { when zscore(m.v, 5m, 1h) < 0 group by host }",
+     [ago(10, v=0.0, host="a"), ago(400, v=1.0, host="a"), ago(500, v=3.0, host="a"),
+      ago(10, v=0.0, host="b"), ago(400, v=1.0, host="b"),
+      ago(400, v=1.0, host="c"), ago(500, v=3.0, host="c")],
+     {("a",): -2 / 2 ** 0.5, ("b",): None}),  # c: baseline only, no series
 ]
 
 

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from monitors_dsl import ast as a
 
 __all__ = ["AT", "AT_NS", "MEASUREMENTS", "TAGS", "FLOAT_FIELDS", "INT_FIELDS", "datasets", "make_dataset",
-           "aggregates", "numeric", "conditions", "rules", "RandomRules", "seeds", "WINDOWS", "OFFSETS", "GROUP_BYS"]
+           "aggregates", "numeric", "conditions", "rules", "RandomRules", "seeds", "WINDOWS", "OFFSETS", "GROUP_BYS", "BASELINES",
+           "baseline_choices"]
 
 AT = datetime(2024, 3, 1, 12, 0, 0)
 AT_NS = 1709294400 * 10**9
@@ -37,7 +38,9 @@ REGEXES = ["^a", "b|web", "^web-[0-9]+$", "é", "'", "^$", ".*", "1$", "(?i)A"]
 
 # --- data -------------------------------------------------------------------------------
 
-_EDGES = sorted({o * S for o in OFFSETS} | {(o + w) * S for o in OFFSETS for w in WINDOWS})
+BASELINES = [7200, 86400]  # zscore baselines; each also window + 1s and twice the window
+_EDGES = sorted({o * S for o in OFFSETS} | {(o + w) * S for o in OFFSETS for w in WINDOWS}
+                | {(o + w + b) * S for o in OFFSETS for w in WINDOWS for b in BASELINES + [w, w + 1]})
 _MAGNITUDES = [1e-9, 1e-3, 1.0, 1e3, 1e6, 1e12]
 _magnitudes = st.sampled_from(_MAGNITUDES)
 floats = st.one_of(
@@ -133,11 +136,19 @@ percentiles = st.one_of(st.sampled_from([0.0, 25.0, 50.0, 90.0, 95.0, 99.9, 100.
 _functions = st.sampled_from(a.NUMERIC_AGGREGATES)
 
 
+def baseline_choices(window: int) -> list[int]:
+    """``zscore`` baselines for ``window``: just longer, twice as long, and the fixed ones longer than it."""
+    return [window + 1, 2 * window] + [b for b in BASELINES if b > window]
+
+
 @st.composite
 def _aggregates(draw, function):
     function = function or draw(_functions)
+    window = draw(windows)
     parameter = draw(percentiles) if function == "percentile" else None
-    return a.Aggregate(function, draw(selectors), draw(windows), draw(offsets), parameter)
+    if function in a.DURATION_PARAMETER:
+        parameter = float(draw(st.sampled_from(baseline_choices(window.seconds))))
+    return a.Aggregate(function, draw(selectors), window, draw(offsets), parameter)
 
 
 @lru_cache(maxsize=None)
@@ -232,6 +243,8 @@ class RandomRules:
         parameter = None
         if function == "percentile":
             parameter = rng.choice([0.0, 25.0, 50.0, 90.0, 95.0, 99.9, 100.0, rng.uniform(0, 100)])
+        if function in a.DURATION_PARAMETER:
+            parameter = float(rng.choice(baseline_choices(window)))
         return a.Aggregate(function, selector, a.Duration(window), a.Duration(rng.choice(OFFSETS)), parameter)
 
     def number(self) -> a.Number:

@@ -44,7 +44,10 @@ def aggregates(draw, function=None):
     parameter = None
     if function == "percentile":
         parameter = draw(st.one_of(st.integers(0, 100).map(float), st.floats(0, 100, allow_nan=False)))
-    return a.Aggregate(function, draw(selectors), draw(durations), draw(offsets), parameter)
+    window = draw(durations)
+    if function in a.DURATION_PARAMETER:  # a baseline longer than the window
+        parameter = float(window.seconds + draw(st.integers(1, 30 * 86400)))
+    return a.Aggregate(function, draw(selectors), window, draw(offsets), parameter)
 
 
 numbers = st.builds(

@@ -41,7 +41,8 @@ from engine.state import INACTIVE, FlapDetection, SeriesState
 from monitors_dsl import ast as a
 from monitors_dsl.printer import print_rule
 from tests.support.compiler_harness import to_table
-from tests.support.compiler_strategies import FLOAT_FIELDS, INT_FIELDS, MEASUREMENTS, TAG_VALUES, TAGS, RandomRules
+from tests.support.compiler_strategies import (FLOAT_FIELDS, INT_FIELDS, MEASUREMENTS, TAG_VALUES, TAGS, RandomRules,
+                                              baseline_choices)
 
 from .plain_engine import CLOSED_BY_CHANGE, PlainEngine
 
@@ -107,7 +108,10 @@ class _Builder:
                     self.scans.append((other.selector, a.Duration(rng.choice([30, 60, 90, 120, 300])),
                                        a.Duration(rng.choice([0, 0, 0, 60, 120]))))
             selector, window, offset = rng.choice(self.scans)
-            node = a.Aggregate(node.function, selector, window, offset, node.parameter)
+            parameter = node.parameter
+            if node.function in a.DURATION_PARAMETER:  # a baseline longer than the shared window
+                parameter = float(rng.choice(baseline_choices(window.seconds)))
+            node = a.Aggregate(node.function, selector, window, offset, parameter)
         return node
 
     def threshold(self) -> a.Number:
@@ -174,7 +178,7 @@ class _Builder:
         """Rules on one term differing in thresholds (and clauses): one shape, decided in a cohort."""
         rng = self.rng
         term = self.aggregate(rng.choice(["last", "last", "avg", "max", "min", "count", "sum", "delta", "rate",
-                                          "percentile", "spread"]))
+                                          "percentile", "spread", "zscore"]))
         group_by = self.group_by()
         severities = rng.randrange(3) == 0
         op = rng.choice([">", ">=", "<", "<=", "==", ">"])
