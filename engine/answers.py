@@ -22,6 +22,9 @@ one the source did not classify), nobody else's rule may pay for it:
   from the merged query (one more query each, and one per term), then the
   merged query is tried whole again.
 
+A scan with a ``count_series`` is asked with the measurement's tags, read
+from the same schema (so a series is a combination of every tag).
+
 A source that is away (unreachable, timed out, refusing the token, not
 configured) fails the whole query: splitting would only ask it more. Those
 errors propagate to the caller.
@@ -105,6 +108,16 @@ class _Columns:
             return None
         return frozenset(found.fields) | frozenset(found.tags)
 
+    def tags(self) -> dict[str, tuple[str, ...]]:
+        """Every measurement's tags (what a ``count_series`` tells series apart by)."""
+        with self._lock:
+            now = self.clock()
+            if self._schema is None or now - self._read_at > self.ttl:
+                self._schema = self.source.schema()
+                self._read_at = now
+                self.reads += 1
+            return {name: tuple(sorted(m.tags)) for name, m in self._schema.measurements.items()}
+
     def forget(self) -> None:
         with self._lock:
             self._schema = None
@@ -167,8 +180,11 @@ class Answerer:
 
     def _ask(self, plan: Plan, query: Query, lacking: frozenset[str]) -> dict[int, ScanRows]:
         """The answer to ``query`` asked with the columns ``lacking`` compiled as missing."""
-        sql = query.sql if not lacking else sql_for_terms(
-            query.scan.terms, query.at_ns, query.scan.group_by, {query.scan.measurement: lacking})
+        series_tags = None
+        if self._columns is not None and any(t.function == "count_series" for t in query.scan.terms):
+            series_tags = self._columns.tags()  # a series is a combination of every tag of the measurement
+        sql = query.sql if not lacking and series_tags is None else sql_for_terms(
+            query.scan.terms, query.at_ns, query.scan.group_by, {query.scan.measurement: lacking}, series_tags)
         with self._lock:
             self.queries += 1
         table = self.source.query(sql)

@@ -162,6 +162,7 @@ NUMERIC_AGGREGATES = (
     "sum",
     "median",
     "count",
+    "count_series",
     "stddev",
     "spread",
     "percentile",

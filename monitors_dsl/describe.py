@@ -26,6 +26,7 @@ _FUNCTIONS = {
     "sum": "the sum of",
     "median": "the median of",
     "count": "the number of points of",
+    "count_series": "the number of series (tag combinations) reporting",
     "stddev": "the standard deviation of",
     "spread": "the spread (maximum minus minimum) of",
     "delta": "the change in",

@@ -89,7 +89,8 @@ def function_hint(name: str) -> str | None:
                 "around the clock; silence it for the hours it should keep quiet (silence_alert_rule)")
     if word in _DISTINCT:
         if "count_series" in a.AGGREGATES:
-            return "write `count_series(series, 5m)` for the number of distinct series"
+            return ("write `count_series(series, 5m)` for the number of distinct series (tag combinations) "
+                    "with a point in the window; `group by TAG` gives one alert per value")
         return ("counting distinct values is not supported; `group by TAG` gives one alert per value, "
                 "`count(series, 5m)` counts points")
     if word in ("zscore", "z_score", "stddev_from_mean", "deviation"):

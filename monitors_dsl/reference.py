@@ -146,6 +146,8 @@ def aggregate(function: str, points: list[tuple[int, float]], parameter: float |
         return (last - first) / abs(first)
     if function == "zscore":
         raise ValueError("zscore needs its baseline: use zscore()")
+    if function == "count_series":
+        raise ValueError("count_series needs the points' tags: use term_values()")
     raise ValueError(f"unknown function {function!r}")
 
 
@@ -170,6 +172,25 @@ def _zscores(term: Term, points: Mapping, low: int, high: int) -> dict[tuple, ob
     return {key: zscore(series, baseline.get(key, [])) for key, series in window.items()}
 
 
+def _count_series(term: Term, points: Mapping, low: int, high: int) -> dict[tuple, object]:
+    """How many series (combinations of every tag of the measurement, ``""`` when a point lacks one)
+    have a point of the field in the window, per group; 0 without group by and without points."""
+    measured = points.get(term.measurement, [])
+    tags = sorted({name for point in measured for name, value in point.items()
+                   if name != "time" and isinstance(value, str)})
+    seen: dict[tuple, set] = {}
+    for point in measured:
+        value = _field(point, term.field_name)
+        if value is None or not (low < _ns(point["time"]) <= high):
+            continue
+        if all(_matches(point, flt) for flt in term.filters):
+            group = tuple(_tag(point, tag) for tag in term.group_by)
+            seen.setdefault(group, set()).add(tuple(_tag(point, tag) for tag in tags))
+    if not term.group_by:
+        return {(): len(seen.get((), ()))}
+    return {group: len(series) for group, series in seen.items()}
+
+
 def term_values(term: Term, points: Mapping, at) -> dict[tuple, object]:
     """The term's value for every group it sees at time ``at`` (the key ``()`` without group by)."""
     high = _ns(at) - term.offset * _NS
@@ -177,6 +198,8 @@ def term_values(term: Term, points: Mapping, at) -> dict[tuple, object]:
     grouped = bool(term.group_by)
     if term.function == "zscore":
         return _zscores(term, points, low, high)
+    if term.function == "count_series":
+        return _count_series(term, points, low, high)
     if not grouped:
         inside = _points(term, points, low, high).get((), [])
         return {(): aggregate(term.function, inside, term.parameter)}

@@ -19,7 +19,8 @@ share one scan; a ``zscore`` reads its baseline too, so it shares its scan
 with the zscores of the same window, offset and baseline. Only what InfluxDB 3 Core's SQL reference documents is used:
 ``first_value``/``last_value`` with ``ORDER BY``, ``min``/``max``/``avg``/``sum``/
 ``median``/``count``/``stddev_samp``, ``row_number()`` and ``count`` as window
-functions, ``floor``/``ceil``/``abs``, ``CAST(… AS DOUBLE)``, ``CAST(time AS
+functions, ``count(DISTINCT …)``, ``concat``/``character_length``,
+``floor``/``ceil``/``abs``, ``CAST(… AS DOUBLE)``, ``CAST(time AS
 BIGINT)``, ``CASE``, ``NULLIF``, ``COALESCE``, ``~``, ``UNION``, ``LEFT JOIN``.
 
 Every identifier is double-quoted and every string single-quoted, each with
@@ -225,8 +226,20 @@ def _filter_sql(flt: a.Filter, missing: frozenset[str] = frozenset()) -> str:
     return f"({column} IS NULL OR {test})" if empty_matches else f"{test}"
 
 
-def _scan_sql(scan: _Scan, groups: list[str], missing: frozenset[str] = frozenset()) -> str:
-    """The rows of one scan; a column in ``missing`` (the measurement has no such column) reads as NULL."""
+def _series_key_sql(tags: Iterable[str], tag) -> str:
+    """One text per tag combination: each tag's value (``''`` when the point lacks it) after its length,
+    so that no two combinations give the same text."""
+    parts = []
+    for name in sorted(set(tags)):
+        value = f"COALESCE({tag(name)}, '')"
+        parts += [f"CAST(character_length({value}) AS VARCHAR)", "':'", value]
+    return f"concat({', '.join(parts)})" if parts else "''"
+
+
+def _scan_sql(scan: _Scan, groups: list[str], missing: frozenset[str] = frozenset(),
+              series_tags: Iterable[str] | None = None) -> str:
+    """The rows of one scan; a column in ``missing`` (the measurement has no such column) reads as NULL.
+    With ``series_tags`` (the measurement's tags), a ``"sk"`` column names each row's series."""
 
     def tag(name: str) -> str:
         return _NULL_TAG if name in missing else f"CAST({quote_identifier(name)} AS VARCHAR)"
@@ -235,6 +248,8 @@ def _scan_sql(scan: _Scan, groups: list[str], missing: frozenset[str] = frozense
         return "CAST(NULL AS DOUBLE)" if name in missing else f"CAST({quote_identifier(name)} AS DOUBLE)"
 
     columns = [f"COALESCE({tag(name)}, '') AS \"g{i}\"" for i, name in enumerate(groups)]
+    if series_tags is not None:
+        columns.append(f'{_series_key_sql(series_tags, tag)} AS "sk"')
     columns.append('"time" AS "t"')
     columns += [f"{value(name)} AS \"v{i}\"" for i, name in enumerate(scan.fields)]
     where = [f'"time" > {timestamp_literal(scan.low)}', f'"time" <= {timestamp_literal(scan.high)}']
@@ -283,6 +298,9 @@ def _aggregate_sql(term: Term, scan: _Scan, grouped: bool, window_low: int) -> s
         newest, oldest = f"CAST(max({t}) AS BIGINT)", f"CAST(min({t}) AS BIGINT)"
         return (f"CASE WHEN {count} < 2 OR {newest} = {oldest} THEN NULL "
                 f"ELSE ({last} - {first}) / (CAST({newest} - {oldest} AS DOUBLE) / 1000000000.0) END")
+    if fn == "count_series":  # distinct series keys among the rows where the field has a value
+        distinct = f'count(DISTINCT CASE WHEN {v} IS NOT NULL THEN "sk" END)'
+        return f"NULLIF({distinct}, 0)" if grouped else distinct
     if fn == "zscore":  # the scan reaches back over the baseline: (window_low - baseline, window_low]
         now, before = f'CASE WHEN "t" > {timestamp_literal(window_low)} THEN {v} END', \
             f'CASE WHEN "t" <= {timestamp_literal(window_low)} THEN {v} END'
@@ -316,7 +334,8 @@ def _constant_query(group_by: Iterable[str]) -> str:
 
 
 def sql_for_terms(terms: Iterable[Term], at: datetime | int, group_by: Iterable[str] = (),
-                  missing: Mapping[str, Iterable[str]] | None = None) -> str:
+                  missing: Mapping[str, Iterable[str]] | None = None,
+                  series_tags: Mapping[str, Iterable[str]] | None = None) -> str:
     """One query computing ``terms`` at time ``at``: one row per series, one column per term.
 
     Every term must carry the same set of group tags; the output has the tags
@@ -328,6 +347,12 @@ def sql_for_terms(terms: Iterable[Term], at: datetime | int, group_by: Iterable[
     a field never written there): such a tag reads as ``""`` (in filters and
     groups) and such a field has no points — what a point lacking them means
     everywhere else — instead of a query the source refuses.
+
+    ``series_tags`` maps a measurement to every tag it has (the source's
+    schema): a ``count_series`` counts the distinct combinations of those.
+    Without it, a ``count_series`` tells series apart by the tags its rule
+    names (group tags and filtered tags) only — what ``monitors explain``
+    shows when no source is at hand; the engine passes the source's tags.
     """
     unique: dict[tuple, Term] = {}
     for term in terms:
@@ -339,15 +364,18 @@ def sql_for_terms(terms: Iterable[Term], at: datetime | int, group_by: Iterable[
     if any(set(t.group_by) != set(groups) for t in ordered):
         raise ValueError("terms with different group tags cannot share a query")
     lacking = {name: frozenset(columns) for name, columns in (missing or {}).items() if columns}
-    return _Query(groups, time_ns(at), lacking).build(ordered)
+    known = {name: tuple(tags) for name, tags in (series_tags or {}).items()}
+    return _Query(groups, time_ns(at), lacking, known).build(ordered)
 
 
 class _Query:
     """Builds one query: CTEs per scan, then the series joined with every aggregate."""
 
-    def __init__(self, groups: list[str], at_ns: int, missing: Mapping[str, frozenset[str]] | None = None):
+    def __init__(self, groups: list[str], at_ns: int, missing: Mapping[str, frozenset[str]] | None = None,
+                 series_tags: Mapping[str, tuple[str, ...]] | None = None):
         self.groups = groups
         self.missing = missing or {}
+        self.series_tags = series_tags or {}
         self.grouped = bool(groups)
         self.at_ns = at_ns
         self.keys = [f'"g{i}"' for i in range(len(groups))] or ['"k"']  # the series key inside the query
@@ -357,7 +385,13 @@ class _Query:
 
     def build(self, terms: list[Term]) -> str:
         for scan in self.plan(terms):
-            self.ctes.append((scan.name, _scan_sql(scan, self.groups, self.missing.get(scan.measurement, frozenset()))))
+            missing = self.missing.get(scan.measurement, frozenset())
+            tags = None
+            if any(t.function == "count_series" for t in scan.terms):
+                tags = self.series_tags.get(scan.measurement)
+                if tags is None:  # the source's tags unknown: the tags the rule names
+                    tags = list(self.groups) + [f.tag for f in scan.filters]
+            self.ctes.append((scan.name, _scan_sql(scan, self.groups, missing, tags)))
             self.add_aggregates(scan)
             for index, field_name in enumerate(scan.fields):
                 self.add_percentiles(scan, index, field_name)

@@ -36,6 +36,8 @@ def merged_family(draw):
     for value in values:
         selector = a.Selector(s.MEASUREMENTS[0], s.FLOAT_FIELDS[0], (a.Filter(tag, "=", value),))
         parameter = 90.0 if function == "percentile" else None
+        if function in a.DURATION_PARAMETER:  # a baseline longer than the window
+            parameter = float(s.baseline_choices(window.seconds)[-1])
         node = a.Aggregate(function, selector, window, offset, parameter)
         condition = node if function == "absent" else a.Comparison(">", node, a.Number(1.0))
         rules.append(a.Rule(name="r", when=condition, group_by=group_by))

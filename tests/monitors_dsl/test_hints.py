@@ -34,7 +34,7 @@ CASES = [
      "write `avg(cpu.usage_user, 5m) offset 1d`"),
     ("hour(now()) > 9", "unknown-function", 1, 1, 5, "error", "time of day are not supported"),
     ("count_distinct(cpu.usage_user, 5m) > 3", "unknown-function", 1, 1, 15, "error",
-     "counting distinct values is not supported"),
+     "write `count_series(series, 5m)`"),
     ("predict_linear(cpu.usage_user, 1h) > 90", "unknown-function", 1, 1, 15, "error", "not supported"),
     ("avgg(cpu.usage_user) > 90", "unknown-function", 1, 1, 5, "error", "did you mean `avg`?"),
     ('rule r {\n  when last(a.b) > 1\n  schedule "0 9 * * *"\n}', "unknown-clause", 3, 3, 11, "error",

@@ -88,6 +88,17 @@ CASES = [
      [ago(3600, v=1.0, host="a"), ago(10, v=1.0, host="b"), ago(90000, v=1.0, host="c"),
       ago(86400 + 299, v=1.0, host="d"), ago(86400 + 300, v=1.0, host="e")],
      {("a",): True, ("b",): False, ("d",): True}),
+    # count_series: distinct combinations of every tag of the measurement ("" when a point lacks one)
+    ("count_series(m.v) > 0",
+     [ago(1, v=1.0, host="a", dc="x"), ago(2, v=1.0, host="a", dc="y"), ago(3, v=1.0, host="b"),
+      ago(4, v=2.0, host="a", dc="x"), ago(5, w=1.0, host="c"), ago(400, v=1.0, host="d")], {(): 3}),
+    ("count_series(m.v) > 0", [], {(): 0}),
+    ("count_series(m.v) > 0", [ago(1, v=1.0, host="", dc="x"), ago(2, v=1.0, dc="x")], {(): 1}),
+    ('count_series(m.v{host="a"}) > 0',
+     [ago(1, v=1.0, host="a", dc="x"), ago(2, v=1.0, host="a", dc="y"), ago(3, v=1.0, host="b", dc="x")], {(): 2}),
+    ("rule r { when count_series(m.v) < 3 group by dc }",
+     [ago(1, v=1.0, host="a", dc="x"), ago(2, v=1.0, host="b", dc="x"), ago(3, v=1.0, host="a", dc="y"),
+      ago(4, v=1.0, host="a", dc="x"), ago(5, w=1.0, host="c", dc="z")], {("x",): 2, ("y",): 1}),
     # zscore: the window's average against the baseline just before it, (T-3900s, T-300s] here
     ("zscore(m.v, 5m, 1h) > 0",
      [ago(10, v=7.0), ago(400, v=1.0), ago(1000, v=3.0), ago(300, v=5.0), ago(3900, v=100.0)], {(): 2.0}),

@@ -15,7 +15,8 @@ AT = datetime(2024, 5, 1, 12, 0, 0)
 
 # Functions InfluxDB 3 Core's SQL reference documents, and that the compiler may call.
 DOCUMENTED = {"first_value", "last_value", "min", "max", "avg", "sum", "median", "count", "stddev_samp",
-              "row_number", "floor", "ceil", "abs", "nullif", "coalesce", "cast"}
+              "row_number", "floor", "ceil", "abs", "nullif", "coalesce", "cast",
+              "concat", "character_length"}  # the last two name a count_series row's series
 KEYWORDS_BEFORE_PAREN = {"as", "over", "in", "and", "or", "on", "from", "not", "then", "else", "when", "by", "select"}
 
 

@@ -15,7 +15,7 @@ from engine.sources import DataFusionSource
 from monitors_dsl import ast as a
 from monitors_dsl import reference
 from monitors_dsl.compiler import CompiledRule
-from monitors_dsl.sql import Term
+from monitors_dsl.sql import Term, sql_for_terms
 
 TAG_TYPE = pa.dictionary(pa.int32(), pa.string())
 INEXACT = {"avg", "sum", "stddev"}
@@ -50,8 +50,13 @@ def source_for(data: dict[str, list[dict]], tags, float_fields, int_fields) -> D
 
 
 def run_sql(compiled: CompiledRule, source: DataFusionSource, at) -> dict[tuple, dict]:
-    """The query's rows keyed by their group labels."""
-    rows = source.query(compiled.sql(at)).to_pylist()
+    """The query's rows keyed by their group labels (a ``count_series`` told the source's tags, as the
+    engine tells it)."""
+    sql = compiled.sql(at)
+    if any(term.function == "count_series" for term in compiled.terms):
+        tags = {name: sorted(m.tags) for name, m in source.schema().measurements.items()}
+        sql = sql_for_terms(compiled.terms, at, compiled.group_by, series_tags=tags)
+    rows = source.query(sql).to_pylist()
     keyed = {}
     for row in rows:
         key = tuple(row[tag] for tag in compiled.group_by)
