@@ -16,6 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.support.ports import free_port
+
 __all__ = ["ENGINE", "ROOT", "EngineProcess", "free_port", "http_get", "wait_until", "TcpProxy", "receipts",
            "MESSAGE", "rule_text"]
 
@@ -32,10 +34,6 @@ def rule_text(name: str, measurement: str = "crypto", threshold: float = 100, ev
             f"  every {every}\n  notify {channels}\n  message \"{MESSAGE}\"\n}}")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:

@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.support.started import command, stop_started
+from tests.support.ports import free_port
+from tests.support.started import apt_install, command, first_reachable, stop_started
 from urllib.parse import urlsplit
 
 __all__ = ["URL_ENV", "database_url", "drop_database", "ensure", "reachable", "server_url", "stop"]
@@ -100,27 +100,13 @@ def database_url(base_url: str, name: str) -> str:
 
 def server_url() -> str | None:
     """The URL of a reachable test server, without starting one: the env URL, else 127.0.0.1:3306."""
-    for url in (os.environ.get(URL_ENV), DEFAULT_URL):
-        if url and reachable(url):
-            return url
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return first_reachable((os.environ.get(URL_ENV), DEFAULT_URL), reachable)
 
 
 def _install() -> None:
     if shutil.which("mariadbd") or Path("/usr/sbin/mariadbd").exists():
         return
-    if not shutil.which("apt-get"):
-        raise SystemExit("mariadb: mariadbd is missing and there is no apt-get to install mariadb-server")
-    _log("installing mariadb-server (Debian package)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "mariadb-server"]):
-        subprocess.run(cmd, check=True, env=env, stdout=sys.stderr, stderr=sys.stderr)
+    apt_install("mariadb-server", "mariadbd", "mariadb")
 
 
 def _binary(name: str) -> str:
@@ -130,7 +116,7 @@ def _binary(name: str) -> str:
 def _start() -> str:
     _install()
     datadir = Path(tempfile.mkdtemp(prefix="monitors-mariadb-"))
-    port = _free_port()
+    port = free_port()
     as_root = ["--user=root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     subprocess.run(
         [

@@ -10,7 +10,6 @@ endpoint with keys made here, for the auth tests.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -18,13 +17,11 @@ from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["JwksServer", "McpHttpServer", "free_port", "mcp_client"]
+from tests.support.ports import free_port
+
+__all__ = ["JwksServer", "McpHttpServer", "mcp_client"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class McpHttpServer:

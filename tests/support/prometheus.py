@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.started import apt_install
+
 __all__ = ["REQUIRE_ENV", "binary", "install", "promtool_for_tests", "version"]
 
 #: Set to ``1`` (the test command does) to make a missing promtool a failure instead of a skip.
@@ -65,13 +67,7 @@ def install() -> None:
     """Installs Debian's ``prometheus`` package (``prometheus`` and ``promtool``) when either is missing."""
     if binary("prometheus") and binary("promtool"):
         return
-    if not shutil.which("apt-get"):
-        raise SystemExit("prometheus: promtool is missing and there is no apt-get to install Debian's prometheus")
-    _log("installing prometheus (Debian package)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"],
-                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"]):
-        subprocess.run(cmd, check=True, env=env, stdout=sys.stderr, stderr=sys.stderr)
+    apt_install("prometheus", "promtool", "prometheus", options=("--no-install-recommends",))
     _stop_packaged_service()
 
 

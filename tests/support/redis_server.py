@@ -15,14 +15,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.support.started import command, stop_started
+from tests.support.ports import free_port
+from tests.support.started import apt_install, command, first_reachable, stop_started
 
 __all__ = ["URL_ENV", "ensure", "reachable", "server_url", "stop"]
 
@@ -50,35 +50,21 @@ def reachable(url: str) -> bool:
 
 def server_url() -> str | None:
     """The URL of a reachable test server, without starting one: the env URL, else 127.0.0.1:6379."""
-    for url in (os.environ.get(URL_ENV), DEFAULT_URL):
-        if url and reachable(url):
-            return url
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return first_reachable((os.environ.get(URL_ENV), DEFAULT_URL), reachable)
 
 
 def _binary() -> str:
     found = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
     if found:
         return found
-    if not shutil.which("apt-get"):
-        raise SystemExit("redis: redis-server is missing and there is no apt-get to install it")
-    _log("installing redis-server (Debian package)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
-        subprocess.run(cmd, check=True, env=env, stdout=sys.stderr, stderr=sys.stderr)
+    apt_install("redis-server", "redis-server", "redis")
     return shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 def start() -> str:
     binary = _binary()
     workdir = Path(tempfile.mkdtemp(prefix="monitors-redis-"))
-    port = _free_port()
+    port = free_port()
     log = open(workdir / "server.log", "ab")  # noqa: SIM115 - handed to the server process
     proc = subprocess.Popen(
         [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",

@@ -10,12 +10,31 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["stop_started", "command"]
+__all__ = ["stop_started", "command", "apt_install", "first_reachable"]
+
+
+def apt_install(package: str, missing: str, log: str, *, options: tuple[str, ...] = ()) -> None:
+    """Installs Debian's ``package`` (``missing`` says what is missing, for the error without apt-get)."""
+    if not shutil.which("apt-get"):
+        raise SystemExit(f"{log}: {missing} is missing and there is no apt-get to install {package}")
+    print(f"{log}: installing {package} (Debian package)", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *options, package]):
+        subprocess.run(cmd, check=True, env=env, stdout=sys.stderr, stderr=sys.stderr)
+
+
+def first_reachable(urls, reachable: Callable[[str], bool]) -> str | None:
+    """The first of ``urls`` (``None`` entries skipped) that answers."""
+    for url in urls:
+        if url and reachable(url):
+            return url
+    return None
 
 
 def stop_started(state_file: Path, directory_key: str, name: str, *, wait: float = 15.0) -> None:

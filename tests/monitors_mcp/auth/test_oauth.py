@@ -19,7 +19,8 @@ from monitors_mcp.auth import OAuthConfig
 from monitors_mcp.http_app import HttpSettings
 from monitors_mcp.service import UserService
 from monitors_mcp.store import Database
-from tests.support.mcp_http import JwksServer, McpHttpServer, free_port, mcp_client
+from tests.support.mcp_http import JwksServer, McpHttpServer, mcp_client
+from tests.support.ports import free_port
 
 from tests.support.mcp_client import BTC
 

@@ -23,7 +23,7 @@ from monitors_mcp.concurrency import RedisLimiter
 from monitors_mcp.service import UserService
 from monitors_mcp.store import Database
 from tests.support import mariadb, redis_server
-from tests.support.mcp_http import free_port
+from tests.support.ports import free_port
 from tests.support.round_robin import RoundRobinProxy
 
 from tests.support.store import mysql_base_url
