@@ -97,26 +97,24 @@ class _Columns:
     def of(self, measurement: str) -> frozenset[str] | None:
         """The measurement's tags and fields; ``None`` when the source has no such measurement.
         Raises what the source raises when its schema cannot be read."""
-        with self._lock:
-            now = self.clock()
-            if self._schema is None or now - self._read_at > self.ttl:
-                self._schema = self.source.schema()
-                self._read_at = now
-                self.reads += 1
-            found = self._schema.measurements.get(measurement)
+        found = self._current().measurements.get(measurement)
         if found is None:
             return None
         return frozenset(found.fields) | frozenset(found.tags)
 
     def tags(self) -> dict[str, tuple[str, ...]]:
         """Every measurement's tags (what a ``count_series`` tells series apart by)."""
+        return {name: tuple(sorted(m.tags)) for name, m in self._current().measurements.items()}
+
+    def _current(self):
+        """The source's schema, read again when older than ``ttl``."""
         with self._lock:
             now = self.clock()
             if self._schema is None or now - self._read_at > self.ttl:
                 self._schema = self.source.schema()
                 self._read_at = now
                 self.reads += 1
-            return {name: tuple(sorted(m.tags)) for name, m in self._schema.measurements.items()}
+            return self._schema
 
     def forget(self) -> None:
         with self._lock:
