@@ -53,6 +53,16 @@ class EngineRule:
     value_column: str | None = None
     #: terms queried only for the series they list (``monitors_dsl.sql.watch_terms``); the predicate reads none
     watch: tuple[Term, ...] = ()
+    #: ``active during``: outside this window (a ``monitors_dsl.TimeWindow``) every firing condition is false
+    active_during: Any = None
+    #: ``mute during``: notifications falling inside this window are recorded as muted, not sent
+    mute_during: Any = None
+    #: one ``Route`` (channels, severities) per ``notify`` clause, in order; ``channels`` is their union
+    routes: tuple = ()
+    #: ``escalate to … after``: an ``Escalation`` (channels, after), or ``None``
+    escalation: Any = None
+    #: ``depends on``: a ``Dependency`` (rule name, tags), or ``None``
+    depends_on: Any = None
     #: the store's integer id, when the rule comes from the store (``None`` otherwise); worked out from ``id``
     store_id: int | None = field(init=False, repr=False, default=None)
 
@@ -89,11 +99,19 @@ def _watch(compiled: Compiled, on_no_data: str) -> tuple[Term, ...]:
     return ()
 
 
+def _routing(rule: a.Rule) -> tuple:
+    """``(active_during, mute_during, routes, escalation, depends_on)`` of a rule (section 10 clauses)."""
+    return (getattr(rule, "active_during", None), getattr(rule, "mute_during", None),
+            tuple(getattr(rule, "routes", ()) or ()), getattr(rule, "escalate", None),
+            getattr(rule, "depends_on", None))
+
+
 def build_rule(compiled: Compiled, *, id: str, name: str | None = None, owner_id: int | None = None,
                version: int = 1, flap: FlapDetection | None = None, watch: bool = True) -> EngineRule:
     """An :class:`EngineRule` from a compiled rule; ``name`` overrides the rule's own. ``watch=False``
     leaves out the watch terms (and so the predicate, which deciding them needs)."""
     rule = compiled.rule
+    active_during, mute_during, routes, escalation, depends_on = _routing(rule)
     return EngineRule(
         id=str(id),
         name=name if name is not None else rule.name,
@@ -110,6 +128,11 @@ def build_rule(compiled: Compiled, *, id: str, name: str | None = None, owner_id
         condition=compiled.condition_text,
         value_column=compiled.value_column,
         watch=_watch(compiled, rule.on_no_data) if watch else (),
+        active_during=active_during,
+        mute_during=mute_during,
+        routes=routes,
+        escalation=escalation,
+        depends_on=depends_on,
     )
 
 
@@ -136,7 +159,8 @@ class _Meta:
     """The clauses of a rule other than its conditions, shared by every rule written with the same ones."""
 
     __slots__ = ("channels", "every", "labels", "title", "message", "description", "for_", "keep_firing_for",
-                 "on_no_data", "severity", "repeat_every")
+                 "on_no_data", "severity", "repeat_every", "active_during", "mute_during", "routes", "escalation",
+                 "depends_on")
 
     def __init__(self, rule: a.Rule) -> None:
         self.channels = tuple(rule.notify)
@@ -148,6 +172,7 @@ class _Meta:
         self.on_no_data = rule.on_no_data
         self.severity = rule.severity
         self.repeat_every = rule.repeat_every.seconds if rule.repeat_every is not None else None
+        self.active_during, self.mute_during, self.routes, self.escalation, self.depends_on = _routing(rule)
 
 
 _UNSHARED = object()  # a skeleton or meta whose rules are compiled one by one
@@ -301,7 +326,9 @@ class RuleBuilder:
             owner_id=owner_id, version=version, channels=meta.channels, every=meta.every, labels=meta.labels,
             title=meta.title, message=meta.message, description=meta.description,
             condition=bound.condition_text, value_column=shape.value_column,
-            watch=_watch(bound, meta.on_no_data) if shape.group_by else ())
+            watch=_watch(bound, meta.on_no_data) if shape.group_by else (),
+            active_during=meta.active_during, mute_during=meta.mute_during, routes=meta.routes,
+            escalation=meta.escalation, depends_on=meta.depends_on)
 
     def build_all(self, rows: Iterable[Any]) -> list[EngineRule]:
         """The rules of store rows, in their order (see :meth:`build_keys`)."""
@@ -322,7 +349,7 @@ def _checked(canonical: str) -> monitors_dsl.CompiledRule:
 def _same(reference: EngineRule, candidate: EngineRule, compiled: monitors_dsl.CompiledRule) -> bool:
     """Whether a rule built from shape and clauses is the rule compiled on its own."""
     fields = ("clauses", "channels", "every", "labels", "title", "message", "description", "condition",
-              "value_column")
+              "value_column", "active_during", "mute_during", "routes", "escalation", "depends_on")
     if any(getattr(reference, f) != getattr(candidate, f) for f in fields):
         return False
     if [t.key for t in reference.value_terms] != [t.key for t in candidate.value_terms]:
