@@ -37,6 +37,7 @@ __all__ = [
     "EngineLease",
     "EngineReplica",
     "NotificationChannel",
+    "NotificationGroup",
     "NotificationLog",
     "NotificationOutbox",
     "Rule",
@@ -237,6 +238,29 @@ class NotificationChannel(Base):
     host: Mapped[str | None] = mapped_column(String(255))
     service: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Channel policies: NULL group_by = one message per notification; NULL waits = 30 s and 300 s;
+    # ``mute_during`` the canonical text of a time window (NULL = never muted).
+    group_by: Mapped[list[str] | None] = mapped_column(JsonValue)
+    group_wait_seconds: Mapped[int | None] = mapped_column(Integer)
+    group_interval_seconds: Mapped[int | None] = mapped_column(Integer)
+    mute_during: Mapped[str | None] = mapped_column(Text)
+
+
+class NotificationGroup(Base):
+    """The timing of one group of one grouped channel: when its last message went (``last_sent_at``), and
+    the dispatcher sending it now (``claimed_by`` until ``claimed_until``). ``group_key`` is a digest of
+    ``labels``, the group's values of the channel's ``group_by`` labels."""
+
+    __tablename__ = "notification_groups"
+    __table_args__ = (UniqueConstraint("channel_id", "group_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"))
+    group_key: Mapped[str] = mapped_column(String(64))
+    labels: Mapped[dict[str, Any]] = mapped_column(JsonValue, default=dict)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class NotificationOutbox(Base):
