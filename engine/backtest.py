@@ -3,6 +3,12 @@
     result = backtest(rules, source, start, end)
     result.to_json()      # {"rules": [{"name", "transitions": [...], "notifications": [...]}]}
 
+Each notification says what became of it on each channel, as the engine
+records it (``deliveries``: ``{"channel", "status", "reason"}``, the status
+``pending`` — sent by the dispatcher — or the hold: ``silenced``, ``muted``,
+``suppressed``, with its reason), and whether it is a ``late`` firing notice
+(sent when the hold over it ended) or an ``escalated`` one (``escalate to``).
+
 Nothing here re-implements evaluation: the same ``Runner`` the engine runs
 live ticks at every time a rule is due between ``start`` and ``end``, with an
 in-memory repository instead of the store, and the notifications it records
@@ -26,7 +32,8 @@ from .rules import EngineRule
 from .runner import Runner, StaticRules
 from .schedule import epoch_seconds, from_epoch, next_due
 
-__all__ = ["backtest", "BacktestResult", "BacktestTooLong", "SeriesPoint", "MAX_TICKS", "format_rfc3339"]
+__all__ = ["backtest", "BacktestResult", "BacktestTooLong", "SeriesPoint", "MAX_TICKS", "format_rfc3339",
+           "deliveries_of", "notification_json", "notifications_json"]
 
 #: A backtest evaluates at most this many times (one tick = every rule due at one instant).
 MAX_TICKS = 100_000
@@ -74,20 +81,42 @@ class BacktestResult:
                  "to": t.transition.to_state, "severity": t.transition.severity}
                 for t in self.repository.transitions if t.rule_id == rule.id
             ]
-            notifications = []
-            for recorded in self.repository.notifications:
-                if recorded.rule_id != rule.id:
-                    continue
-                note = recorded.notification
-                try:
-                    rendered = render_payload(recorded.payload)
-                    title, message = rendered.title, rendered.body
-                except RenderError as error:
-                    title, message = f"(template error) {rule.name or rule.id}", str(error)
-                notifications.append({"at": format_rfc3339(note.at), "labels": dict(recorded.labels),
-                                      "kind": note.kind, "title": title, "message": message})
+            notifications = notifications_json(self.repository, rule)
             out.append({"name": rule.name, "transitions": transitions, "notifications": notifications})
         return {"rules": out}
+
+
+def deliveries_of(recorded) -> list[dict]:
+    """Per channel, what became of a recorded notification: ``{"channel", "status", "reason"}``."""
+    found = getattr(recorded, "deliveries", None)
+    if found is None:  # a record without per-channel outcomes: one status for every channel
+        found = [(channel, recorded.status, None) for channel in recorded.channels]
+    return [{"channel": channel, "status": status, "reason": reason} for channel, status, reason in found]
+
+
+def notification_json(recorded, title: str, message: str) -> dict:
+    """A recorded notification as ``monitors backtest --format json`` shows it."""
+    note = recorded.notification
+    return {"at": format_rfc3339(note.at), "labels": dict(recorded.labels), "kind": note.kind,
+            "severity": note.severity, "late": bool(getattr(note, "late", False)),
+            "escalated": bool(getattr(note, "escalated", False)), "title": title, "message": message,
+            "deliveries": deliveries_of(recorded)}
+
+
+def notifications_json(repository: MemoryRepository, rule: EngineRule) -> list[dict]:
+    """The notifications ``repository`` recorded for ``rule``, in order, rendered with the dispatcher's
+    templates (see :func:`notification_json`)."""
+    out = []
+    for recorded in repository.notifications:
+        if recorded.rule_id != rule.id:
+            continue
+        try:
+            rendered = render_payload(recorded.payload)
+            title, message = rendered.title, rendered.body
+        except RenderError as error:
+            title, message = f"(template error) {rule.name or rule.id}", str(error)
+        out.append(notification_json(recorded, title, message))
+    return out
 
 
 def backtest(rules: Sequence[EngineRule], source, start: datetime, end: datetime, *,

@@ -4,17 +4,27 @@
     monitors eval FILE --influxdb3 [--host URL] [--database DB] --at T
 
 ``eval`` evaluates each rule of FILE once, at time T (RFC 3339), and prints
-per series its labels, each term's value and the decision. The data comes
+per series its labels, each term's value and the decision, then the
+notifications that evaluation would send from a fresh start (no series known
+before), each with what becomes of it on each channel — as the engine's runner
+decides them: routes, ``mute during``, ``depends on`` between the file's rules. The data comes
 from the embedded source over a directory (or file) of CSV / Parquet data, or
 from InfluxDB 3 (``INFLUXDB3_HOST``, ``INFLUXDB3_DATABASE``,
 ``INFLUXDB3_AUTH_TOKEN``; ``--host``/``--database`` override the first two).
 
 JSON output, stable::
 
-    {"rules": [{"name": str|null, "series": [{"labels": {tag: value},
+    {"rules": [{"name": str|null, "active": bool,
+      "series": [{"labels": {tag: value},
       "values": {"<canonical term text>": number|bool|null},
       "result": true|false|null, "severity": "critical"|"warning"|"info"|null}],
+      "notifications": [{"at", "labels", "kind", "severity", "late", "escalated", "title", "message",
+        "deliveries": [{"channel": str, "status": "pending"|"muted"|"silenced"|"suppressed",
+                        "reason": str|null}]}],
       "error": str|null}]}
+
+``active`` is false when T is outside the rule's ``active during`` window (every
+firing condition is then false).
 
 A rule whose terms the source refuses has an ``error`` and no series; the
 other rules are evaluated all the same, and the command exits 1.
@@ -106,17 +116,27 @@ def evaluate(compiled, source, at) -> dict:
     """
     from datetime import datetime, timezone
 
+    from engine.backtest import notifications_json
     from engine.evaluate import Evaluator
+    from engine.repository import MemoryRepository
     from engine.rules import build_rule
+    from engine.runner import Runner, StaticRules
+
+    class OneTick(MemoryRepository):
+        def errored(self):  # unknown: every rule is decided and shown, none skipped
+            return None
 
     if isinstance(at, int):
         at = datetime.fromtimestamp(at / 1e9, tz=timezone.utc)
     rules = [build_rule(rule, id=f"#{index}") for index, rule in enumerate(compiled, start=1)]
-    tick = Evaluator(source, query_timeout=None).evaluate(rules, at)
-    by_id = {result.rule.id: result for result in tick.results}
+    repository = OneTick()
+    report = Runner(StaticRules(rules), repository, Evaluator(source, query_timeout=None)).tick(at, all_rules=True)
+    failed = {rule_id: error for rule_id, error in report.errors.items()}
+    by_id = {result.rule.id: result for result in report.evaluation.results}
     out = []
     for rule in rules:
         result = by_id[rule.id]
+        error = result.error or failed.get(rule.id)
         series = []
         if result.error is None:
             for s in sorted(result.series, key=lambda s: [s.labels.get(tag, "") for tag in rule.group_by]):
@@ -126,7 +146,8 @@ def evaluate(compiled, source, at) -> dict:
                     "result": s.decision.result,
                     "severity": s.decision.severity,
                 })
-        out.append({"name": rule.name, "series": series, "error": result.error})
+        out.append({"name": rule.name, "active": result.active, "series": series,
+                    "notifications": notifications_json(repository, rule), "error": error})
     return {"rules": out}
 
 
@@ -145,7 +166,8 @@ def render_text(report: dict, at_text: str) -> str:
     blocks = []
     for index, rule in enumerate(report["rules"], start=1):
         title = f"rule {rule['name']}" if rule["name"] else f"rule #{index}"
-        lines = [f"{title} at {at_text}"]
+        inactive = "" if rule.get("active", True) else " (outside its active during window: not firing)"
+        lines = [f"{title} at {at_text}{inactive}"]
         if rule.get("error"):
             lines.append(f"  error: {rule['error']}")
             blocks.append("\n".join(lines))
@@ -162,6 +184,8 @@ def render_text(report: dict, at_text: str) -> str:
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
         for cells in [header] + rows:
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
+        for n in rule.get("notifications", ()):
+            lines.extend(_notification_lines(n, message=False))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
 
@@ -283,11 +307,27 @@ def render_backtest_text(report: dict, ticks: int) -> str:
             severity = f" ({t['severity']})" if t["severity"] else ""
             lines.append(f"  {t['at']}  {t['from']} → {t['to']}{severity}  {labels}".rstrip())
         for n in rule["notifications"]:
-            lines.append(f"  {n['at']}  notify {n['kind']}: {n['title']}  {_labels_text(n['labels'])}".rstrip())
-            for line in n["message"].splitlines():
-                lines.append(f"      {line}")
+            lines.extend(_notification_lines(n))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + f"\n\n{ticks} evaluation{'s' * (ticks != 1)}\n"
+
+
+def _notification_lines(n: dict, *, message: bool = True) -> list[str]:
+    """A notification: when, its kind (``late``, ``escalated``), title and labels, what became of it on each
+    channel, then (``message``) its message."""
+    marks = [word for word in ("late", "escalated") if n.get(word)]
+    kind = n["kind"] + (f" ({', '.join(marks)})" if marks else "")
+    lines = [f"  {n['at']}  notify {kind}: {n['title']}  {_labels_text(n['labels'])}".rstrip()]
+    for d in n.get("deliveries", ()):
+        if d["status"] == "pending":
+            lines.append(f"      → {d['channel']}: sent")
+        else:
+            reason = d["reason"] or d["status"]
+            held = reason if reason.startswith(d["status"]) else f"{d['status']} ({reason})"
+            lines.append(f"      → {d['channel']}: held, {held}")
+    if message:
+        lines.extend(f"      {line}" for line in n["message"].splitlines() if line.strip())
+    return lines
 
 
 def _labels_text(labels: dict) -> str:

@@ -16,6 +16,14 @@ The pipeline of one :meth:`Evaluator.evaluate`:
 
 A rule reading a failed query or a refused term gets the error (its state does
 not change this tick; the runner records the error); the others proceed.
+
+``active during WINDOW`` takes part in the decision only, never in the queries
+(a rule shares its scans whether or not it is active): at an instant outside
+the window (``TimeWindow.contains`` in the window's zone) every decision of the
+rule is :func:`inactive_decision` — the firing condition false, whatever the
+data — so pending series go back to inactive and firing ones resolve as the
+state machine says (``resolve when``, ``keep firing for``). A rule without the
+clause pays one ``is None`` test per tick.
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ from .state import Evaluation
 
 __all__ = [
     "Evaluator",
+    "active_at",
+    "decider",
+    "inactive_decision",
     "ScanRows",
     "SeriesResult",
     "RuleResult",
@@ -49,6 +60,52 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
+
+def inactive_decision(decision: Decision, has_resolve: bool, no_data_ok: bool) -> Decision:
+    """A decision at an instant outside the rule's ``active during`` window: no firing condition holds (known,
+    not unknown: ``on no data`` cannot make it fire). Without ``resolve when`` the resolve criterion is "no
+    firing condition holds": met. With it, it stays that condition's value, except that a series without
+    data under ``on no data ok`` meets it (as *no data* means there inside the window too)."""
+    if not has_resolve:
+        return _OFF
+    if decision.result is None and no_data_ok:
+        return _OFF
+    return Decision(False, None, decision.resolve)
+
+
+_OFF = Decision(False, None, True)
+
+
+def active_at(rule: EngineRule, at: datetime, cache: dict | None = None) -> bool:
+    """Whether ``rule`` is active at ``at``: no ``active during`` window, or one containing ``at``
+    (``cache``: windows already asked at this instant, many rules sharing one)."""
+    window = rule.active_during
+    if window is None:
+        return True
+    if cache is None:
+        return window.contains(at)
+    found = cache.get(window)
+    if found is None:
+        found = cache[window] = window.contains(at)
+    return found
+
+
+def decider(rule: EngineRule, at: datetime, cache: dict | None = None):
+    """The rule's decision function at ``at``: ``compiled.decide``, or outside its ``active during`` window
+    that function followed by :func:`inactive_decision`."""
+    decide = rule.compiled.decide
+    if rule.active_during is None or active_at(rule, at, cache):
+        return decide
+    clauses = rule.clauses
+    has_resolve, no_data_ok = clauses.has_resolve, clauses.on_no_data == "ok"
+    if not has_resolve:
+        return lambda row: _OFF
+
+    def decide_inactive(row):
+        return inactive_decision(decide(row), True, no_data_ok)
+
+    return decide_inactive
 
 
 @dataclass
@@ -72,15 +129,20 @@ class RuleResult:
     ``alert``), which changes nothing for a series that is not already active.
     """
 
-    __slots__ = ("rule", "_series", "error", "joined", "candidates")
+    __slots__ = ("rule", "_series", "error", "joined", "candidates", "decide", "active")
 
     def __init__(self, rule: EngineRule, series: list[SeriesResult] | None = None, error: str | None = None, *,
-                 joined: JoinedRows | None = None, candidates: Sequence[int] | None = None) -> None:
+                 joined: JoinedRows | None = None, candidates: Sequence[int] | None = None,
+                 decide=None, active: bool = True) -> None:
         self.rule = rule
         self._series = series if series is not None or joined is not None else []
         self.error = error
         self.joined = joined
         self.candidates = candidates
+        #: how the rule's series are decided at this evaluation (see :func:`decider`)
+        self.decide = decide if decide is not None else rule.compiled.decide
+        #: False when the evaluation is outside the rule's ``active during`` window
+        self.active = active
 
     @property
     def rows(self) -> list | None:
@@ -90,7 +152,7 @@ class RuleResult:
     @property
     def series(self) -> list[SeriesResult]:
         if self._series is None:
-            decide = self.rule.compiled.decide
+            decide = self.decide
             self._series = [SeriesResult(key, labels, row, decide(row)) for key, labels, row in self.rows]
         return self._series
 
@@ -111,7 +173,7 @@ class RuleResult:
                 position = index.get(key)
                 if position is not None:
                     positions.add(position)
-        decide = self.rule.compiled.decide
+        decide = self.decide
         out = []
         for position in sorted(positions):
             key, labels, row = rows[position]
@@ -153,11 +215,14 @@ def to_evaluation(rule: EngineRule, at: datetime, row: Mapping, decision: Decisi
     return Evaluation.of(at, decision.severity, decision.resolve, decision.result is None, values, value)
 
 
-def vacant_evaluation(rule: EngineRule, at: datetime) -> Evaluation:
+def vacant_evaluation(rule: EngineRule, at: datetime, decide=None) -> Evaluation:
     """The input for a known series that the query no longer returns: its condition decided on the row of
-    a series without points (no data; a grouped ``absent`` false), with those values."""
+    a series without points (no data; a grouped ``absent`` false), with those values. ``decide``: the
+    rule's decision function at ``at`` (:func:`decider`; by default worked out here)."""
     row = vacant_row(rule.terms, bool(rule.group_by))
-    return to_evaluation(rule, at, row, rule.compiled.decide(row))
+    if decide is None:
+        decide = decider(rule, at)
+    return to_evaluation(rule, at, row, decide(row))
 
 
 class Evaluator:
@@ -210,6 +275,7 @@ class Evaluator:
                     wanted.setdefault(id(found[0]), set()).add(found[1])
         results = []
         skipped = 0
+        windows: dict = {}  # active during: each window asked once at this instant
         for group in layout.groups:
             failed = next((errors[i] for i in group.indices if i in errors), None)
             if failed is not None:
@@ -224,13 +290,14 @@ class Evaluator:
                 if refused is not None:
                     results.append(RuleResult(rule, error=refused))
                     continue
-                decide = rule.compiled.decide
+                active = rule.active_during is None or active_at(rule, at, windows)
+                decide = rule.compiled.decide if active else decider(rule, at, windows)
                 try:
                     series = [SeriesResult(key, labels, row, decide(row)) for key, labels, row in rows]
                 except Exception as error:  # a predicate bug must not stop the other rules
                     results.append(RuleResult(rule, error=f"evaluation failed: {describe_error(error)}"))
                     continue
-                results.append(RuleResult(rule, series))
+                results.append(RuleResult(rule, series, decide=decide, active=active))
             for cohort in group.cohorts.values():
                 members = cohort.members
                 refused = joined.refused(members[0].terms)  # one shape: the same terms
@@ -238,14 +305,25 @@ class Evaluator:
                     results.extend(RuleResult(rule, error=refused) for rule in members)
                     continue
                 found = cohort.candidates(rows)
+                timed = cohort.timed  # members with `active during`: outside it, candidates of nothing
+                off: dict[int, object] = {}
+                for i in timed:
+                    rule = members[i]
+                    if not active_at(rule, at, windows):
+                        off[i] = decider(rule, at, windows)
+                        found.pop(i, None)
                 if attention is None:
                     chosen: Iterable[int] = range(len(members))
                 else:
                     chosen = found.keys() | wanted.get(id(cohort), set())
                     skipped += len(members) - len(chosen)
                 empty: tuple = ()
-                results.extend(RuleResult(members[i], joined=joined, candidates=found.get(i, empty))
-                               for i in chosen)
+                if off:
+                    results.extend(RuleResult(members[i], joined=joined, candidates=found.get(i, empty),
+                                              decide=off.get(i), active=i not in off) for i in chosen)
+                else:
+                    results.extend(RuleResult(members[i], joined=joined, candidates=found.get(i, empty))
+                                   for i in chosen)
         if attention is not None or len(layout.groups) > 1:
             order = layout.order
             results.sort(key=lambda r: order[r.rule.id])

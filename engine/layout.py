@@ -28,7 +28,7 @@ _EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)  # when a layout's plan is fi
 class Cohort:
     """Rules of one shape reading the same scans, decided together: each threshold's values sorted once."""
 
-    __slots__ = ("members", "thresholds", "alert_on_no_data")
+    __slots__ = ("members", "thresholds", "alert_on_no_data", "timed")
 
     def __init__(self, members: list[EngineRule]) -> None:
         self.members = members
@@ -38,6 +38,8 @@ class Cohort:
             pairs = sorted((m.compiled.params[position], i) for i, m in enumerate(members))
             self.thresholds.append((column, op, [k for k, _ in pairs], [i for _, i in pairs]))
         self.alert_on_no_data = [i for i, m in enumerate(members) if m.clauses.on_no_data == "alert"]
+        #: members with an ``active during`` window (outside it their condition holds nowhere)
+        self.timed = [i for i, m in enumerate(members) if m.active_during is not None]
 
     def candidates(self, rows: list) -> dict[int, list[int]]:
         """Member → the positions in ``rows`` where its firing condition may hold (see :class:`RuleResult`);

@@ -17,6 +17,13 @@ once per ``values_every`` seconds: the cost of a tick grows with distinct terms
 and state changes, not with rules.
 A rule whose query failed keeps its state and gets the error recorded.
 
+``active during`` is in the decisions (``engine.evaluate.decider``). ``depends on``:
+every due rule is decided before any is recorded; when a rule with a dependency
+has something to record, the tick's :class:`engine.depends.FiringIndex` (the
+dependencies' firing series: stored, overlaid with this tick's decisions) goes
+to the repository with the writes (``record_many(…, firing=index)``), which
+holds that rule's notifications while its dependency fires.
+
 :meth:`Runner.run` is the live loop: tick at each second where something is
 due (plus the evaluation delay), reload rules before each tick, and call
 ``between_ticks`` (the outbox dispatcher) while waiting; ``stop()`` (SIGTERM)
@@ -32,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Sequence
 
+from .depends import FiringIndex, firing_index
 from .evaluate import Evaluator, TickEvaluation, to_evaluation, vacant_evaluation
 from .repository import Repository, SeriesUpdate
 from .rules import AllRules, EngineRule, RuleSet
@@ -48,6 +56,38 @@ log = logging.getLogger(__name__)
 #: Seconds: a firing series whose values alone changed has them written once per period of this length (see
 #: ``engine.state.machine``); every other change is written at once.
 VALUES_EVERY = 300.0
+
+
+def _look_due(state: SeriesState, at: datetime) -> bool:
+    """Whether the notifier asked for the series to be looked at by this evaluation even if its state does
+    not change (``SeriesState.notice_at``: a held firing notice, an escalation coming due)."""
+    notice_at = getattr(state, "notice_at", None)
+    return notice_at is not None and notice_at <= at
+
+
+def _dependencies_first(pending: list) -> list:
+    """The tick's writes with each rule after the rule it depends on (when that one has writes too): a
+    repository that reads a dependency's alerts as recorded sees this tick's. Otherwise in their order; a
+    cycle (refused when rules are stored) keeps its members' order."""
+    by_name = {(e[0].owner_id, e[0].name): e[0] for e in pending if e[0].name is not None}
+    depth: dict[str, int] = {}
+
+    def depth_of(rule: EngineRule) -> int:
+        chain: list[EngineRule] = []  # the rule, its dependency, that one's …, up to one already known
+        seen: set[str] = set()
+        current: EngineRule | None = rule
+        while current is not None and current.id not in depth and current.id not in seen:
+            seen.add(current.id)
+            chain.append(current)
+            dependency = current.depends_on
+            current = by_name.get((current.owner_id, dependency.rule)) if dependency is not None else None
+        below = depth.get(current.id, 0) + 1 if current is not None and current.id in depth else 0
+        for link in reversed(chain):
+            depth[link.id] = below
+            below += 1
+        return depth[rule.id]
+
+    return sorted(pending, key=lambda e: depth_of(e[0]))
 
 
 class StaticRules(AllRules):
@@ -80,6 +120,9 @@ class TickReport:
     seconds: float = 0.0  # how long the tick took
     lag: float = 0.0  # how late the live loop started it (seconds after its due time and the delay)
     unheld: int = 0  # results not recorded: the rule set no longer holds the rule (its lease ran out)
+    #: the dependencies' firing series the tick's writes were given (``None``: no rule with ``depends on``
+    #: had anything to record)
+    firing: FiringIndex | None = None
 
 
 class Runner:
@@ -119,6 +162,7 @@ class Runner:
         silenced = self.repository.silenced(ok, at)
         holds = self.rules.holds  # record only what the rule set still holds (leases)
         pending: list[tuple[EngineRule, list[SeriesUpdate], bool]] = []
+        dependents = False
         for result in evaluation.results:
             rule = result.rule
             if not holds(rule):
@@ -130,23 +174,40 @@ class Runner:
                     self.repository.record_error(rule, at, result.error)
                     continue
                 known = states.get(rule.id, {})
-                updates = self._updates(rule, at, result.relevant(known), known)
+                updates = self._updates(rule, at, result.relevant(known), known, result.decide)
                 self.repository.clear_error(rule)
                 if updates:
                     pending.append((rule, updates, rule.id in silenced))
+                    if rule.depends_on is not None:
+                        dependents = True
             except Exception as error:  # one rule's store failure must not stop the others
                 self._failed(report, rule, at, error)
         if pending:
-            self._record(report, at, pending, holds)
+            if dependents:
+                pending = _dependencies_first(pending)
+                try:
+                    report.firing = firing_index(self.repository, (e[0] for e in pending), pending)
+                except Exception as error:  # the store is away: the writes would fail the same way
+                    for rule, _, _ in pending:
+                        self._failed(report, rule, at, error)
+                    pending = []
+            self._record(report, at, pending, holds, report.firing)
         report.seconds = time.monotonic() - began
         return report
 
-    def _record(self, report: TickReport, at: datetime, pending: list, holds) -> None:
-        """Write the rules' updates (the repository batches what it can; each rule stays all or nothing)."""
+    def _record(self, report: TickReport, at: datetime, pending: list, holds,
+                firing: FiringIndex | None = None) -> None:
+        """Write the rules' updates (the repository batches what it can; each rule stays all or nothing);
+        ``firing``: the dependencies' firing series, for the rules with ``depends on``."""
         held = [entry for entry in pending if holds(entry[0])]  # still held now that the tick is decided
         report.unheld += len(pending) - len(held)
         pending = held
-        outcomes = self.repository.record_many(at, pending)
+        if not pending:
+            return
+        if firing is None:
+            outcomes = self.repository.record_many(at, pending)
+        else:
+            outcomes = self.repository.record_many(at, pending, firing=firing)
         for rule, updates, _ in pending:
             outcome = outcomes.get(rule.id, 0)
             if isinstance(outcome, Exception):
@@ -188,7 +249,8 @@ class Runner:
             self.repository.forget(ids - held)
         self._held = ids
 
-    def _updates(self, rule: EngineRule, at: datetime, series, known: dict[str, SeriesState]) -> list[SeriesUpdate]:
+    def _updates(self, rule: EngineRule, at: datetime, series, known: dict[str, SeriesState],
+                 decide=None) -> list[SeriesUpdate]:
         clauses = rule.clauses
         quiet_no_data = clauses.on_no_data != "alert"
         values_every = self.values_every
@@ -199,9 +261,12 @@ class Runner:
             previous = known.get(s.key)
             decision = s.decision
             result = decision.result
+            look = False  # the notifier asked to look at the series now (a held notice, an escalation due)
             if previous is None:
                 if result is False or (result is None and quiet_no_data):
                     continue  # a series that never did anything and still does nothing: nothing to write
+            elif (look := _look_due(previous, at)):
+                pass
             elif result is True and previous.state == FIRING:
                 outcome = firing_outcome(previous, decision.severity, decision.resolve, at, clauses, values_every,
                                          rule_id=rule.id, series_key=s.key)
@@ -216,15 +281,15 @@ class Runner:
             evaluation = to_evaluation(rule, at, s.row, decision)
             base = previous if previous is not None else SeriesState()
             stepped = step(base, evaluation, clauses, rule_id=rule.id, series_key=s.key, values_every=values_every)
-            if stepped.state is base:
+            if stepped.state is base and not look:
                 continue  # nothing changed (or already applied: a tick run again): nothing to write
             updates.append(SeriesUpdate(s.key, s.labels, stepped, evaluation, previous))
         for key, previous in known.items():
             if key in seen or (previous.state == INACTIVE and not previous.flapping):
                 continue
-            evaluation = vacant_evaluation(rule, at)
+            evaluation = vacant_evaluation(rule, at, decide)
             stepped = step(previous, evaluation, clauses, rule_id=rule.id, series_key=key, values_every=values_every)
-            if stepped.state is not previous:
+            if stepped.state is not previous or _look_due(previous, at):
                 updates.append(SeriesUpdate(key, None, stepped, evaluation, previous))
         return updates
 

@@ -106,11 +106,13 @@ def test_text_is_a_table_per_rule(data, capsys):
         "rule btc_high at 2024-05-01T12:00:00Z",
         '  last(crypto.price{symbol="BTC"}, 5m)  result  severity',
         "  70500                                 true    critical",
+        "  2024-05-01T12:00:00Z  notify firing: [CRITICAL] btc_high is firing",  # no channel: recorded only
     ]
     assert blocks[2].splitlines()[1:] == [
         "  symbol  count(crypto.price, 5m)  result  severity",
         "  BTC     3                        true    warning",
         "  ETH     1                        false   -",
+        "  2024-05-01T12:00:00Z  notify firing: [WARNING] busy is firing (symbol=BTC)  symbol=BTC",
     ]
     assert "no data" in blocks[3]
 
@@ -122,9 +124,13 @@ def test_offset_time_and_standard_input(data, capsys, monkeypatch):
     code, out, _ = run(capsys, "eval", "-", "--data", str(data / "data"), "--at", "2024-05-01T13:59:00+02:00",
                        "--format", "json")
     assert code == 0
-    assert json.loads(out)["rules"] == [{"name": None, "series": [
+    [rule] = json.loads(out)["rules"]
+    [notification] = rule.pop("notifications")
+    assert rule == {"name": None, "active": True, "series": [
         {"labels": {}, "values": {'last(crypto.price{symbol="BTC"}, 5m)': 71000.0}, "result": True,
-         "severity": "warning"}], "error": None}]
+         "severity": "warning"}], "error": None}
+    assert (notification["at"], notification["kind"], notification["deliveries"]) == (
+        "2024-05-01T11:59:00Z", "firing", [])
 
 
 @pytest.mark.parametrize("at", ["yesterday", "2024-05-01T25:00:00Z", ""])
