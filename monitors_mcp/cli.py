@@ -8,6 +8,10 @@
     monitors-mcp token create USER [--expires 30d] [--read-only]
                                          prints the new token once
     monitors-mcp token revoke ID | token list [USER]
+    monitors-mcp channel list USER       a user's notification channels with their policies
+    monitors-mcp channel add USER NAME URL [--group-by L,…] [--group-wait D] [--group-interval D]
+                                         [--mute-during WINDOW]   (URL "-": read it from stdin)
+    monitors-mcp channel update USER NAME [--url URL] [policy options; "" restores a default]
     monitors-mcp migrate                 bring the database schema up to date
 
 The database is ``--database-url``, else ``$MONITORS_DATABASE_URL``, else a SQLite
@@ -81,8 +85,72 @@ def _parser() -> argparse.ArgumentParser:
         "id", type=_whole(1, 2**63 - 1, "a token id (token list shows them)"))
     token.add_parser("list", help="list tokens (never the tokens themselves)").add_argument("user", nargs="?")
 
+    channel = sub.add_parser("channel", help="a user's notification channels").add_subparsers(dest="action",
+                                                                                               required=True)
+    channel.add_parser("list", help="list USER's channels with their policies").add_argument("user")
+    add = channel.add_parser("add", help="add a channel for USER")
+    add.add_argument("user")
+    add.add_argument("name")
+    add.add_argument("url", help='one apprise URL; "-" reads it from stdin (kept out of the shell history)')
+    _policy_arguments(add)
+    change = channel.add_parser("update", help="change a channel's URL or policies")
+    change.add_argument("user")
+    change.add_argument("name")
+    change.add_argument("--url", help='a new apprise URL; "-" reads it from stdin')
+    _policy_arguments(change)
+
     sub.add_parser("migrate", help="create or upgrade the database schema")
     return parser
+
+
+def _policy_arguments(parser: argparse.ArgumentParser) -> None:
+    policies = parser.add_argument_group("channel policies (an empty value restores the default)")
+    policies.add_argument("--group-by", metavar="LABELS",
+                          help="comma-separated label names (rule: the rule's name); one message per group")
+    policies.add_argument("--group-wait", metavar="DURATION", help="a new group waits this long (0s to 1h; 30s)")
+    policies.add_argument("--group-interval", metavar="DURATION",
+                          help="a group already sent waits this long (10s to 24h, at least group-wait; 5m)")
+    policies.add_argument("--mute-during", metavar="WINDOW",
+                          help='a time window sending nothing, e.g. "sat-sun in \"Europe/Paris\""')
+
+
+def _policies(args: argparse.Namespace) -> dict | None:
+    """The policy options given, an empty value as null (the default)."""
+    given = {key: getattr(args, key) for key in ("group_by", "group_wait", "group_interval", "mute_during")
+             if getattr(args, key) is not None}
+    return {key: (value if value.strip() else None) for key, value in given.items()} or None
+
+
+def _url(text: str | None) -> str | None:
+    if text == "-":
+        return sys.stdin.readline().strip()
+    return text
+
+
+def _channel_line(channel) -> str:  # noqa: ANN001 - a ChannelOut
+    policies = channel.policies
+    parts = [f"group by {','.join(policies['group_by'])} wait {policies['group_wait']} "
+             f"interval {policies['group_interval']}" if policies["group_by"] else "no grouping"]
+    if policies["mute_during"]:
+        parts.append(f"muted {policies['mute_during']}")
+    return f"{channel.name}\t{channel.scheme}\t{channel.service or '-'}\t{channel.host or '-'}\t{'; '.join(parts)}"
+
+
+def _channels(db, args: argparse.Namespace) -> None:  # noqa: ANN001
+    from .service import ChannelService
+    from .service.users import UserService
+    from .store.secrets import load_secret_box
+
+    channels = ChannelService(db, UserService(db).user_id(args.user), load_secret_box())
+    if args.action == "list":
+        for out in channels.list().channels:
+            print(_channel_line(out))
+    elif args.action == "add":
+        out = channels.add(args.name, _url(args.url), _policies(args))
+        print(f"added channel {_channel_line(out)}")
+    else:
+        out = channels.update(args.name, _url(args.url), _policies(args))
+        print(f"updated channel {_channel_line(out)}")
 
 
 def _http_arguments(serve: argparse.ArgumentParser) -> None:
@@ -185,6 +253,9 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if command == "migrate":
         print("database schema is up to date")
+        return 0
+    if command == "channel":
+        _channels(db, args)
         return 0
     users = UserService(db)
     if command == "user" and args.action == "add":

@@ -169,9 +169,10 @@ class SilenceList(BaseModel):
 class ChannelOut(BaseModel):
     name: str
     scheme: str
-    host: str | None = Field(description="Only for services addressed by host name")
+    host: str | None = Field(description="Plain host names only")
     service: str | None
     created_at: datetime
+    policies: dict[str, Any]
 
 
 class ChannelList(BaseModel):

@@ -15,10 +15,11 @@
   order and claims between replicas (imported as ``engine.notify.dispatch``: it reads the store).
 """
 
-from .defaults import DEFAULT_MESSAGE, DEFAULT_TITLE
+from .defaults import DEFAULT_GROUP_MESSAGE, DEFAULT_GROUP_TITLE, DEFAULT_MESSAGE, DEFAULT_TITLE
 from .deliver import DeliveryOutcome, RetryPolicy, deliver, deliver_async
 from .redact import display_target, protect_logs, protect_url, redact
-from .render import RenderedNotification, RenderError, notify_type, render_notification, render_template
+from .render import (RenderedNotification, RenderError, notify_type, render_group, render_notification,
+                     render_template)
 from .sandbox import BoundedSandbox, LimitExceeded, Limits, bounded_sandbox
 from .variables import template_variables
 
@@ -31,10 +32,13 @@ __all__ = [
     "RenderedNotification",
     "render_template",
     "render_notification",
+    "render_group",
     "notify_type",
     "template_variables",
     "DEFAULT_TITLE",
     "DEFAULT_MESSAGE",
+    "DEFAULT_GROUP_TITLE",
+    "DEFAULT_GROUP_MESSAGE",
     "RetryPolicy",
     "DeliveryOutcome",
     "deliver",

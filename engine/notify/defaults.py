@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_TITLE", "DEFAULT_MESSAGE"]
+__all__ = ["DEFAULT_TITLE", "DEFAULT_MESSAGE", "DEFAULT_GROUP_TITLE", "DEFAULT_GROUP_MESSAGE", "GROUP_LISTED"]
 
 _LABELS = "{{ labels | dictsort | map('join', '=') | join(', ') }}"
 
@@ -38,3 +38,37 @@ Condition: {{ condition }}
 {% if description %}
 {{ description }}
 {% endif %}"""
+
+
+#: how many titles of each state (firing, resolved) a group's default message lists; it counts the rest
+GROUP_LISTED = 60
+
+# A grouped channel's message (one for several notifications). Variables: ``alerts`` (each notification's
+# variables, as above, plus its rendered ``title``), ``firing`` and ``resolved`` (the alerts of that state),
+# ``group`` (the group's values of the channel's ``group_by`` labels) and ``severity`` (the highest firing
+# severity, or None when all are resolved). Firing and resolved notifications may share a message: they
+# are listed under their own headings.
+#
+#     [CRITICAL] 3 alerts (rule=web_cpu_high): 2 firing, 1 resolved
+#
+#     Firing (2):
+#       [CRITICAL] web_cpu_high is firing (host=web-01)
+#       [WARNING] web_cpu_high is firing (host=web-02)
+#     Resolved (1):
+#       [RESOLVED] web_cpu_high is resolved (host=web-03)
+
+_GROUP = "{{ group | dictsort | map('join', '=') | join(', ') }}"
+
+DEFAULT_GROUP_TITLE = (
+    "[{{ severity | upper if severity else 'RESOLVED' }}] {{ alerts | length }} alert"
+    "{{ '' if alerts | length == 1 else 's' }}"
+    "{% if group %} (" + _GROUP + "){% endif %}: "
+    "{% if firing %}{{ firing | length }} firing{% endif %}"
+    "{% if firing and resolved %}, {% endif %}"
+    "{% if resolved %}{{ resolved | length }} resolved{% endif %}"
+)
+
+DEFAULT_GROUP_MESSAGE = """{% for heading, listed in [('Firing', firing), ('Resolved', resolved)] if listed %}{{ heading }} ({{ listed | length }}):
+{% for alert in listed[:listed_at_most] %}  {{ alert.title }}
+{% endfor %}{% if listed | length > listed_at_most %}  and {{ listed | length - listed_at_most }} more
+{% endif %}{% endfor %}"""

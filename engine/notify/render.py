@@ -22,11 +22,12 @@ from typing import Any
 from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
-from .defaults import DEFAULT_MESSAGE, DEFAULT_TITLE
+from .defaults import DEFAULT_GROUP_MESSAGE, DEFAULT_GROUP_TITLE, DEFAULT_MESSAGE, DEFAULT_TITLE, GROUP_LISTED
 from .sandbox import LimitExceeded, Limits, bounded_sandbox, budget
 from .variables import template_variables
 
-__all__ = ["RenderError", "RenderedNotification", "render_template", "render_notification", "notify_type"]
+__all__ = ["RenderError", "RenderedNotification", "render_template", "render_notification", "render_group",
+           "notify_type"]
 
 
 class RenderError(Exception):
@@ -140,4 +141,46 @@ def render_notification(notification, *, rule_name: str | None, condition: str,
         notify_type=notify_type(notification.kind, notification.severity),
         idempotency_key=notification.idempotency_key,
         kind=notification.kind,
+    )
+
+
+_SEVERITY_ORDER = {"critical": 3, "warning": 2, "info": 1}
+_MAX_LISTED_TITLE = 300
+
+
+def render_group(alerts: list[Mapping[str, Any]], *, group: Mapping[str, str] | None = None,
+                 title: str | None = None, message: str | None = None,
+                 limits: Limits = Limits()) -> RenderedNotification:
+    """One message for several notifications of a grouped channel.
+
+    ``alerts``: each notification's template variables (:func:`~.variables.template_variables`) plus its
+    rendered ``title``, oldest first; ``group``: the group's values of the channel's ``group_by`` labels;
+    ``title``/``message``: group templates, ``None`` for the defaults (which render in this process).
+    Raises :class:`RenderError` when a template fails.
+    """
+    listed = [{**alert, "title": str(alert.get("title") or "")[:_MAX_LISTED_TITLE]} for alert in alerts]
+    firing = [alert for alert in listed if alert.get("state") != "resolved"]
+    resolved = [alert for alert in listed if alert.get("state") == "resolved"]
+    severity = max((alert.get("severity") for alert in firing if alert.get("severity")),
+                   key=lambda name: _SEVERITY_ORDER.get(name, 0), default=None)
+    variables = {"alerts": listed, "firing": firing, "resolved": resolved, "group": dict(group or {}),
+                 "severity": severity, "listed_at_most": GROUP_LISTED}
+    if title is None and message is None:
+        title_text = render_template(DEFAULT_GROUP_TITLE, variables, limits=limits, name="group title")
+        body = render_template(DEFAULT_GROUP_MESSAGE, variables, limits=limits, name="group message")
+    else:
+        from .worker import render_pool
+
+        sources = [("group title", title if title is not None else DEFAULT_GROUP_TITLE),
+                   ("group message", message if message is not None else DEFAULT_GROUP_MESSAGE)]
+        pool = render_pool()
+        if pool is None:
+            title_text, body = (render_template(text, variables, limits=limits, name=name) for name, text in sources)
+        else:
+            title_text, body = pool.render(sources, variables, limits)
+    return RenderedNotification(
+        title=title_text.strip(),
+        body=body,
+        notify_type="success" if not firing else notify_type("firing", severity),
+        kind="group",
     )

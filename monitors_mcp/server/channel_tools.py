@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, ToolAnnotations
@@ -15,26 +15,45 @@ from .respond import respond
 __all__ = ["register_channel_tools"]
 
 ChannelName = Annotated[str, Field(description="Channel name, e.g. trading_slack")]
+Policies = dict[str, Any] | None  # keys: group_by, group_wait, group_interval, mute_during (the description says)
 
 
 def register_channel_tools(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False),
         description=(
-            "Add a notification channel: a name rules use in 'notify NAME', and exactly one apprise URL, "
-            "e.g. slack://TokenA/TokenB/TokenC, discord://id/token, mailtos://user:pass@example.com, "
-            "jsons://host/path, ntfys://host/topic. The URL is stored encrypted and never shown again."
+            "Add a notification channel: a name for 'notify NAME' and one apprise URL (slack://TokenA/TokenB/"
+            "TokenC, discord://id/token, mailtos://user:pass@example.com, jsons://host/path), stored encrypted, "
+            "never shown. policies: group_by labels (or rule): one message per group, after group_wait (30s), "
+            "then every group_interval (5m); mute_during: a time window sending nothing."
         ),
     )
     def add_notification_channel(
         name: ChannelName,
         apprise_url: Annotated[str, Field(description="One apprise URL")],
+        policies: Policies = None,
     ) -> Annotated[CallToolResult, ChannelOut]:
-        return respond("add_notification_channel", lambda: backend.workspace().channels.add(name, apprise_url))
+        return respond("add_notification_channel",
+                       lambda: backend.workspace().channels.add(name, apprise_url, policies))
+
+    @mcp.tool(
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True),
+        description=(
+            "Change a channel's apprise URL or policies (see add_notification_channel; omitted keys kept, "
+            "null = default). Names cannot change."
+        ),
+    )
+    def update_notification_channel(
+        name: ChannelName,
+        apprise_url: str | None = None,
+        policies: Policies = None,
+    ) -> Annotated[CallToolResult, ChannelOut]:
+        return respond("update_notification_channel",
+                       lambda: backend.workspace().channels.update(name, apprise_url, policies))
 
     @mcp.tool(
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
-        description="Your notification channels: name, scheme, service, and host where it is a plain host name.",
+        description="Your notification channels: name, scheme, service, host if a plain host name, policies.",
     )
     def list_notification_channels() -> Annotated[CallToolResult, ChannelList]:
         return respond("list_notification_channels", lambda: backend.workspace().channels.list())

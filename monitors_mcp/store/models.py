@@ -247,8 +247,9 @@ class NotificationChannel(Base):
 
 
 class NotificationGroup(Base):
-    """The timing of one group of one grouped channel: when its last message went (``last_sent_at``), and
-    the dispatcher sending it now (``claimed_by`` until ``claimed_until``). ``group_key`` is a digest of
+    """The timing of one group of one grouped channel: when a dispatcher first saw an unsent notification of
+    it (``pending_since``, cleared by its message), when its last message went (``last_sent_at``), and the
+    dispatcher sending it now (``claimed_by`` until ``claimed_until``). ``group_key`` is a digest of
     ``labels``, the group's values of the channel's ``group_by`` labels."""
 
     __tablename__ = "notification_groups"
@@ -258,6 +259,7 @@ class NotificationGroup(Base):
     channel_id: Mapped[int] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"))
     group_key: Mapped[str] = mapped_column(String(64))
     labels: Mapped[dict[str, Any]] = mapped_column(JsonValue, default=dict)
+    pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -287,6 +289,12 @@ class NotificationOutbox(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(128))  # the engine replica sending it (``sending``)
+    # Holds: a row ``silenced``, ``muted`` or ``suppressed`` says why (``held_reason``: "silenced", "muted",
+    # "muted by channel pager", "suppressed by rule db_down", "acknowledged"); ``late`` marks a firing notice sent
+    # when the hold over it ended, ``escalated`` one sent by ``escalate to``.
+    held_reason: Mapped[str | None] = mapped_column(String(255))
+    late: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class NotificationLog(Base):

@@ -45,6 +45,10 @@ async def test_a_user_cannot_reach_anything_of_another(db: Database, secrets, al
             ("list_alerts", {"rule": rule["id"]}, {"rule": UNKNOWN_ID}, rule["id"]),
             ("list_alerts", {"rule": "alice_btc"}, {"rule": "nobody_btc"}, "alice_btc"),
             ("acknowledge_alert", {"alert": alert_id}, {"alert": UNKNOWN_ID}, alert_id),
+            ("update_notification_channel", {"name": "alice_desk", "policies": {"group_by": ["rule"]}},
+             {"name": "nobody_desk", "policies": {"group_by": ["rule"]}}, "alice_desk"),
+            ("update_notification_channel", {"name": "alice_desk", "apprise_url": "discord://1/abc"},
+             {"name": "nobody_desk", "apprise_url": "discord://1/abc"}, "alice_desk"),
             ("delete_notification_channel", {"name": "alice_desk"}, {"name": "nobody_desk"}, "alice_desk"),
         ]
         for tool, theirs, unknown, ref in probes:

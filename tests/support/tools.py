@@ -18,6 +18,7 @@ EXPECTED_TOOLS = {
     "list_silences": (True, False, True),
     "end_silence": (False, False, True),
     "add_notification_channel": (False, False, False),
+    "update_notification_channel": (False, False, True),
     "list_notification_channels": (True, False, True),
     "delete_notification_channel": (False, True, False),
     "preview_alert_rule": (True, False, True),

@@ -48,8 +48,8 @@ def render(notification, **kwargs):
 def test_exports():
     assert set(notify.__all__) == {
         "Limits", "LimitExceeded", "BoundedSandbox", "bounded_sandbox", "RenderError", "RenderedNotification",
-        "render_template", "render_notification", "notify_type", "template_variables", "DEFAULT_TITLE",
-        "DEFAULT_MESSAGE", "RetryPolicy", "DeliveryOutcome", "deliver", "deliver_async", "redact",
+        "render_template", "render_notification", "render_group", "notify_type", "template_variables",
+        "DEFAULT_TITLE", "DEFAULT_MESSAGE", "DEFAULT_GROUP_TITLE", "DEFAULT_GROUP_MESSAGE", "RetryPolicy", "DeliveryOutcome", "deliver", "deliver_async", "redact",
         "protect_logs", "protect_url", "display_target"}
 
 

@@ -9,9 +9,10 @@
   how long newer notifications of that group wait to go together (NULL = 300);
 - ``notification_channels.mute_during``: the canonical text of a time window
   during which nothing is sent on the channel (NULL = never);
-- ``notification_groups``: the timing of one group of one channel (when its
-  last message went) and which dispatcher is sending it now, so that the
-  notifications of one group are claimed and sent together by one dispatcher.
+- ``notification_groups``: the timing of one group of one channel (when a
+  dispatcher first saw its oldest unsent notification, when its last message
+  went) and which dispatcher is sending it now, so that the notifications of
+  one group are claimed and sent together by one dispatcher.
 
 Revision ID: 0008
 Revises: 0007
@@ -44,6 +45,7 @@ def upgrade() -> None:
         sa.Column("channel_id", sa.Integer(), nullable=False),
         sa.Column("group_key", sa.String(length=64), nullable=False),
         sa.Column("labels", sa.JSON(), nullable=False),
+        sa.Column("pending_since", TIMESTAMP, nullable=True),
         sa.Column("last_sent_at", TIMESTAMP, nullable=True),
         sa.Column("claimed_by", sa.String(length=128), nullable=True),
         sa.Column("claimed_until", TIMESTAMP, nullable=True),
