@@ -22,7 +22,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from .notify.dispatch import render_payload
 from .evaluate import Evaluator
@@ -120,27 +120,37 @@ def notifications_json(repository: MemoryRepository, rule: EngineRule) -> list[d
 
 
 def backtest(rules: Sequence[EngineRule], source, start: datetime, end: datetime, *,
-             max_ticks: int = MAX_TICKS, deadline: float | None = None) -> BacktestResult:
+             max_ticks: int = MAX_TICKS, deadline: float | None = None, context: Sequence[EngineRule] = (),
+             channels: Mapping[str, object] | None = None) -> BacktestResult:
     """Runs ``rules`` at every time each is due in ``[start, end]``, oldest first.
 
     ``deadline`` (``time.monotonic()`` seconds): stop before the first evaluation
     that would start after it, keeping what was computed (``stopped_at`` says up to when).
+    ``context``: rules run alongside but not reported (the rules ``rules`` depend on, so that their
+    notifications are held as live). ``channels``: channel name → its ``mute_during`` window (a
+    ``monitors_dsl.TimeWindow`` or its text), as the channels' settings hold them.
     """
+    shown = {rule.id for rule in rules}
+    everything = list(rules) + [rule for rule in context if rule.id not in shown]
     if end < start:
         raise ValueError("the end of a backtest must not be before its start")
-    if rules:
-        fewest = math.floor((epoch_seconds(end) - epoch_seconds(start)) / min(rule.every for rule in rules))
+    if everything:
+        fewest = math.floor((epoch_seconds(end) - epoch_seconds(start)) / min(rule.every for rule in everything))
         if fewest > max_ticks:  # refused before any work: the count is known from the schedule alone
             raise BacktestTooLong(f"the backtest would take {fewest:,} evaluations, more than the {max_ticks:,} allowed; "
                              "shorten the period or lengthen `every`")
     repository = MemoryRepository()
-    runner = Runner(StaticRules(rules), repository, Evaluator(source))
+    set_channel = getattr(repository, "set_channel", None)
+    for name, window in (channels or {}).items():
+        if set_channel is not None and window is not None:
+            set_channel(name, mute_during=window)
+    runner = Runner(StaticRules(everything), repository, Evaluator(source))
     result = BacktestResult(rules, start, end, repository)
     names = {rule.id: rule for rule in rules}
     cursor = math.ceil(epoch_seconds(start)) - 1
     stop = epoch_seconds(end)
     while True:
-        due = next_due(rules, cursor)
+        due = next_due(everything, cursor)
         if due is None or due > stop:
             break
         if result.ticks >= max_ticks:
@@ -157,7 +167,9 @@ def backtest(rules: Sequence[EngineRule], source, start: datetime, end: datetime
             result.errors.append((at, rule_id, error))
         if report.evaluation is not None:
             for rule_result in report.evaluation.results:
-                rule = names.get(rule_result.rule.id, rule_result.rule)
+                rule = names.get(rule_result.rule.id)
+                if rule is None:
+                    continue  # a rule of the context: not reported
                 points = result.history.setdefault(rule.id, [])
                 for series in rule_result.series:
                     value = series.row.get(rule.value_column) if rule.value_column else None

@@ -9,8 +9,13 @@ point (``monitors_mcp.service.engine_link``) and uses only what is here:
         .schema()                        a ``monitors_dsl.Schema``
         .describe(measurement, limit)    plain data: fields, tags with their most frequent values, last write
         .schema_with_values(schema, {measurement: {tag, …}}, limit)
-        .preview(rule_text, name, start, end)  → the rule's backtest: transitions, notifications,
-                                            evaluations, errors, chart_png (PNG bytes or None)
+        .preview(rule_text, name, start, end, dependencies=[(name, text)], channels={name: window})
+                                         → the rule's backtest: transitions, notifications (each with
+                                            its outcome per channel: sent, or held with why),
+                                            evaluations, errors, chart_png (PNG bytes or None);
+                                            ``dependencies`` the rules its ``depends on`` names (run
+                                            alongside, not reported), ``channels`` the channels'
+                                            ``mute_during`` texts
         .close()
     features.simulate(db, secrets, tables, times, on_tick)
                                          → the engine over in-memory tables ({measurement: {column: [values]}},
@@ -95,12 +100,14 @@ class SourceHandle:
         return self._run(lambda: schema_with_values(schema, self._source, wanted, limit))
 
     def preview(self, rule_text: str, name: str | None, start: datetime, end: datetime, *,
-                seconds: float | None = None):
+                seconds: float | None = None, dependencies=(), channels=None):
         """The rule's backtest summary (as ``monitors backtest --format json``), its number of evaluations,
         up to ten ``"time: message"`` errors and a PNG chart (None without matplotlib).
 
         ``seconds``: the wall time it may take; past it the backtest stops and ``stopped_at``
-        says how far it got (else None)."""
+        says how far it got (else None). ``dependencies``: ``(name, text)`` of the rules the rule's
+        ``depends on`` names, run alongside so that its notifications are held as live (not reported).
+        ``channels``: channel name → its ``mute_during`` text (or None)."""
         import time
         from .backtest import backtest
         from .rules import rule_from_text
@@ -109,9 +116,16 @@ class SourceHandle:
             rule = rule_from_text(rule_text, name=name)
         except ValueError as error:
             raise FeatureError("invalid_rule", str(error), "validate the rule with validate_alert_rule") from None
+        context = []
+        for index, (other_name, other_text) in enumerate(dependencies, start=1):
+            try:
+                context.append(rule_from_text(other_text, id=f"dependency {index}", name=other_name))
+            except ValueError:  # a stored rule that no longer compiles holds nothing, as in the engine
+                continue
         try:
             deadline = None if seconds is None else time.monotonic() + seconds
-            result = self._run(lambda: backtest([rule], self._source, start, end, deadline=deadline))
+            result = self._run(lambda: backtest([rule], self._source, start, end, deadline=deadline,
+                                                context=context, channels=channels))
         except ValueError as error:
             raise FeatureError("invalid_input", str(error), "change since/until and call again") from None
         (summary,) = result.to_json()["rules"]

@@ -46,12 +46,27 @@ class PreviewTransition(BaseModel):
     model_config = {"populate_by_name": True}
 
 
+class PreviewDelivery(BaseModel):
+    """What became of a notification on one channel: ``pending`` (sent), or held (``muted``, ``silenced``,
+    ``suppressed``) with the reason."""
+
+    channel: str
+    status: str
+    reason: str | None = None
+
+
 class PreviewNotification(BaseModel):
     at: str
     labels: dict[str, str]
     kind: str
     title: str
     message: str
+    severity: str | None = None
+    #: a firing notice sent when what held it (a mute window, a silence, a dependency) ended
+    late: bool = False
+    #: a firing notice of ``escalate to``
+    escalated: bool = False
+    deliveries: list[PreviewDelivery] = []
 
 
 class PreviewOut(BaseModel):
@@ -149,9 +164,15 @@ def _preview(rule: str | int, since: str, until: str | None, workspace: Workspac
     if end - start > MAX_PREVIEW:
         raise InvalidInput("A preview covers at most 31 days; shorten since/until.", code="preview_too_long",
                            hint='e.g. since="30d", or since and until 31 days apart at most')
+    dependencies = []
+    if parsed.depends_on and workspace is not None and parsed.depends_on != (parsed.name or stored_name):
+        try:  # run alongside, so that the notifications it holds show as held
+            dependencies.append((parsed.depends_on, stored_rule_text(workspace.rules, parsed.depends_on)[0]))
+        except ServiceError:
+            pass  # a dependency that does not exist holds nothing
     with open_source() as source:
         result = use_engine(lambda: source.preview(parsed.canonical, parsed.name or stored_name, start, end,
-                                                   seconds=seconds))
+                                                   seconds=seconds, dependencies=dependencies))
     png = result["chart_png"]
     out = PreviewOut(since=_iso(start), until=_iso(end), evaluations=result["evaluations"],
                      transitions=[PreviewTransition.model_validate(t) for t in result["transitions"]],

@@ -46,6 +46,8 @@ class ParsedRule:
     every_seconds: int
     warnings: tuple[DiagnosticOut, ...]
     names_note: str | None = None
+    #: the rule its ``depends on`` names (a rule of the same owner), else None
+    depends_on: str | None = None
 
 
 def _diag(d: Any) -> DiagnosticOut:
@@ -225,4 +227,5 @@ def parse_one(text: str, *, channels: list[str] | None = None, data_later: bool 
         every_seconds=every_seconds,
         warnings=tuple(d for d in found if d.severity == "warning"),
         names_note=names_note,
+        depends_on=getattr(getattr(rule, "depends_on", None), "rule", None),
     )
