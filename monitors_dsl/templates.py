@@ -30,6 +30,7 @@ TEMPLATE_VARIABLES = {
     "evaluated_at": "the evaluation time (RFC 3339)",
     "condition": "the firing condition's canonical text",
     "description": "the rule's `description`, or an empty string",
+    "escalated": "true for the firing notice `escalate to` sends (nobody acknowledged the alert in time)",
 }
 
 

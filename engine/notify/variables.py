@@ -39,4 +39,5 @@ def template_variables(notification, *, rule_name: str | None, condition: str,
         "kind": notification.kind,
         "previous_severity": notification.previous_severity,
         "direction": notification.direction,
+        "escalated": bool(getattr(notification, "escalated", False)),
     }

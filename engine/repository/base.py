@@ -28,8 +28,8 @@ __all__ = [
     "notification_from_dict",
 ]
 
-#: pending → sending → sent | pending (retry) | failed; silenced and suppressed are never sent
-OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "silenced", "suppressed")
+#: pending → sending → sent | pending (retry) | failed; the holds (silenced, muted, suppressed) are never sent
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "silenced", "muted", "suppressed")
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,8 @@ def notification_from_dict(data: Mapping) -> Notification:
         idempotency_key=data["idempotency_key"],
         direction=data.get("direction"),
         previous_severity=data.get("previous_severity"),
+        late=bool(data.get("late", False)),
+        escalated=bool(data.get("escalated", False)),
     )
 
 
@@ -90,17 +92,26 @@ class Repository(ABC):
         """Ids of the rules with a silence active at ``at``."""
 
     @abstractmethod
-    def record(self, rule: EngineRule, at: datetime, updates: Sequence[SeriesUpdate], *, silenced: bool) -> int:
-        """Write one rule's tick in one transaction; returns how many outbox rows were added."""
+    def record(self, rule: EngineRule, at: datetime, updates: Sequence[SeriesUpdate], *, silenced: bool,
+               firing=None) -> int:
+        """Write one rule's tick in one transaction; returns how many outbox rows were added. ``firing`` (an
+        ``engine.depends.FiringIndex``) says which series of the rules others depend on fire at the tick; without
+        it a ``depends on`` reads what is stored (:meth:`firing_labels`)."""
 
-    def record_many(self, at: datetime, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]]
-                    ) -> dict[str, int | Exception]:
+    def firing_labels(self, owner_id: int | None, names: Sequence[str]) -> dict[str, dict[str, dict]]:
+        """Rule name → series key → alert labels of the firing alerts of the owner's rules named ``names`` (a
+        rule that does not exist, or has none firing, is absent)."""
+        return {}
+
+    def record_many(self, at: datetime, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]], *,
+                    firing=None) -> dict[str, int | Exception]:
         """Write the ticks of several rules (``(rule, updates, silenced)`` each): per rule id, the outbox rows
-        added or the error that stopped its write. Each rule is all or nothing; by default one ``record`` each."""
+        added or the error that stopped its write. Each rule is all or nothing; by default one ``record`` each.
+        ``firing``: as for :meth:`record`."""
         out: dict[str, int | Exception] = {}
         for rule, updates, silenced in entries:
             try:
-                out[rule.id] = self.record(rule, at, updates, silenced=silenced)
+                out[rule.id] = self.record(rule, at, updates, silenced=silenced, firing=firing)
             except Exception as error:  # one rule's failure must not stop the others
                 out[rule.id] = error
         return out

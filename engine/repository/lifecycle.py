@@ -24,10 +24,17 @@ What the plan decides:
 - a series row points at its alert while that alert fires, else at none;
 - a change to an alert the series does not have (its state was written
   without one) is skipped;
-- a notification's status: ``silenced`` while the rule is silenced,
-  ``suppressed`` for a ``repeat`` of an acknowledged alert, else ``pending``;
-  it belongs to the series' alert after the tick (for ``resolved``, the one
-  just resolved).
+- who hears of a notification and what holds it, per channel (``notices``:
+  routing by severity, silences, mute windows, ``depends on``, pairing, late
+  firing notices and ``escalate to``); each outbox row carries its status
+  (``pending``, or ``silenced`` / ``muted`` / ``suppressed`` with its
+  ``held_reason``; ``suppressed`` also for a ``repeat`` of an acknowledged
+  alert); a notification belongs to the series' alert after the tick (for
+  ``resolved``, the one just resolved);
+- the series state written: the state machine's, with the notifier's record
+  (``SeriesState.notices``) brought up to date (``SeriesWrite.state``); a
+  series looked at only for that record whose record did not change is not
+  written (``SeriesWrite.unchanged``).
 
 The moves of an alert themselves (which columns, which event) are the store
 layer's, in ``monitors_mcp.store.lifecycle``: the MCP service closes alerts
@@ -43,8 +50,9 @@ from monitors_mcp.store.lifecycle import FIRING as ALERT_FIRING
 from monitors_mcp.store.lifecycle import AlertWrite, EventWrite, StoredAlert
 
 from ..rules import EngineRule
-from ..state import FIRING, INACTIVE, SEVERITY_RANK, Notification, Transition
+from ..state import FIRING, INACTIVE, SEVERITY_RANK, Notification, SeriesState, Transition
 from .base import SeriesUpdate, notification_payload
+from .notices import Holds, needs_notifier, plan_notices, rule_channels
 
 __all__ = [
     "AlertChange",
@@ -130,18 +138,25 @@ class SeriesWrite:
     alone. ``labels`` (its group tags: those the update brings, else those stored) and ``alert_labels`` are
     worked out when first read: a repository writing only values never pays for them."""
 
-    __slots__ = ("update", "stored", "alert", "values_only", "_rule", "_labels", "_alert_labels")
+    __slots__ = ("update", "stored", "alert", "values_only", "state", "_rule", "_labels", "_alert_labels")
 
     def __init__(self, update: SeriesUpdate, stored: StoredSeries | None, alert: AlertWrite | StoredAlert | None,
                  values_only: bool, rule: EngineRule, labels: dict | None = None,
-                 alert_labels: dict | None = None) -> None:
+                 alert_labels: dict | None = None, state: SeriesState | None = None) -> None:
         self.update = update
         self.stored = stored
         self.alert = alert
         self.values_only = values_only
+        #: the state to write: the state machine's, with the notifier's record up to date
+        self.state = state if state is not None else update.step.state
         self._rule = rule
         self._labels = labels
         self._alert_labels = alert_labels
+
+    @property
+    def unchanged(self) -> bool:
+        """A stored series looked at only for its notifier record, which did not change: nothing to write."""
+        return self.stored is not None and self.state is self.update.previous
 
     @property
     def labels(self) -> dict:
@@ -178,11 +193,18 @@ class NotificationWrite(NamedTuple):
 
 
 class OutboxWrite(NamedTuple):
-    """An outbox row: a notification to one of the rule's channels (by name), with its payload."""
+    """An outbox row: a notification to one of the rule's channels (by name), with its payload, its status
+    (``pending``, or a hold) and, when held, why (``held_reason``)."""
 
     notice: NotificationWrite
     channel: str
     payload: dict
+    status: str = "pending"
+    held_reason: str | None = None
+
+    @property
+    def notification(self) -> Notification:
+        return self.notice.notification
 
 
 @dataclass
@@ -201,13 +223,14 @@ class TickPlan:
 
 
 def plan_tick(rule: EngineRule, updates: Sequence[SeriesUpdate], stored: Mapping[str, StoredSeries], *,
-              silenced: bool) -> TickPlan:
+              silenced: bool, holds: Holds | None = None) -> TickPlan:
     """What a rule's tick writes, from its series' updates and what is stored of them (by series key; a
-    series absent from ``stored`` is not stored yet)."""
+    series absent from ``stored`` is not stored yet). ``holds`` says what holds its notices (by default only
+    ``silenced``: no channel mute windows, no dependency known)."""
     plan = TickPlan(rule, [], [], [], [], [], [])
     series, opened, changed, events, notices, outbox = (plan.series, plan.opened, plan.changed, plan.events,
                                                         plan.notifications, plan.outbox)
-    channels = rule.channels
+    channels = rule_channels(rule)
     get = stored.get
     for u in updates:
         known = get(u.series_key)
@@ -236,16 +259,37 @@ def plan_tick(rule: EngineRule, updates: Sequence[SeriesUpdate], stored: Mapping
                         event = alert.resolve(t.at, t.severity, values)
                 events.append(event)
         holder = alert if alert is not None and alert.state == ALERT_FIRING else None
-        if step.notifications:
+        state = step.state
+        if channels and needs_notifier(rule, state, bool(step.notifications)):
+            if tagged is None:
+                labels = group_labels(u, known)
+                tagged = alert_labels(rule, labels)
+            at = u.evaluation.at
+            if holds is None:
+                holds = Holds(rule, at, silenced=silenced)
+            acknowledged = alert is not None and alert.acknowledged
+            notification = step.notifications[0] if step.notifications else None
+            state, deliveries = plan_notices(rule, u.series_key, u.previous, state, notification, at, tagged, holds,
+                                             acknowledged)
+            written: dict[int, NotificationWrite] = {}
+            for d in deliveries:
+                notice = written.get(id(d.notification))
+                if notice is None:
+                    notice = written[id(d.notification)] = NotificationWrite(d.notification, tagged, d.status, alert)
+                    notices.append(notice)
+                elif notice.status != "pending" and d.status == "pending":
+                    notices[notices.index(notice)] = notice = written[id(d.notification)] = notice._replace(
+                        status="pending")
+                outbox.append(OutboxWrite(notice, d.channel, notification_payload(rule, d.notification, tagged,
+                                                                                  d.channel), d.status, d.held_reason))
+        elif step.notifications:  # a rule that notifies no channel: its notifications are recorded only
             if tagged is None:
                 labels = group_labels(u, known)
                 tagged = alert_labels(rule, labels)
             acknowledged = alert is not None and alert.acknowledged
             for n in step.notifications:
-                notice = NotificationWrite(n, tagged, outbox_status(n, silenced=silenced, acknowledged=acknowledged),
-                                           alert)
-                notices.append(notice)
-                for name in channels:
-                    outbox.append(OutboxWrite(notice, name, notification_payload(rule, n, tagged, name)))
-        series.append(SeriesWrite(u, known, holder, known is not None and step.values_only, rule, labels, tagged))
+                notices.append(NotificationWrite(n, tagged, outbox_status(n, silenced=silenced,
+                                                                          acknowledged=acknowledged), alert))
+        series.append(SeriesWrite(u, known, holder, known is not None and step.values_only and state is step.state,
+                                  rule, labels, tagged, state))
     return plan

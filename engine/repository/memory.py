@@ -4,7 +4,12 @@ Besides states, alerts and events it keeps every notification the state
 machine produced, in order, with its labels and outbox status, so that a
 backtest can print "what would have been sent" (render them with
 ``engine.notify.dispatch.render_payload``). Silences are ``(starts_at, ends_at)``
-spans per rule id; :meth:`acknowledge` marks an alert acknowledged.
+spans per rule id; :meth:`acknowledge` marks an alert acknowledged; a channel's
+``mute_during`` window is set with :meth:`set_channel`. A rule's ``depends on``
+sees the firing alerts of the rule of that name (and owner) recorded before it.
+Each outbox row (``outbox``, by key) says its channel, kind, status, the reason
+it is held (``held_reason``), and whether it is a ``late`` or ``escalated``
+firing notice.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from monitors_mcp.store.lifecycle import StoredAlert
 
 from .base import Repository, SeriesUpdate, notification_payload
 from .lifecycle import StoredSeries, plan_tick
+from .notices import Holds, dependency_holder, parse_channel_window
 
 __all__ = ["MemoryRepository", "MemoryAlert", "RecordedNotification", "RecordedTransition"]
 
@@ -50,6 +56,8 @@ class RecordedNotification:
     status: str
     channels: tuple[str, ...]
     payload: dict
+    #: per channel it went to or was held on: ``(channel, status, held reason)``
+    deliveries: tuple[tuple[str, str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,8 @@ class MemoryRepository(Repository):
         self.outbox: dict[str, dict] = {}  # idempotency key → row
         self.silences: dict[str, list[tuple[datetime, datetime]]] = {}
         self.errors: dict[str, tuple[datetime, str]] = {}
+        self.channel_windows: dict[str, object] = {}  # channel name → its mute_during window
+        self._rule_ids: dict[tuple, str] = {}  # (owner id, rule name) → rule id, of the rules recorded
         self._lock = threading.Lock()
 
     # -- reading -----------------------------------------------------------------------
@@ -91,7 +101,24 @@ class MemoryRepository(Repository):
     def acknowledge(self, alert_id: int) -> None:
         self.alerts[alert_id - 1].acknowledged = True
 
-    def record(self, rule: EngineRule, at: datetime, updates: Sequence[SeriesUpdate], *, silenced: bool) -> int:
+    def set_channel(self, name: str, *, mute_during=None) -> None:
+        """A channel's policy: ``mute_during`` a ``monitors_dsl.TimeWindow``, its text, or ``None``."""
+        window = parse_channel_window(mute_during) if isinstance(mute_during, str) else mute_during
+        if window is None:
+            self.channel_windows.pop(name, None)
+        else:
+            self.channel_windows[name] = window
+
+    def firing_labels(self, owner_id: int | None, names: Sequence[str]) -> dict[str, dict[str, dict]]:
+        ids = {self._rule_ids[(owner_id, name)]: name for name in names if (owner_id, name) in self._rule_ids}
+        out: dict[str, dict[str, dict]] = {}
+        for (rule_id, key), alert in self.open_alerts.items():
+            if rule_id in ids:
+                out.setdefault(ids[rule_id], {})[key] = dict(alert.labels)
+        return out
+
+    def record(self, rule: EngineRule, at: datetime, updates: Sequence[SeriesUpdate], *, silenced: bool,
+               firing=None) -> int:
         added = 0
         with self._lock:
             self.errors.pop(rule.id, None)
@@ -102,7 +129,13 @@ class MemoryRepository(Repository):
                 if alert is not None or key in self.labels:
                     stored[update.series_key] = StoredSeries(None, self.labels.get(key), alert and StoredAlert(
                         alert.id, alert.severity, alert.state, alert.acknowledged))
-            plan = plan_tick(rule, updates, stored, silenced=silenced)
+            if rule.name:
+                self._rule_ids[(rule.owner_id, rule.name)] = rule.id
+            holds = None
+            if updates:
+                holds = Holds(rule, updates[0].evaluation.at, silenced=silenced, channel_windows=self.channel_windows,
+                              dependency=dependency_holder(rule, firing, self.firing_labels))
+            plan = plan_tick(rule, updates, stored, silenced=silenced, holds=holds)
             for opened in plan.opened:
                 opened.id = len(self.alerts) + 1
                 self.alerts.append(MemoryAlert(id=opened.id, rule_id=rule.id, **opened.opened))
@@ -118,23 +151,32 @@ class MemoryRepository(Repository):
                 key = (rule.id, update.series_key)
                 if update.labels is not None:
                     self.labels[key] = write.labels
-                states[update.series_key] = update.step.state
+                states[update.series_key] = write.state
                 for t in update.step.transitions:
                     self.transitions.append(RecordedTransition(rule.id, update.series_key, write.alert_labels, t))
                 if write.alert is not None:
                     self.open_alerts[key] = self.alerts[write.alert.id - 1]
                 else:
                     self.open_alerts.pop(key, None)
+            deliveries: dict[int, list] = {}
+            for row in plan.outbox:
+                deliveries.setdefault(id(row.notification), []).append((row.channel, row.status, row.held_reason))
             for notice in plan.notifications:
                 n = notice.notification
-                self.notifications.append(RecordedNotification(rule.id, notice.labels, n, notice.status, rule.channels,
-                                                               notification_payload(rule, n, notice.labels)))
+                mine = tuple(deliveries.get(id(n), ()))
+                self.notifications.append(RecordedNotification(rule.id, notice.labels, n, notice.status,
+                                                               tuple(d[0] for d in mine),
+                                                               notification_payload(rule, n, notice.labels), mine))
             for row in plan.outbox:
-                okey = f"{row.notice.notification.idempotency_key}:{row.channel}"
+                n = row.notification
+                okey = f"{n.idempotency_key}:{row.channel}"
                 if okey in self.outbox:
                     continue
-                self.outbox[okey] = {"key": okey, "rule_id": rule.id, "channel": row.channel,
-                                     "kind": row.notice.notification.kind, "status": row.notice.status,
+                alert = row.notice.alert
+                self.outbox[okey] = {"key": okey, "rule_id": rule.id, "channel": row.channel, "kind": n.kind,
+                                     "status": row.status, "held_reason": row.held_reason, "late": n.late,
+                                     "escalated": n.escalated, "at": n.at, "series_key": n.series_key,
+                                     "severity": n.severity, "alert_id": alert.id if alert is not None else None,
                                      "payload": row.payload}
                 added += 1
         return added

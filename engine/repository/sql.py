@@ -50,6 +50,7 @@ from monitors_mcp.store.lifecycle import StoredAlert
 
 from .base import Repository, SeriesUpdate
 from .lifecycle import OutboxWrite, StoredSeries, TickPlan, plan_tick, touches_alerts
+from .notices import Holds, dependency_holder, needs_notifier, parse_channel_window, rule_channels
 
 __all__ = ["SqlRepository"]
 
@@ -252,8 +253,9 @@ def _values_columns(row_id: int, state: SeriesState) -> dict:
 def _outbox_row(rule: EngineRule, row: OutboxWrite, channel_id: int | None) -> dict:
     """The ``notification_outbox`` row of a planned outbox row, ``channel_id`` the id of the owner's channel
     of that name: a channel the owner does not have gives a ``failed`` row saying so."""
-    notification, name, alert = row.notice.notification, row.channel, row.notice.alert
+    notification, name, alert = row.notification, row.channel, row.notice.alert
     suffix = str(channel_id) if channel_id is not None else f"missing:{name}"
+    held = channel_id is not None and row.held_reason is not None
     return {
         "idempotency_key": f"{notification.idempotency_key}:{suffix}",
         "owner_id": rule.owner_id,
@@ -261,12 +263,15 @@ def _outbox_row(rule: EngineRule, row: OutboxWrite, channel_id: int | None) -> d
         "channel_id": channel_id,
         "kind": notification.kind,
         "payload": row.payload,
-        "status": row.notice.status if channel_id is not None else "failed",
+        "status": row.status if channel_id is not None else "failed",
         "attempts": 0,
         "next_attempt_at": None,
         "last_error": None if channel_id is not None else f"no notification channel named {name!r}",
         "created_at": utcnow(),
         "alert_id": alert.id if alert is not None else None,
+        "held_reason": row.held_reason[:255] if held else None,
+        "late": notification.late,
+        "escalated": notification.escalated,
     }
 
 
@@ -284,18 +289,56 @@ def _since(state: SeriesState) -> datetime | None:
     return None
 
 
-def _owner_channels(session, entries) -> dict[tuple[int, str], int]:
-    """``(owner id, channel name)`` → channel id, of the channels the rules that notify name."""
+def _notifying(rule: EngineRule, updates: Sequence[SeriesUpdate]) -> bool:
+    """Whether the notifier has anything to do in a rule's tick (a channel, and a notification or a series
+    whose notifier record asks to be looked at)."""
+    return bool(rule_channels(rule)) and any(needs_notifier(rule, u.step.state, bool(u.step.notifications))
+                                             for u in updates)
+
+
+def _owner_channels(session, entries) -> tuple[dict[tuple[int, str], int], dict[int, dict[str, object]]]:
+    """``(owner id, channel name)`` → channel id, of the channels the rules that notify (or whose notifier has
+    something to look at) name; and owner id → channel name → its ``mute_during`` window, for the channels
+    that have one."""
     names: dict[int, set[str]] = {}
     for rule, updates, _ in entries:
-        if rule.channels and any(u.step.notifications for u in updates):
-            names.setdefault(rule.owner_id, set()).update(rule.channels)
-    channels: dict[tuple[int, str], int] = {}
+        if _notifying(rule, updates):
+            names.setdefault(rule.owner_id, set()).update(rule_channels(rule))
+    ids: dict[tuple[int, str], int] = {}
+    windows: dict[int, dict[str, object]] = {}
+    table = NotificationChannel
     for owner_id, wanted in names.items():
-        rows = session.execute(select(NotificationChannel.name, NotificationChannel.id).where(
-            NotificationChannel.owner_id == owner_id, NotificationChannel.name.in_(sorted(wanted))))
-        channels.update(((owner_id, name), id_) for name, id_ in rows)
-    return channels
+        rows = session.execute(select(table.name, table.id, table.mute_during).where(
+            table.owner_id == owner_id, table.name.in_(sorted(wanted))))
+        for name, id_, mute_during in rows:
+            ids[(owner_id, name)] = id_
+            if mute_during:
+                windows.setdefault(owner_id, {})[name] = parse_channel_window(mute_during)
+    return ids, windows
+
+
+def _firing_labels(session, owner_id: int | None, names: Sequence[str]) -> dict[str, dict[str, dict]]:
+    """Rule name → series key → alert labels of the firing alerts of the owner's live rules named ``names``
+    (a name with no live rule, or none firing, is absent)."""
+    out: dict[str, dict[str, dict]] = {}
+    for chunk in _chunks(sorted(set(names))):
+        rows = session.execute(select(Rule.live_name, Alert.series_key, Alert.labels)
+                               .join(Rule, Rule.id == Alert.rule_id)
+                               .where(Rule.owner_id == owner_id, Rule.live_name.in_(chunk), Alert.state == FIRING))
+        for name, key, labels in rows:
+            out.setdefault(name, {})[key] = labels or {}
+    return out
+
+
+def _holds(session, rule: EngineRule, updates: Sequence[SeriesUpdate], silenced: bool,
+           windows: dict[int, dict[str, object]], firing=None) -> Holds | None:
+    """What holds the notices of a rule's tick: its silence, its channels' mute windows, its dependency (the
+    tick's ``firing`` index, else what the store holds, read when first needed); ``None`` when the notifier
+    has nothing to do in the tick."""
+    if not updates or not _notifying(rule, updates):
+        return None
+    return Holds(rule, updates[0].evaluation.at, silenced=silenced, channel_windows=windows.get(rule.owner_id),
+                 dependency=dependency_holder(rule, firing, lambda owner, names: _firing_labels(session, owner, names)))
 
 
 def _read_stored(session, entries, known: dict[int, dict[str, tuple[int, int | None]]]):
@@ -341,6 +384,8 @@ class SqlRepository(Repository):
         # up once).
         self._rows: dict[int, dict[str, tuple[int, int | None]]] = {}
         self._complete: tuple = ()  # the rules of the last load_states, when nothing was forgotten since
+        self._planned: dict[str, dict[str, SeriesState]] = {}  # the states the last batch planned, per rule
+        self._firing = None  # during record_many: the tick's dependencies' firing series (engine.depends)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -413,12 +458,17 @@ class SqlRepository(Repository):
 
     # -- writing -----------------------------------------------------------------------
 
-    def record(self, rule: EngineRule, at: datetime, updates: Sequence[SeriesUpdate], *, silenced: bool) -> int:
+    def firing_labels(self, owner_id: int | None, names: Sequence[str]) -> dict[str, dict[str, dict]]:
+        with self.db.session() as session:
+            return _firing_labels(session, owner_id, names)
+
+    def record(self, rule: EngineRule, at: datetime, updates: Sequence[SeriesUpdate], *, silenced: bool,
+               firing=None) -> int:
         rule_id = rule.store_id
         if rule_id is None:
             raise ValueError(f"rule {rule.id!r} is not a stored rule")
         try:
-            added = self._record(rule, rule_id, at, updates, silenced)
+            added, states = self._record(rule, rule_id, at, updates, silenced, firing)
         except BaseException:
             self.forget([rule.id])  # unknown what was committed: read it again
             raise
@@ -427,16 +477,14 @@ class SqlRepository(Repository):
             for u in updates:  # their alerts may have changed: looked up again when next written
                 rows.pop(u.series_key, None)
         if rule.id in self._loaded:
-            known = self._states.setdefault(rule.id, {})
-            for u in updates:
-                known[u.series_key] = u.step.state
+            self._states.setdefault(rule.id, {}).update(states)
         return added
 
     def _record(self, rule: EngineRule, rule_id: int, at: datetime, updates: Sequence[SeriesUpdate],
-                silenced: bool) -> int:
+                silenced: bool, firing=None) -> tuple[int, dict[str, SeriesState]]:
         added = 0
         with self.db.session() as session:
-            channels = _owner_channels(session, [(rule, updates, silenced)])
+            channels, windows = _owner_channels(session, [(rule, updates, silenced)])
             rows = {r.series_key: r for r in session.scalars(select(RuleState).where(
                 RuleState.rule_id == rule_id, RuleState.series_key.in_([u.series_key for u in updates])))}
             alerts: dict[int, Alert] = {}  # the series' alerts, read at once (one get per series flushes each time)
@@ -444,7 +492,8 @@ class SqlRepository(Repository):
                 alerts.update((a.id, a) for a in session.scalars(select(Alert).where(Alert.id.in_(chunk))))
             stored = {key: StoredSeries(row, row.labels, _stored_alert(alerts.get(row.alert_id)) if row.alert_id
                                         else None) for key, row in rows.items()}
-            plan = plan_tick(rule, updates, stored, silenced=silenced)
+            plan = plan_tick(rule, updates, stored, silenced=silenced,
+                             holds=_holds(session, rule, updates, silenced, windows, firing))
             opened = [Alert(rule_id=rule_id, owner_id=rule.owner_id, **a.opened) for a in plan.opened]
             if opened:
                 session.add_all(opened)
@@ -458,6 +507,8 @@ class SqlRepository(Repository):
             session.add_all([AlertEvent(**event.row()) for event in plan.events])
             for write in plan.series:
                 u = write.update
+                if write.unchanged:
+                    continue
                 if write.stored is None:
                     row = RuleState(rule_id=rule_id, series_key=u.series_key, labels=write.labels)
                     session.add(row)
@@ -465,20 +516,29 @@ class SqlRepository(Repository):
                     row = write.stored.row
                     if u.labels is not None:
                         row.labels = write.labels
-                for name, value in _state_columns(u.step.state).items():
+                for name, value in _state_columns(write.state).items():
                     setattr(row, name, value)
                 row.alert_id = write.alert.id if write.alert is not None else None
             for planned in plan.outbox:
                 channel_id = channels.get((rule.owner_id, planned.channel))
                 added += self._insert_outbox(session, _outbox_row(rule, planned, channel_id))
-        return added
+        return added, {write.update.series_key: write.state for write in plan.series}
 
-    def record_many(self, at: datetime, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]]
-                    ) -> dict[str, int | Exception]:
+    def record_many(self, at: datetime, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]], *,
+                    firing=None) -> dict[str, int | Exception]:
+        self._firing = firing  # the tick's dependencies' firing series, for the bulk writes below
+        try:
+            return self._record_many(at, entries, firing)
+        finally:
+            self._firing = None
+
+    def _record_many(self, at: datetime, entries, firing) -> dict[str, int | Exception]:
         out: dict[str, int | Exception] = {}
         plain = [e for e in entries if e[0].store_id is not None and not touches_alerts(e[1])]
-        if len(plain) > 1 and self._together(self._record_states, plain, "states") is not None:
-            out.update((rule.id, 0) for rule, _, _ in plain)
+        if len(plain) > 1:
+            added = self._together(self._record_states, plain, "states")  # late notices may add outbox rows
+            if added is not None:
+                out.update((rule.id, added.get(rule.id, 0)) for rule, _, _ in plain)
         changing = [e for e in entries if e[0].store_id is not None and e[0].id not in out]
         for batch in _batches(changing):
             if len(batch) < 2:
@@ -490,7 +550,7 @@ class SqlRepository(Repository):
             if rule.id in out:
                 continue
             try:
-                out[rule.id] = self.record(rule, at, updates, silenced=silenced)
+                out[rule.id] = self.record(rule, at, updates, silenced=silenced, firing=firing)
             except Exception as error:  # one rule's failure must not stop the others
                 out[rule.id] = error
         return out
@@ -505,16 +565,17 @@ class SqlRepository(Repository):
                         exc_info=True)
             self.forget([rule.id for rule, _, _ in batch])
             return None
+        planned = self._planned
+        self._planned = {}
         for rule, updates, _ in batch:
             if rule.id in self._loaded:
-                known = self._states.setdefault(rule.id, {})
-                for u in updates:
-                    known[u.series_key] = u.step.state
+                self._states.setdefault(rule.id, {}).update(planned.get(rule.id, {}))
         return added or {}
 
-    def _record_states(self, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]]) -> None:
-        """The series states of rules whose tick touches no alert and no outbox: one transaction."""
-        self._record_together(entries)
+    def _record_states(self, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]]) -> dict[str, int]:
+        """The series states of rules whose tick opens, changes and closes no alert and whose state machine
+        notifies nothing (the notifier may still send a late firing notice): one transaction."""
+        return self._record_together(entries)
 
     def _record_alerts(self, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]]) -> dict[str, int]:
         """Several rules' ticks, alerts, events and outbox rows included, in one transaction; the outbox rows
@@ -527,13 +588,17 @@ class SqlRepository(Repository):
         their series read in bulk, each rule's tick planned, each table written in bulk (alerts opened first,
         their ids read back in order); the outbox rows added per rule."""
         added: dict[str, int] = {}
+        self._planned = {}
+        firing = self._firing
         with self.db.session() as session:
-            channels = _owner_channels(session, entries)
+            channels, windows = _owner_channels(session, entries)
             found, stored = _read_stored(session, entries, self._rows)
             plans: list[TickPlan] = []
             for rule, updates, silenced in entries:
-                plans.append(plan_tick(rule, updates, stored.get(rule.store_id, {}), silenced=silenced))
+                plans.append(plan_tick(rule, updates, stored.get(rule.store_id, {}), silenced=silenced,
+                                       holds=_holds(session, rule, updates, silenced, windows, firing)))
                 added[rule.id] = 0
+            self._planned = {plan.rule.id: {w.update.series_key: w.state for w in plan.series} for plan in plans}
             opened = [(plan.rule, alert) for plan in plans for alert in plan.opened]
             if opened:
                 rows = [{"rule_id": rule.store_id, "owner_id": rule.owner_id, **alert.opened} for rule, alert in opened]
@@ -545,7 +610,9 @@ class SqlRepository(Repository):
             for plan in plans:
                 rule_id = plan.rule.store_id
                 for write in plan.series:
-                    state = write.update.step.state
+                    state = write.state
+                    if write.unchanged:
+                        continue
                     if write.values_only:  # no alert, event or notification
                         changed.append(_values_columns(write.stored.row, state))
                         continue

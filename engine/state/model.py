@@ -174,6 +174,14 @@ class SeriesState:
       crash changes nothing (later ones that changed nothing are harmless).
     - ``flapping`` and ``changes``: flap detection (times of recent changes);
       ``flapping_since``: when the series started flapping (``None`` when it is not).
+    - ``notices``: per channel, what became of the firing alert's firing notice on it — ``"sent"``
+      (delivered or queued to be), or the reason it is held (``"silenced"``, ``"muted"``,
+      ``"muted by channel pager"``, ``"suppressed by rule db_down"``); a channel absent was not
+      told (``engine.repository.notices``). ``None``: no record kept (a state written before the
+      record existed: every channel covering ``notified_severity`` was told). ``escalation``: ``"done"`` once ``escalate to`` was
+      notified, ``"cancelled"`` when the alert was acknowledged first. ``notice_at``: the series
+      must be looked at by the first evaluation at or after this time even if nothing else
+      changes (a held firing notice, an escalation due).
     """
 
     state: str = INACTIVE
@@ -192,6 +200,9 @@ class SeriesState:
     flapping: bool = False
     changes: tuple[datetime, ...] = ()
     flapping_since: datetime | None = None
+    notices: Mapping[str, str] | None = None
+    escalation: str | None = None
+    notice_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
@@ -220,6 +231,12 @@ class SeriesState:
         }
         for name in self._TIMES:
             data[name] = format_time(getattr(self, name))
+        if self.notices is not None:  # the notifier's record: written only when there is one
+            data["notices"] = dict(self.notices)
+        if self.escalation is not None:
+            data["escalation"] = self.escalation
+        if self.notice_at is not None:
+            data["notice_at"] = format_time(self.notice_at)
         return data
 
     @classmethod
@@ -238,6 +255,9 @@ class SeriesState:
             notified_severity=data.get("notified_severity"),
             flapping=bool(data.get("flapping", False)),
             changes=tuple(parse_time(t) for t in data.get("changes") or ()),
+            notices=dict(data["notices"]) if data.get("notices") is not None else None,
+            escalation=data.get("escalation"),
+            notice_at=parse_time(data.get("notice_at")),
             **{name: parse_time(data.get(name)) for name in cls._TIMES},
         )
 
@@ -279,6 +299,8 @@ class Notification:
     the alert started firing. ``idempotency_key`` is
     ``hash(rule id, series key, kind, at)``: the same notification always gets
     the same key, so the notification log can refuse a second send.
+    ``late`` marks a firing notice sent when the hold over it (a mute window, a silence, a dependency)
+    ended; ``escalated`` one sent by ``escalate to`` (the template variable ``escalated``).
     """
 
     kind: str
@@ -292,6 +314,8 @@ class Notification:
     idempotency_key: str
     direction: str | None = None
     previous_severity: str | None = None
+    late: bool = False
+    escalated: bool = False
 
     @property
     def state(self) -> str:
@@ -311,6 +335,8 @@ class Notification:
             "values": clean_values(self.values),
             "value": _clean(self.value),
             "idempotency_key": self.idempotency_key,
+            "late": self.late,
+            "escalated": self.escalated,
         }
 
 

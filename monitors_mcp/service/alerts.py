@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from ..schemas import AlertOut, AlertPage
 from ..store import Alert, AlertEvent, Database, Rule, User
+from ..store.lifecycle import acknowledge_alert
 from ..store.types import utcnow
 from .cursors import decode_cursor, encode_cursor
 from .errors import InvalidInput, NotFound
@@ -84,13 +85,9 @@ class AlertService:
             ).first()
             if alert is None:
                 raise NotFound(f"No alert {alert_id}: use list_alerts to see your alerts and their ids.")
-            if alert.acknowledged_at is None:
-                now = utcnow()
-                alert.acknowledged_by = self.user_id
-                alert.acknowledged_at = now
-                session.add(
-                    AlertEvent(alert_id=alert.id, at=now, kind="acknowledged", to_state=alert.state, user_id=self.user_id)
-                )
+            event = acknowledge_alert(alert, self.user_id, utcnow())  # also cancels an escalation not yet due
+            if event is not None:
+                session.add(AlertEvent(**event.row(), user_id=self.user_id))
                 session.flush()
             rule = session.get(Rule, alert.rule_id)
             acked_by = session.scalar(select(User.name).where(User.id == alert.acknowledged_by))

@@ -5,6 +5,11 @@
     severity      severity                                                   escalated / de-escalated
     resolve       state resolved, resolved_at, values_at_resolution          resolved
     close         state resolved, resolved_at (nothing is sent)              closed, values {"reason": …}
+    acknowledge   acknowledged_by, acknowledged_at (once)                    acknowledged
+
+Acknowledging an alert stops its ``repeat`` notices (recorded ``suppressed``)
+and cancels its ``escalate to`` if that is not due yet: the engine reads the
+acknowledgement when the escalation comes due, and then sends nothing.
 
 An alert is ``firing`` from its opening to its resolution, then ``resolved``
 for good; a series firing again opens a new alert. Two writers move alerts and
@@ -36,6 +41,7 @@ __all__ = [
     "AlertWrite",
     "EventWrite",
     "close_alerts",
+    "acknowledge_alert",
 ]
 
 FIRING = "firing"
@@ -133,6 +139,18 @@ class AlertWrite:
             self.opened.update(columns)
         else:
             self.changes.update(columns)
+
+
+def acknowledge_alert(alert, user_id: int, at: datetime) -> EventWrite | None:
+    """``alert`` (a store row with ``acknowledged_by``/``acknowledged_at``) acknowledged by ``user_id`` at
+    ``at``: its columns set and the ``acknowledged`` event to insert; ``None`` when it already was (the first
+    acknowledgement stands)."""
+    if alert.acknowledged_at is not None:
+        return None
+    alert.acknowledged_by = user_id
+    alert.acknowledged_at = at
+    write = AlertWrite(alert.id, alert.severity, alert.state, True)
+    return EventWrite(write, at, "acknowledged", None, alert.state, None, None)
 
 
 def close_alerts(alerts: Iterable[StoredAlert], at: datetime, reason: str) -> list[EventWrite]:
