@@ -10,6 +10,7 @@ from .errors import Diagnostic, Diagnostics, DslError
 from .parser import parse_text
 from .printer import print_rules
 from .schema import Schema
+from .testblocks import Document
 
 __all__ = ["validate", "parse", "canonical", "analyze"]
 
@@ -30,6 +31,8 @@ def analyze(text: str, *, schema=None, channels=None) -> tuple[list[a.Rule], lis
         diags.add("not-text", f"expected rule text (a string), got {type(text).__name__}", None)
         return [], diags.sorted()
     source, rules = parse_text(text, diags)
+    if not isinstance(rules, Document):
+        rules = Document(rules)
     try:
         check_rules(rules, source, diags, schema, channels)
     except RecursionError:

@@ -26,6 +26,7 @@ from .schema import NUMERIC_FIELD_TYPES, Schema
 from .encoding import surrogate_problems
 from .source import SourceText
 from .templates import template_problems
+from .testblocks import check_tests
 
 __all__ = ["check_rules", "closest_value", "NodeChecks", "NUMBER", "BOOLEAN", "UNKNOWN", "MAX_NESTING",
            "MAX_DURATION_SECONDS", "FUNCTIONS"]
@@ -581,3 +582,4 @@ def check_rules(rules: list[a.Rule], source: SourceText, diags: Diagnostics, sch
                           rule.clause_spans.get("name") or rule.span, "give each rule its own name")
             else:
                 names[rule.name] = rule
+    check_tests(rules, source, diags)

@@ -35,6 +35,7 @@ from .hints import (
     spaced_duration,
 )
 from .source import SourceText
+from .testblocks import Document, Test, TestBuilder, recover_test
 
 __all__ = ["SourceText", "parse_text", "INCOMPLETE", "MAX_TEXT_LENGTH", "MAX_NESTING", "CLAUSE_KEYWORDS", "FUNCTIONS"]
 
@@ -50,6 +51,8 @@ _CLAUSE_FIRST_WORDS = {
     "title", "message", "description",
 }
 _SEVERITY_WORDS = {"critical", "warning", "info"}
+#: the words that open a block of a document
+_BLOCK_WORDS = {"rule", "test"}
 _DURATION_PART = re.compile(r"([0-9]+)([smhdw])")
 _UNIT_SECONDS = dict(a.DURATION_UNITS)
 _ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)", re.S)
@@ -71,7 +74,7 @@ class _Clause(NamedTuple):
 # --- tree → AST -----------------------------------------------------------------
 
 
-class _Builder:
+class _Builder(TestBuilder):
     """Builds AST nodes bottom-up, one method per grammar rule or alias, each called with
     ``(meta, children)``. What the grammar lets through but the language does not is
     checked by ``check.NodeChecks`` as each node is made; the builder only reports
@@ -283,7 +286,7 @@ class _Builder:
         return assemble_rule(name, clauses, self._meta_span(meta), self.diags)
 
     def document(self, meta, children):
-        return list(children)
+        return Document([c for c in children if not isinstance(c, Test)], [c for c in children if isinstance(c, Test)])
 
     def body(self, meta, children):
         return [assemble_rule(None, children, self._meta_span(meta), self.diags)]
@@ -330,7 +333,7 @@ _TERMINAL_WORDS = {
     "COMPARE": "a comparison (> >= < <= == !=)", "ADD_OP": "+ or -", "MUL_OP": "* or /",
     "FILTER_OP": "= =~ !~", "NE": "!=", "LPAR": "`(`", "RPAR": "`)`", "LBRACE": "`{`", "RBRACE": "`}`", "COMMA": "`,`",
     "DOT": "`.`", "MINUS": "`-`", "SEVERITY_WORD": "critical/warning/info", "TEMPLATE_KEYWORD": "title/message/description",
-    "$END": "the end of the text",
+    "$END": "the end of the text", "SERIES_VALUES": "`:` and the values",
 }
 
 
@@ -378,6 +381,9 @@ def report_syntax_error(error: UnexpectedInput, source: SourceText, diags: Diagn
                         *, in_rule: bool) -> int:
     """Turns Lark's error into a diagnostic; returns the absolute offset where the problem starts."""
     text = source.text
+    if isinstance(error, UnexpectedToken) and error.token.type == "SERIES_VALUES" \
+            and "SERIES_VALUES" not in error.expected:  # a test series' `:` anywhere else is a stray character
+        error = UnexpectedCharacters(text[base:segment_end], error.token.start_pos, 0, 0)
     if isinstance(error, UnexpectedCharacters):
         start = base + error.pos_in_stream
         char = text[start] if start < len(text) else ""
@@ -614,13 +620,21 @@ def _is_clause_start(lexemes: list[_Lexeme], i: int) -> bool:
 def _recover_document(source: SourceText, diags: Diagnostics) -> list[a.Rule]:
     text = source.text
     lexemes = list(_lexemes(text))
-    rules: list[a.Rule] = []
+    rules = Document()
     i = 0
     while i < len(lexemes) and len(diags.items) < diags.LIMIT:
         lex = lexemes[i]
-        if not (lex.kind == "word" and lex.text.lower() == "rule"):
+        if lex.kind == "word" and lex.text.lower() == "test":
+            test, i = recover_test(lexemes, i, source, diags, _Builder, lambda part, start: lark_parser().parse(
+                part, start=start), lambda error, start, end: report_syntax_error(error, source, diags, start, end,
+                                                                                  in_rule=False))
+            if test is not None:
+                rules.tests.append(test)
+            continue
+        if not (lex.kind == "word" and lex.text.lower() in _BLOCK_WORDS):
             stop = i
-            while stop < len(lexemes) and not (lexemes[stop].kind == "word" and lexemes[stop].text.lower() == "rule"):
+            while stop < len(lexemes) and not (lexemes[stop].kind == "word"
+                                               and lexemes[stop].text.lower() in _BLOCK_WORDS):
                 stop += 1
             diags.add("syntax-error", f"unexpected `{lex.text}` outside a rule", source.span(lex.start, lex.end),
                       "a document is a list of `rule NAME { … }` blocks")
@@ -644,7 +658,7 @@ def _recover_document(source: SourceText, diags: Diagnostics) -> list[a.Rule]:
             diags.add("syntax-error", "expected `{` after the rule name", source.span(where.start, where.end),
                       "write `rule NAME { when … }`")
             while i < len(lexemes) and lexemes[i].text != "{" and not (
-                    lexemes[i].kind == "word" and lexemes[i].text.lower() == "rule"):
+                    lexemes[i].kind == "word" and lexemes[i].text.lower() in _BLOCK_WORDS):
                 i += 1
             if i >= len(lexemes) or lexemes[i].text != "{":
                 continue
@@ -660,7 +674,7 @@ def _recover_document(source: SourceText, diags: Diagnostics) -> list[a.Rule]:
                 depth -= 1
                 if depth == 0:
                     break
-            elif depth > 1 and lexemes[i].kind == "word" and t.lower() == "rule" and i + 2 < len(lexemes) \
+            elif depth > 1 and lexemes[i].kind == "word" and t.lower() in _BLOCK_WORDS and i + 2 < len(lexemes) \
                     and lexemes[i + 2].text == "{":
                 break  # a filter brace was never closed; the next rule starts here
             i += 1
@@ -750,7 +764,7 @@ def _text_kind(text: str) -> str:
         lexemes.append(lex)
         if len(lexemes) == 2:
             break
-    if lexemes and lexemes[0].kind == "word" and lexemes[0].text.lower() == "rule":
+    if lexemes and lexemes[0].kind == "word" and lexemes[0].text.lower() in _BLOCK_WORDS:
         return "document"
     if lexemes and _is_clause_start(lexemes, 0):
         return "body"

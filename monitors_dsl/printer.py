@@ -221,5 +221,11 @@ def _is_bare(rule: a.Rule) -> bool:
 
 
 def print_rules(rules) -> str:
-    """Canonical text of a list of rules, ending with a newline."""
-    return "\n\n".join(print_rule(r) for r in rules) + "\n"
+    """Canonical text of a list of rules, ending with a newline; a document's tests come after its rules."""
+    blocks = [print_rule(r) for r in rules]
+    tests = getattr(rules, "tests", ())
+    if tests:
+        from .testblocks import print_test
+
+        blocks += [print_test(t) for t in tests]
+    return "\n\n".join(blocks) + "\n"
