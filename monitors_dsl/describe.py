@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from . import ast as a
 from .printer import print_name, print_number, print_string
+from .windows import describe_window
 
 __all__ = ["describe", "describe_expr", "duration_words"]
 
@@ -142,6 +143,25 @@ def _listed(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
+def _burns(alert: a.BurnAlert) -> str:
+    times = "time" if alert.threshold == 1 else "times"
+    return (f"{print_number(alert.threshold)} {times} too fast over {duration_words(alert.long.seconds)} "
+            f"and {duration_words(alert.short.seconds)}")
+
+
+def _slo_sentence(rule: a.Rule, who: str) -> str:
+    """What an slo block fires on: its pages and its ticket, in budget words."""
+    slo = rule.slo
+
+    def term(node: a.Aggregate) -> str:
+        return f"{_FUNCTIONS[node.function]} {_selector(node.selector)}"
+
+    objective = f"{print_number(slo.objective.literal)} %"
+    return (f"Pages (critical){who} when the error budget of {objective} (bad events: {term(slo.bad)}, "
+            f"out of {term(slo.total)}) burns {_burns(slo.page)}, or {_burns(slo.slow_page)}; "
+            f"warns when it burns {_burns(slo.ticket)}")
+
+
 def describe(rule: a.Rule) -> str:
     """One sentence: severity, condition(s), grouping, timing and resolution of ``rule``."""
     conditions = rule.conditions
@@ -149,7 +169,9 @@ def describe(rule: a.Rule) -> str:
     if rule.group_by:
         tags = [print_name(t) for t in rule.group_by]
         who = " for each " + (tags[0] if len(tags) == 1 else "combination of " + _listed(tags))
-    if rule.when is not None:
+    if rule.slo is not None:
+        first = _slo_sentence(rule, who)
+    elif rule.when is not None:
         first = f"Fires ({rule.severity}){who} when {describe_expr(rule.when)}"
     else:
         levels = ", ".join(f"{level} when {describe_expr(cond)}" for level, cond in conditions)
@@ -165,7 +187,28 @@ def describe(rule: a.Rule) -> str:
         parts.append("firing on no data too")
     elif rule.on_no_data == "ok":
         parts.append("resolving on no data")
+    if rule.active_during is not None:
+        parts.append(f"only {describe_window(rule.active_during)}")
     parts.append(f"checked every {duration_words(rule.every.seconds, drop_one=True)}")
     if rule.notify:
-        parts.append("notifying " + _listed([print_name(n) for n in rule.notify]))
+        parts.append("notifying " + _listed([_route_words(route) for route in rule.routes]))
+    if rule.mute_during is not None:
+        parts.append(f"with notifications muted {describe_window(rule.mute_during)}")
+    if rule.escalate is not None:
+        parts.append(f"telling {_listed([print_name(n) for n in rule.escalate.channels])} too once an alert has "
+                     f"fired for {duration_words(rule.escalate.after.seconds)} unacknowledged")
+    if rule.depends_on is not None:
+        dependency = rule.depends_on
+        same = (" with the same " + _listed([print_name(t) for t in dependency.tags])) if dependency.tags else ""
+        parts.append(f"holding its notifications while {print_name(dependency.rule)} fires{same}")
     return ", ".join(parts) + "."
+
+
+def _route_words(route: a.Route) -> str:
+    """``a and b``, or ``pager (critical only)``, ``slack (critical and warning)``."""
+    channels = _listed([print_name(n) for n in route.channels])
+    if not route.severities:
+        return channels
+    if len(route.severities) == 1:
+        return f"{channels} ({route.severities[0]} only)"
+    return f"{channels} ({_listed(list(route.severities))})"

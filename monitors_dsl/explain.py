@@ -15,6 +15,7 @@ from ._api import analyze
 from .cli import CommandError, UsageError, format_diagnostic, read_source
 from .compiler import CompiledRule
 from .printer import print_rule
+from .slo import expanded_lines
 
 __all__ = ["register", "parse_time", "explain_text"]
 
@@ -43,7 +44,13 @@ def explain_text(compiled: CompiledRule, at: datetime | None = None) -> str:
     """The explanation of one compiled rule, as ``monitors explain`` prints it."""
     at = at or _default_time(compiled)
     title = f"rule {compiled.name}" if compiled.name is not None else print_rule(compiled.rule).splitlines()[0]
-    lines = [f"== {title}", "", compiled.describe(), "", "-- terms"]
+    lines = [f"== {title}", "", compiled.describe(), ""]
+    if compiled.rule.slo is not None:  # an slo block: the rule it stands for
+        title = f"slo {compiled.name}"
+        lines[0] = f"== {title}"
+        lines += ["-- expanded (burn rate = bad / total / (1 - objective), per window)",
+                  *expanded_lines(compiled.rule), ""]
+    lines.append("-- terms")
     lines += [f"{term.column}: {term.text}" for term in compiled.terms] or ["(none)"]
     lines += ["", f"-- SQL at {at.isoformat().replace('+00:00', 'Z')}", compiled.sql(at) + ";", "",
               "-- predicate (Python)", compiled.predicate_source.rstrip()]

@@ -278,6 +278,26 @@ class RandomRules:
             return a.Not(self.condition(depth - 1))
         return a.Logical(rng.choice(["and", "or"]), self.condition(depth - 1), self.condition(depth - 1))
 
+    def slo(self, group_by=None) -> a.Rule:
+        """A rule written as an slo block, its windows within the data's reach, any sum/count terms."""
+        from monitors_dsl.slo import slo_rule
+
+        rng = self.rng
+
+        def term():
+            aggregate = self.aggregate(rng.choice(a.SLO_AGGREGATES))
+            return a.Aggregate(aggregate.function, aggregate.selector)
+
+        def alert():
+            short = rng.choice(WINDOWS[:2] + [rng.randint(1, 1800)])
+            long = rng.choice([w for w in WINDOWS if w > short] + [short + rng.randint(1, 7200)])
+            return a.BurnAlert(rng.choice([14.4, 6.0, 1.0, 0.5, 2.0, rng.uniform(0.01, 20)]), a.Duration(long),
+                               a.Duration(short))
+
+        objective = a.Number(rng.choice([99.9, 99.0, 90.0, 50.0, rng.uniform(1, 99.99)]), percent=True)
+        slo = a.Slo(term(), term(), objective, alert(), alert(), alert())
+        return slo_rule("r", slo, group_by=rng.choice(GROUP_BYS) if group_by is None else group_by)
+
     def rule(self, group_by=None, severities: bool | None = None) -> a.Rule:
         rng = self.rng
         fields: dict = {"group_by": rng.choice(GROUP_BYS) if group_by is None else group_by}

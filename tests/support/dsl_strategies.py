@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 from monitors_dsl import ast as a
 from monitors_dsl.printer import KEYWORDS
 
-__all__ = ["names", "expressions", "conditions", "rules", "documents", "selectors", "numeric"]
+__all__ = ["names", "expressions", "conditions", "rules", "documents", "selectors", "numeric", "slos",
+           "slo_documents"]
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
 _IDENT = st.tuples(st.sampled_from(_LETTERS), st.text(alphabet=_LETTERS + "0123456789", max_size=7)).map("".join)
@@ -132,3 +133,44 @@ def documents(draw):
         return [draw(rules())]
     rule_names = draw(st.lists(names, min_size=1, max_size=3, unique=True))
     return [draw(rules(st.just(n))) for n in rule_names]
+
+
+# --- slo blocks ---------------------------------------------------------------------------
+
+_burn_alerts = st.builds(
+    lambda threshold, short, extra: a.BurnAlert(threshold, a.Duration(short + extra), a.Duration(short)),
+    st.one_of(st.sampled_from([14.4, 6.0, 1.0, 2.0, 0.5]), st.floats(1e-6, 1e6)),
+    st.integers(1, 3 * 86400), st.integers(1, 3 * 86400))
+
+
+@st.composite
+def slos(draw, name=names):
+    """Rules written as slo blocks: any sum/count terms, objective, overrides and rule clauses they take."""
+    from monitors_dsl.slo import slo_rule
+
+    def term():
+        return a.Aggregate(draw(st.sampled_from(a.SLO_AGGREGATES)), draw(selectors))
+
+    objective = draw(st.one_of(st.sampled_from([99.9, 99.0, 99.99, 95.0, 50.0]), st.floats(1e-6, 99.999)))
+    alerts = {key: draw(st.one_of(st.just(a.DEFAULT_BURN_ALERTS[word]), _burn_alerts))
+              for key, word in (("page", "page"), ("slow_page", "slow page"), ("ticket", "ticket"))}
+    slo = a.Slo(term(), term(), a.Number(objective, percent=True), **alerts)
+    fields = {
+        "group_by": tuple(draw(st.lists(names, max_size=3, unique=True))),
+        "every": draw(durations),
+        "for_": draw(st.one_of(st.just(a.ZERO), durations)),
+        "on_no_data": draw(st.sampled_from(a.NO_DATA_ACTIONS)),
+        "labels": tuple(draw(st.dictionaries(names, strings, max_size=3)).items()),
+        "notify": tuple(draw(st.lists(names, max_size=3, unique=True))),
+        "repeat_every": draw(st.one_of(st.none(), durations)),
+        "title": draw(st.one_of(st.none(), _templates)),
+        "description": draw(st.one_of(st.none(), st.text(max_size=30))),
+    }
+    return slo_rule(draw(name), slo, **fields)
+
+
+@st.composite
+def slo_documents(draw):
+    """Documents mixing slo blocks and rules, each with its own name."""
+    block_names = draw(st.lists(names, min_size=1, max_size=4, unique=True))
+    return [draw(slos(st.just(n))) if draw(st.booleans()) else draw(rules(st.just(n))) for n in block_names]
