@@ -2,6 +2,8 @@
 
     monitors eval FILE --data DIR --at T [--format json]
     monitors eval FILE --influxdb3 [--host URL] [--database DB] --at T
+    monitors backtest FILE --data DIR --from T1 --to T2
+    monitors test FILE… [--format json] [--junit FILE]
 
 ``eval`` evaluates each rule of FILE once, at time T (RFC 3339), and prints
 per series its labels, each term's value and the decision, then the
@@ -41,7 +43,8 @@ import sys
 
 from monitors_dsl.cli import CommandError, UsageError, format_diagnostic, read_source
 
-__all__ = ["register_eval", "register_backtest", "evaluate", "render_text", "render_backtest_text"]
+__all__ = ["register_eval", "register_backtest", "register_test", "evaluate", "render_text", "render_backtest_text",
+           "junit_xml"]
 
 _INSTALL = 'install them with: pip install "monitors-mcp[engine]"'
 
@@ -332,3 +335,224 @@ def _notification_lines(n: dict, *, message: bool = True) -> list[str]:
 
 def _labels_text(labels: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+# --- monitors test ------------------------------------------------------------------------
+
+
+def register_test(subparsers) -> None:
+    """Adds ``monitors test`` to the ``monitors`` command."""
+    cmd = subparsers.add_parser(
+        "test", help="run the test blocks of rule files",
+        description="Run every `test` block of each rule file (and the tests of promtool test files, .yml/.yaml) "
+                    "against its rules, with the engine's backtest over the tests' own series.",
+        epilog="A promtool test file names its monitors rules with `monitors_rules: [FILE.rules]`, or takes the "
+               ".rules files given beside it. Exit codes: 0 every test passed, 1 a test failed or a file has errors, "
+               "2 usage error. See docs/language.md, \"Tests\".",
+    )
+    cmd.add_argument("files", nargs="+", metavar="FILE", help="rule file, promtool test file, or - for standard input")
+    cmd.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    cmd.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
+    cmd.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+    cmd.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    cmd.set_defaults(handler=_cmd_test)
+
+
+def _test_engine():
+    try:
+        from engine import testing
+    except ImportError as error:
+        raise UsageError(f"`monitors test` needs the engine's packages ({error.name or error}); {_INSTALL}") from None
+    return testing
+
+
+class _TestFile:
+    """One file's results: its diagnostics, its tests' results and timings, notes, and where lines came from."""
+
+    def __init__(self, name: str, text: str, where=None) -> None:
+        self.name, self.text = name, text
+        self.display = "<stdin>" if name == "-" else name
+        self.where = where or (lambda line: (self.display, line))
+        self.diagnostics: list = []
+        self.results: list = []
+        self.seconds: list[float] = []
+        self.notes: list[str] = []
+        self.error: str | None = None
+        self.converted = where is not None
+        #: tests written before this line are not this file's (a promtool file's rules keep their own tests)
+        self.tests_from = 0
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or any(d.severity == "error" for d in self.diagnostics) \
+            or any(not r.passed for r in self.results)
+
+
+def _run_document(entry: _TestFile, testing) -> None:
+    import time
+
+    from monitors_dsl._api import analyze
+
+    document, entry.diagnostics = analyze(entry.text)
+    if any(d.severity == "error" for d in entry.diagnostics):
+        return
+    for test in document.tests:
+        if test.span.line <= entry.tests_from:
+            continue
+        began = time.perf_counter()
+        entry.results.append(testing.run_test(document, test))
+        entry.seconds.append(time.perf_counter() - began)
+
+
+def _load_test_files(names: list[str]) -> list[_TestFile]:
+    from engine.testing_promtool import PromtoolError, convert_promtool, is_promtool_file
+
+    texts = [(name, read_source(name)) for name in names]
+    rule_files = [(n, t) for n, t in texts if not is_promtool_file(n)]
+    entries = []
+    for name, text in texts:
+        if not is_promtool_file(name):
+            entries.append(_TestFile(name, text))
+            continue
+        try:
+            converted = convert_promtool(name, text, [(("<stdin>" if n == "-" else n), t) for n, t in rule_files],
+                                         read=read_source)
+        except PromtoolError as error:
+            entry = _TestFile(name, text)
+            entry.error = f"{name}:{error.line}: {error}"
+            entries.append(entry)
+            continue
+        entry = _TestFile(name, converted.text, converted.where)
+        entry.notes = converted.notes
+        entry.tests_from = converted.rules_end
+        entries.append(entry)
+    return entries
+
+
+def _test_report(entries: list[_TestFile]) -> dict:
+    files = []
+    for entry in entries:
+        diagnostics = []
+        for d in entry.diagnostics:
+            file, line = entry.where(d.line)
+            diagnostics.append({**d.to_dict(), "file": file, "line": line, "end_line": line + d.end_line - d.line})
+        tests = []
+        for result, seconds in zip(entry.results, entry.seconds):
+            item = result.to_dict()
+            item["file"], item["line"] = entry.where(result.line)
+            item["seconds"] = round(seconds, 3)
+            for failure in item["failures"]:
+                failure["file"], failure["line"] = entry.where(failure["line"])
+            tests.append(item)
+        files.append({"file": entry.display, "error": entry.error, "diagnostics": diagnostics, "tests": tests,
+                      "notes": entry.notes})
+    results = [r for e in entries for r in e.results]
+    return {"files": files, "summary": {
+        "files": len(entries), "tests": len(results), "passed": sum(r.passed for r in results),
+        "failed": sum(not r.passed for r in results),
+        "files_with_errors": sum(e.error is not None or any(d.severity == "error" for d in e.diagnostics)
+                                 for e in entries)}}
+
+
+def _print_test_text(entries: list[_TestFile], verbose: bool) -> None:
+    for entry in entries:
+        for note in entry.notes:
+            print(f"note: {note}", file=sys.stderr)
+        if entry.error is not None:
+            print(f"{entry.error}", file=sys.stderr)
+            continue
+        for diag in entry.diagnostics:
+            file, line = entry.where(diag.line)
+            if not entry.converted:
+                print(format_diagnostic(entry.display, entry.text, diag), file=sys.stderr)
+            else:
+                print(f"{file}:{line}:{diag.column}: {diag.severity}: {diag.message}"
+                      + (f" ({diag.hint})" if diag.hint else ""), file=sys.stderr)
+        for result in entry.results:
+            file, line = entry.where(result.line)
+            if result.error is not None:
+                print(f"{file}:{line}: FAIL test {result.name}: {result.error}")
+            for failure in result.failures:
+                ffile, fline = entry.where(failure.line)
+                print(f"{ffile}:{fline}: FAIL test {result.name}: {failure.expectation}")
+                print(f"    expected: {failure.expected}")
+                print(f"    seen:     {failure.seen}")
+            if result.passed and verbose:
+                print(f"{file}:{line}: ok test {result.name} ({result.expectations} expectation"
+                      f"{'s' * (result.expectations != 1)})")
+
+
+def _summary_line(report: dict) -> str:
+    s = report["summary"]
+    text = f"{s['files']} file{'s' * (s['files'] != 1)}, {s['tests']} test{'s' * (s['tests'] != 1)}: " \
+           f"{s['passed']} passed, {s['failed']} failed"
+    if s["files_with_errors"]:
+        text += f", {s['files_with_errors']} file{'s' * (s['files_with_errors'] != 1)} with errors"
+    return text
+
+
+def junit_xml(entries: list[_TestFile]) -> str:
+    """The results as JUnit XML: ``testsuites`` → a ``testsuite`` per file → a ``testcase`` per test, with a
+    ``failure`` per failed expectation and an ``error`` for a test (or a file) that could not run."""
+    import xml.etree.ElementTree as ET
+
+    report = _test_report(entries)
+    errors_total = 0
+    suites = ET.Element("testsuites", name="monitors test")
+    total_time = 0.0
+    for entry, data in zip(entries, report["files"]):
+        suite = ET.SubElement(suites, "testsuite", name=entry.display)
+        errors = 0
+        suite_time = 0.0
+        problems = [d for d in data["diagnostics"] if d["severity"] == "error"]
+        if entry.error is not None or problems:
+            case = ET.SubElement(suite, "testcase", name="(rules and tests)", classname=entry.display, time="0")
+            text = entry.error or "\n".join(f"{d['file']}:{d['line']}:{d['column']}: {d['message']}" for d in problems)
+            ET.SubElement(case, "error", message=text.split("\n")[0], type="invalid").text = text
+            errors += 1
+        for test in data["tests"]:
+            case = ET.SubElement(suite, "testcase", name=test["name"], classname=entry.display,
+                                 file=str(test["file"]), line=str(test["line"]), time=f"{test['seconds']:.3f}")
+            suite_time += test["seconds"]
+            if test["error"] is not None:
+                ET.SubElement(case, "error", message=test["error"], type="error").text = test["error"]
+                errors += 1
+            for failure in test["failures"]:
+                body = f"{failure['file']}:{failure['line']}: {failure['expectation']}\n" \
+                       f"expected: {failure['expected']}\nseen: {failure['seen']}"
+                ET.SubElement(case, "failure", message=failure["expectation"], type="expectation").text = body
+        failures = sum(1 for t in data["tests"] if t["failures"] and t["error"] is None)
+        suite.set("tests", str(len(data["tests"]) + (1 if entry.error is not None or problems else 0)))
+        suite.set("failures", str(failures))
+        suite.set("errors", str(errors))
+        suite.set("time", f"{suite_time:.3f}")
+        errors_total += errors
+        total_time += suite_time
+    suites.set("tests", str(sum(int(x.get("tests")) for x in suites)))
+    suites.set("failures", str(sum(int(x.get("failures")) for x in suites)))
+    suites.set("errors", str(errors_total))
+    suites.set("time", f"{total_time:.3f}")
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def _cmd_test(args) -> int:
+    testing = _test_engine()
+    entries = _load_test_files(args.files)
+    for entry in entries:
+        if entry.error is None:
+            _run_document(entry, testing)
+    report = _test_report(entries)
+    if args.junit:
+        try:
+            with open(args.junit, "w", encoding="utf-8") as handle:
+                handle.write(junit_xml(entries))
+        except OSError as error:
+            raise UsageError(f"--junit {args.junit}: {error.strerror or error}") from None
+    if args.format == "json":
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        _print_test_text(entries, args.verbose)
+        if not args.quiet:
+            print(_summary_line(report), file=sys.stderr)
+    return 1 if any(entry.failed for entry in entries) else 0

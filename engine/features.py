@@ -17,6 +17,8 @@ point (``monitors_mcp.service.engine_link``) and uses only what is here:
                                             alongside, not reported), ``channels`` the channels'
                                             ``mute_during`` texts
         .close()
+    features.run_tests(text)             → a ``monitors_dsl.testblocks.TestResult`` per ``test`` block of a rule
+                                            document, run on its own series (``engine.testing``)
     features.simulate(db, secrets, tables, times, on_tick)
                                          → the engine over in-memory tables ({measurement: {column: [values]}},
                                             ``time`` a list of datetimes) at each of ``times``, on the store
@@ -172,6 +174,20 @@ class _Features:
         except SourceError as error:
             raise _source_failed(error) from None
 
+    def run_tests(self, text: str) -> list:
+        """Every ``test`` block of ``text``, run (``engine.testing.run_tests``); ``invalid_rule`` when the text
+        has errors."""
+        try:
+            from .testing import run_tests
+        except ImportError as error:
+            raise FeatureError("engine_not_installed", f"This needs the engine's packages ({error.name} is "
+                               "missing).", f"install them with: {INSTALL}") from None
+        import monitors_dsl
+
+        try:
+            return run_tests(text)
+        except monitors_dsl.DslError as error:
+            raise FeatureError("invalid_rule", str(error), "validate the rule with validate_alert_rule") from None
 
     def simulate(self, db, secrets, tables, times, on_tick=None, *, attempt_timeout: float = 10.0) -> None:
         try:

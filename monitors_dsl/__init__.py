@@ -12,6 +12,7 @@ from .ast import Rule
 from .compiler import CompiledRule, Decision, Term, compile_rule
 from .errors import Diagnostic, DslError
 from .schema import MeasurementSchema, Schema
+from .testblocks import EngineUnavailable, TestFailure, TestResult, run_tests
 
 __all__ = [
     "validate",
@@ -26,4 +27,8 @@ __all__ = [
     "CompiledRule",
     "Decision",
     "Term",
+    "run_tests",
+    "TestResult",
+    "TestFailure",
+    "EngineUnavailable",
 ]

@@ -32,7 +32,7 @@ from .printer import print_duration, print_name, print_number, print_selector, p
 __all__ = [
     "TEST_EPOCH", "TEST_EPOCH_SECONDS", "STATES", "MAX_TEST_POINTS", "ValueRun", "TestSeries", "ExpectState",
     "ExpectResolved", "ExpectNotification", "ExpectNoNotification", "Test", "Document", "parse_values",
-    "expand", "check_tests", "print_test", "print_expectation", "test_rule", "TestResult", "TestFailure",
+    "expand", "check_tests", "print_test", "print_expectation", "rule_of_test", "TestResult", "TestFailure",
     "EngineUnavailable", "run_tests",
 ]
 
@@ -449,7 +449,7 @@ def recover_test(lexemes, i: int, source, diags: Diagnostics, builder_class, par
 # --- checks -------------------------------------------------------------------------------
 
 
-def test_rule(test: Test, rules) -> object | None:
+def rule_of_test(test: Test, rules) -> object | None:
     """The rule a test is for: the one its ``for`` names, or the document's only rule."""
     if test.rule is not None:
         return next((r for r in rules if r.name == test.rule), None)
@@ -476,7 +476,7 @@ def check_tests(rules, source, diags: Diagnostics) -> None:
 
 def _check_test(test: Test, rules, source, diags: Diagnostics) -> None:
     names = [r.name for r in rules if r.name is not None]
-    rule = test_rule(test, rules)
+    rule = rule_of_test(test, rules)
     if rule is None:
         if test.rule is not None:
             near = closest(test.rule, names)
