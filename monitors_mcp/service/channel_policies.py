@@ -173,9 +173,7 @@ def _window(value: Any) -> str | None:
         return None
     if len(value) > MAX_WINDOW_TEXT:
         raise InvalidInput(f"mute_during is longer than {MAX_WINDOW_TEXT} characters.")
-    import monitors_dsl
-
-    parse_window = getattr(monitors_dsl, "parse_window", None)
+    parse_window = _window_parser()
     if parse_window is None:
         raise Unavailable("this server's rule language has no time windows, so mute_during cannot be set.",
                           code="windows_unavailable")
@@ -185,6 +183,19 @@ def _window(value: Any) -> str | None:
         raise InvalidInput(f"mute_during {value[:80]!r}: {_where(error)}", code="invalid_window",
                            diagnostics=[d.to_dict() for d in getattr(error, "diagnostics", [])]) from None
     return window.text
+
+
+def _window_parser():  # noqa: ANN202
+    """The language's ``parse_window`` (None in a version of the language without time windows)."""
+    import monitors_dsl
+
+    found = getattr(monitors_dsl, "parse_window", None)
+    if found is None:
+        try:
+            from monitors_dsl.windows import parse_window as found
+        except ImportError:
+            return None
+    return found
 
 
 def _where(error: ValueError) -> str:

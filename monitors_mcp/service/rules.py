@@ -185,7 +185,7 @@ class RuleService:
                 version=1,
                 every_seconds=parsed.every_seconds,
             )
-            warnings = self._warnings(parsed)
+            warnings = self._warnings(parsed) + self._dependency_warnings(session, final_name, text, None)
             if dry_run:
                 return RuleOut(
                     id=None,
@@ -227,10 +227,11 @@ class RuleService:
                                  f"rename it to {parsed.name!r}")
                     self._check_name_free(session, parsed.name)
                     rule.name = rule.live_name = parsed.name
+                warnings = self._warnings(parsed) + self._dependency_warnings(
+                    session, parsed.name or rule.name, text, rule.id)
                 rule.text = text
                 rule.canonical = parsed.canonical
                 rule.every_seconds = parsed.every_seconds
-                warnings = self._warnings(parsed)
                 _set_channels(session, rule, parsed.notify)
             if enabled is not None:
                 if rule.enabled and not enabled:
@@ -300,6 +301,45 @@ class RuleService:
         except IntegrityError:
             raise Conflict(f"You already have a rule named {name!r}: choose another name.") from None
 
+    def _dependency_warnings(self, session: Session, name: str, text: str, rule_id: int | None) -> list[str]:
+        """``depends on`` against the owner's stored rules: a cycle through this rule is an error naming it
+        (``a → b → a``); a rule that does not exist is a warning (it holds nothing until it does)."""
+        dependency = _dependency_of(text)
+        if dependency is None:
+            return []
+        target, span = dependency
+        where = f"line {span.line}, column {span.column}: " if span is not None and span.line else ""
+        graph = self._dependencies(session, rule_id)
+        graph[name] = target
+        chain = [name]
+        current = target
+        while current is not None and current in graph and current not in chain:
+            chain.append(current)
+            current = graph[current]
+        if current == name:
+            cycle = " → ".join([*chain, name])
+            raise InvalidInput(
+                f"{where}depends on `{target}` makes a cycle: {cycle}; a rule cannot wait for itself.",
+                code="dependency_cycle", cycle=[*chain, name],
+                hint=f"remove or change one `depends on` of the cycle ({', '.join(chain)})")
+        missing = [rule for rule in [target] if rule not in graph]
+        if missing:
+            return [f"{where}depends on `{target}`: you have no rule named {target!r}, so this holds nothing "
+                    "until you create it"]
+        return []
+
+    def _dependencies(self, session: Session, skip: int | None) -> dict[str, str | None]:
+        """The owner's live rules (but ``skip``): name → the rule its ``depends on`` names, or None."""
+        rows = session.execute(select(Rule.id, Rule.name, Rule.text)
+                               .where(Rule.owner_id == self.user_id, Rule.deleted_at.is_(None)))
+        graph: dict[str, str | None] = {}
+        for rule_id, name, text in rows:
+            if rule_id == skip:
+                continue
+            dependency = _dependency_of(text) if "depend" in text.lower() else None
+            graph[name] = dependency[0] if dependency is not None else None
+        return graph
+
     @staticmethod
     def _warnings(parsed: ParsedRule) -> list[str]:
         return [f"line {d.line}, column {d.column}: {d.message}" + (f" ({d.hint})" if d.hint else "")
@@ -339,6 +379,22 @@ def _set_channels(session: Session, rule: Rule, names: tuple[str, ...] | list[st
     for name in dict.fromkeys(names):
         session.add(RuleChannel(rule_id=rule.id, owner_id=rule.owner_id, channel_name=name))
     session.flush()
+
+
+def _dependency_of(text: str):  # noqa: ANN202
+    """(the rule a rule's ``depends on`` names, the clause's span), or None (also for text that does not
+    parse any more)."""
+    import monitors_dsl
+
+    try:
+        rules = monitors_dsl.parse(text)
+    except (ValueError, TypeError):
+        return None
+    dependency = getattr(rules[0], "depends_on", None) if len(rules) == 1 else None
+    if dependency is None or not getattr(dependency, "rule", None):
+        return None
+    spans = getattr(rules[0], "clause_spans", None) or {}
+    return dependency.rule, spans.get("depends on") or getattr(dependency, "span", None)
 
 
 def _flapping_since(machine: dict | None) -> datetime | None:
