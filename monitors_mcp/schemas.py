@@ -57,6 +57,7 @@ class ValidationOut(BaseModel):
     diagnostics: list[DiagnosticOut]
     canonical: str | None = None
     rules: list[RuleReading] = Field(default_factory=list, description="Per rule: SQL and plain-English reading")
+    tests: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
 
@@ -71,6 +72,7 @@ class RuleOut(BaseModel):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     stored: bool = True
+    tests: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 

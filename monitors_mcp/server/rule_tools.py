@@ -31,8 +31,8 @@ def register_rule_tools(mcp: MCPServer, backend: Backend) -> None:
         annotations=READ,
         description=(
             "Check a rule without storing it: valid, diagnostics (line, column, message, hint), the canonical "
-            "text, per rule the SQL and a plain-English reading, and notes (e.g. whether names were checked "
-            "against the data). Look names up with describe_data first. Example: "
+            "text, per rule the SQL and a plain-English reading, its test blocks' results, and notes. Look "
+            "names up with describe_data first. Example: "
             'last(crypto.price{symbol="BTC"}) > 70000'
         ),
     )
@@ -49,7 +49,8 @@ def register_rule_tools(mcp: MCPServer, backend: Backend) -> None:
             "rule NAME { when COND  every 1m  for 5m  severity critical  notify CHANNEL }. "
             "Names are unique per user (letters, digits, _). A measurement or field the data does not "
             "hold is an error (look names up with describe_data) unless data_arrives_later=true. "
-            "dry_run=true stores nothing. Errors list every diagnostic with line, column and hint."
+            "dry_run=true stores nothing. Errors list every diagnostic with line, column and hint. Test "
+            "blocks in the text run first; a failing one refuses the rule."
         ),
     )
     def create_alert_rule(
@@ -79,12 +80,15 @@ def register_rule_tools(mcp: MCPServer, backend: Backend) -> None:
         annotations=READ,
         description=(
             "One rule by id or name: its text, canonical form, notify channels, whether it is silenced, "
-            "and each series' state (inactive, pending, firing; flapping_since) with the last values and "
-            "its open alert's notifications."
+            "its tests, and each series' state (inactive, pending, firing; flapping_since) with the last "
+            "values and its open alert's notifications."
         ),
     )
-    def get_alert_rule(rule: RuleRef) -> Annotated[CallToolResult, RuleDetail]:
-        return respond("get_alert_rule", lambda: backend.workspace().rules.get(rule))
+    def get_alert_rule(
+        rule: RuleRef,
+        run_tests: Annotated[bool, Field(description="Run the rule's test blocks again")] = False,
+    ) -> Annotated[CallToolResult, RuleDetail]:
+        return respond("get_alert_rule", lambda: backend.workspace().rules.get(rule, run_tests))
 
     @mcp.tool(
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True),

@@ -15,10 +15,11 @@ import monitors_dsl
 
 from ..schemas import DiagnosticOut, RuleReading, ValidationOut
 from .data_schema import DataNames, data_names, with_tag_values
-from .errors import InvalidRule
+from .errors import InvalidRule, ServiceError
 from .limits import MAX_RULE_TEXT
 
-__all__ = ["DATA_LATER_HINT", "EXAMPLE_RULE", "NO_CHANNEL_NOTE", "ParsedRule", "parse_one", "validate_text"]
+__all__ = ["DATA_LATER_HINT", "EXAMPLE_RULE", "NO_CHANNEL_NOTE", "ParsedRule", "parse_one", "validate_text",
+           "test_results", "failed_tests"]
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,58 @@ def _compiled_reading(rule: Any) -> tuple[str | None, str | None]:
     return (str(sql) if sql is not None else None), (str(english) if english is not None else None)
 
 
+@dataclass(frozen=True)
+class TestRun:
+    """One test block of a text: ``passed`` None when it was not run."""
+
+    name: str
+    passed: bool | None = None
+    failures: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        """``name: passed`` / ``name: not run`` / ``name: FAILED: line 9: …``: how the tools show it."""
+        if self.passed is None:
+            return f"{self.name}: not run"
+        return f"{self.name}: passed" if self.passed else f"{self.name}: FAILED: " + " | ".join(self.failures)
+
+
+def test_results(text: str, *, run: bool = True) -> tuple[list[TestRun], str | None]:
+    """The text's ``test`` blocks, run by the engine (``run=False``: listed, not run), and why they were not
+    run when the engine could not (else None)."""
+    try:
+        document = monitors_dsl.parse(text)
+    except (ValueError, TypeError):
+        return [], None
+    tests = list(getattr(document, "tests", ()))
+    if not tests:
+        return [], None
+    if not run:
+        return [TestRun(t.name) for t in tests], None
+    from .engine_link import engine_features, use_engine
+
+    try:
+        features = engine_features()
+        results = use_engine(lambda: features.run_tests(text))
+    except ServiceError as error:
+        return [TestRun(t.name) for t in tests], f"The tests were not run: {error.message} ({error.hint})"
+    return [TestRun(r.name, r.passed, tuple(f"line {f.line}: {f.expectation}: expected {f.expected}; seen {f.seen}"
+                                            for f in r.failures) + ((r.error,) if r.error else ()))
+            for r in results], None
+
+
+def failed_tests(tests: list[TestRun]) -> InvalidRule | None:
+    """The error refusing a rule whose tests fail, listing every failure; None when none failed."""
+    failed = [t for t in tests if t.passed is False]
+    if not failed:
+        return None
+    lines = [f"{len(failed)} of {len(tests)} tests of the rule failed; nothing was stored."]
+    for test in failed:
+        lines += [f"- test {test.name}: {failure}" for failure in test.failures]
+    return InvalidRule("\n".join(lines), code="test_failed", tests=[t.text() for t in tests],
+                       hint="fix the rule (or the expectation, if it was wrong) and call again; "
+                            "validate_alert_rule runs the tests without storing anything")
+
+
 def validate_text(text: str, *, channels: list[str] | None = None, data_later: bool = False) -> ValidationOut:
     """Everything ``validate_alert_rule`` reports; never raises for bad input."""
     found, names_note = checked_diagnostics(text, channels=channels, data_later=data_later)
@@ -189,6 +242,12 @@ def validate_text(text: str, *, channels: list[str] | None = None, data_later: b
             sql, english = None, None
             notes.append(f"SQL is not available for rule {rule.name or '(unnamed)'}: {exc}")
         readings.append(RuleReading(name=rule.name, sql=sql, english=english))
+    tests, not_run = test_results(text)
+    if not_run:
+        notes.append(not_run)
+    failed = [t.name for t in tests if t.passed is False]
+    if failed:
+        notes.append(f"Tests failing: {', '.join(failed)}; create_alert_rule refuses the rule until they pass.")
     if not hasattr(monitors_dsl, "compile_rule"):
         notes.append("SQL and the English reading are not available in this version.")
     else:
@@ -198,6 +257,7 @@ def validate_text(text: str, *, channels: list[str] | None = None, data_later: b
         diagnostics=found,
         canonical=monitors_dsl.canonical(text),
         rules=readings,
+        tests=[t.text() for t in tests],
         notes=notes,
     )
 
@@ -222,7 +282,7 @@ def parse_one(text: str, *, channels: list[str] | None = None, data_later: bool 
     every_seconds = int(getattr(every, "seconds", 60) or 60) if every is not None else 60
     return ParsedRule(
         name=rule.name,
-        canonical=monitors_dsl.canonical(text),
+        canonical=monitors_dsl.printer.print_rules([rule]),  # the rule alone: its tests stay in the text
         notify=tuple(getattr(rule, "notify", ()) or ()),
         every_seconds=every_seconds,
         warnings=tuple(d for d in found if d.severity == "warning"),

@@ -27,7 +27,7 @@ from ..store.lifecycle import FIRING, StoredAlert, close_alerts
 from ..store.types import utcnow
 from .cursors import decode_cursor, encode_cursor
 from .errors import Conflict, InvalidInput, NotFound
-from .language import NO_CHANNEL_NOTE, ParsedRule, parse_one, validate_text
+from .language import NO_CHANNEL_NOTE, ParsedRule, failed_tests, parse_one, test_results, validate_text
 from .quotas import check_rule_quota
 from .limits import MAX_QUERY, MAX_RULE_TEXT, check_length, check_name, clamp_limit
 from .notifications import notifications_of
@@ -124,7 +124,8 @@ class RuleService:
         next_cursor = encode_cursor("rules", rules[-1].name, rules[-1].id) if more else None
         return RulePage(rules=summaries, next_cursor=next_cursor)
 
-    def get(self, ref: int | str) -> RuleDetail:
+    def get(self, ref: int | str, run_tests: bool = False) -> RuleDetail:
+        """One rule with its series; ``run_tests`` runs the test blocks stored with its text again."""
         now = utcnow()
         with self.db.session() as session:
             rule = find_rule(session, self.user_id, ref)
@@ -145,8 +146,13 @@ class RuleService:
             base = self._out(rule, _stored_rule(rule.text))
             rule_error, rule_error_at = rule.last_error, rule.last_error_at
             sent = notifications_of(session, self.user_id, [s.alert_id for s in states if s.alert_id is not None])
+            text = rule.text
+        tests, not_run = test_results(text, run=run_tests)
+        if not_run:
+            base.notes.append(not_run)
         return RuleDetail(
-            **base.model_dump(),
+            **base.model_dump(exclude={"tests"}),
+            tests=[t.text() for t in tests],
             series=[
                 SeriesState(
                     labels=s.labels or {},
@@ -172,6 +178,7 @@ class RuleService:
                data_arrives_later: bool = False) -> RuleOut:
         parsed = self._parse(text, data_arrives_later)
         final_name = self._resolve_name(parsed, name)
+        tests, not_run = self._tests(text)
         with self.db.session() as session:
             self._check_name_free(session, final_name)
             check_rule_quota(session, self.user_id)
@@ -196,15 +203,16 @@ class RuleService:
                     canonical=parsed.canonical,
                     notify=list(parsed.notify),
                     stored=False,
+                    tests=[t.text() for t in tests],
                     warnings=warnings,
-                    notes=_notes(parsed),
+                    notes=_notes(parsed, not_run),
                 )
             now = utcnow()
             rule.created_at = rule.updated_at = now
             session.add(rule)
             self._flush_unique(session, final_name)
             _set_channels(session, rule, parsed.notify)
-            return self._out(rule, parsed, warnings, _notes(parsed))
+            return self._out(rule, parsed, warnings, _notes(parsed, not_run), tests)
 
     def update(self, ref: int | str, text: str | None = None, enabled: bool | None = None, rename: bool = False,
                data_arrives_later: bool = False) -> RuleOut:
@@ -212,6 +220,7 @@ class RuleService:
             raise InvalidInput("Nothing to change: give text (the new rule) and/or enabled (true or false).",
                                hint="pass text with the whole new rule, or enabled=false to pause it")
         parsed = self._parse(text, data_arrives_later) if text is not None else None
+        tests, not_run = self._tests(text) if text is not None else ([], None)
         with self.db.session() as session:
             rule = find_rule(session, self.user_id, ref)
             warnings: list[str] = []
@@ -240,7 +249,7 @@ class RuleService:
             rule.version += 1
             rule.updated_at = utcnow()
             self._flush_unique(session, rule.name)
-            return self._out(rule, parsed or _stored_rule(rule.text), warnings, _notes(parsed))
+            return self._out(rule, parsed or _stored_rule(rule.text), warnings, _notes(parsed, not_run), tests)
 
     def delete(self, ref: int | str) -> RuleDeleted:
         with self.db.session() as session:
@@ -341,6 +350,15 @@ class RuleService:
         return graph
 
     @staticmethod
+    def _tests(text: str):
+        """The text's tests, run; a failing one refuses the rule (``InvalidRule`` listing the failures)."""
+        tests, not_run = test_results(text)
+        refusal = failed_tests(tests)
+        if refusal is not None:
+            raise refusal
+        return tests, not_run
+
+    @staticmethod
     def _warnings(parsed: ParsedRule) -> list[str]:
         return [f"line {d.line}, column {d.column}: {d.message}" + (f" ({d.hint})" if d.hint else "")
                 for d in parsed.warnings]
@@ -357,7 +375,7 @@ class RuleService:
 
     @staticmethod
     def _out(rule: Rule, parsed: ParsedRule | None, warnings: list[str] | None = None,
-             notes: list[str] | None = None) -> RuleOut:
+             notes: list[str] | None = None, tests=None) -> RuleOut:
         return RuleOut(
             id=rule.id,
             name=rule.name,
@@ -368,6 +386,7 @@ class RuleService:
             notify=list(parsed.notify) if parsed else [],
             created_at=rule.created_at,
             updated_at=rule.updated_at,
+            tests=[t.text() for t in tests or ()],
             warnings=warnings or [],
             notes=notes or [],
         )
@@ -410,11 +429,14 @@ def _flapping_since(machine: dict | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _notes(parsed: ParsedRule | None) -> list[str]:
-    """What the caller should know about a stored rule beyond its diagnostics."""
+def _notes(parsed: ParsedRule | None, not_run: str | None = None) -> list[str]:
+    """What the caller should know about a stored rule beyond its diagnostics (``not_run``: why its tests
+    were not run)."""
     if parsed is None:
         return []
     notes = [parsed.names_note] if parsed.names_note else []
+    if not_run:
+        notes.append(not_run)
     if not parsed.notify:
         notes.append(NO_CHANNEL_NOTE)
     return notes
