@@ -24,12 +24,15 @@ PER_ALERT = 20
 
 _HELD = {"silenced": "the rule was silenced", "muted": "inside a mute window",
          "suppressed": "held back (a repeat of an acknowledged alert, or a dependency firing)"}
+_HELD_REASON = {"silenced": "the rule was silenced", "muted": "inside the rule's mute window",
+                "acknowledged": "a repeat of an acknowledged alert"}
 
 
 def _out(row: NotificationOutbox, channel: str | None) -> NotificationOut:
     status = "pending" if row.status == "sending" else row.status
     payload = row.payload if isinstance(row.payload, dict) else {}
-    reason = row.last_error or _HELD.get(status)
+    held = row.held_reason  # "suppressed by rule db_down", "muted by channel pager" …: the hold's own words
+    reason = row.last_error or _HELD_REASON.get(held, held) or _HELD.get(status)
     return NotificationOut(
         channel=channel or str(payload.get("channel") or "?"),
         kind=row.kind,
