@@ -39,6 +39,9 @@ How to do it well:
    - "CPU above 90% for 10 minutes on any web host" ->
        rule web_cpu_high {{ when avg(cpu.usage_user{{host=~"^web-"}}, 5m) > 90  group by host  for 10m }}
    - "the API heartbeat stopped"  -> absent(heartbeat.up{{service="api"}}, 5m)
+   - "checkout's 99.9% availability objective burns too fast" (an SLO: bad and total without a window) ->
+       slo checkout_slo {{ bad sum(http.errors{{service="checkout"}})  total sum(http.requests{{service="checkout"}})
+                           objective 99.9% }}
    Call validate_alert_rule and fix every diagnostic (each has a line, column and hint);
    warnings name the closest known measurement, field, tag value or channel: use them. To check
    the threshold is sensible, call preview_alert_rule with since="7d": it shows when the rule
