@@ -129,7 +129,7 @@ class RuleResult:
     ``alert``), which changes nothing for a series that is not already active.
     """
 
-    __slots__ = ("rule", "_series", "error", "joined", "candidates", "decide", "active")
+    __slots__ = ("rule", "_series", "error", "joined", "candidates", "_decide", "active")
 
     def __init__(self, rule: EngineRule, series: list[SeriesResult] | None = None, error: str | None = None, *,
                  joined: JoinedRows | None = None, candidates: Sequence[int] | None = None,
@@ -139,10 +139,15 @@ class RuleResult:
         self.error = error
         self.joined = joined
         self.candidates = candidates
-        #: how the rule's series are decided at this evaluation (see :func:`decider`)
-        self.decide = decide if decide is not None else rule.compiled.decide
+        self._decide = decide
         #: False when the evaluation is outside the rule's ``active during`` window
         self.active = active
+
+    @property
+    def decide(self):
+        """How the rule's series are decided at this evaluation (see :func:`decider`)."""
+        decide = self._decide
+        return decide if decide is not None else self.rule.compiled.decide
 
     @property
     def rows(self) -> list | None:

@@ -58,13 +58,6 @@ log = logging.getLogger(__name__)
 VALUES_EVERY = 300.0
 
 
-def _look_due(state: SeriesState, at: datetime) -> bool:
-    """Whether the notifier asked for the series to be looked at by this evaluation even if its state does
-    not change (``SeriesState.notice_at``: a held firing notice, an escalation coming due)."""
-    notice_at = getattr(state, "notice_at", None)
-    return notice_at is not None and notice_at <= at
-
-
 def _dependencies_first(pending: list) -> list:
     """The tick's writes with each rule after the rule it depends on (when that one has writes too): a
     repository that reads a dependency's alerts as recorded sees this tick's. Otherwise in their order; a
@@ -261,12 +254,12 @@ class Runner:
             previous = known.get(s.key)
             decision = s.decision
             result = decision.result
-            look = False  # the notifier asked to look at the series now (a held notice, an escalation due)
+            look = False  # the notifier asked to look at it now (``notice_at``: a held notice, an escalation due)
             if previous is None:
                 if result is False or (result is None and quiet_no_data):
                     continue  # a series that never did anything and still does nothing: nothing to write
-            elif (look := _look_due(previous, at)):
-                pass
+            elif previous.notice_at is not None and previous.notice_at <= at:
+                look = True
             elif result is True and previous.state == FIRING:
                 outcome = firing_outcome(previous, decision.severity, decision.resolve, at, clauses, values_every,
                                          rule_id=rule.id, series_key=s.key)
@@ -289,7 +282,7 @@ class Runner:
                 continue
             evaluation = vacant_evaluation(rule, at, decide)
             stepped = step(previous, evaluation, clauses, rule_id=rule.id, series_key=key, values_every=values_every)
-            if stepped.state is not previous or _look_due(previous, at):
+            if stepped.state is not previous or (previous.notice_at is not None and previous.notice_at <= at):
                 updates.append(SeriesUpdate(key, None, stepped, evaluation, previous))
         return updates
 
