@@ -46,6 +46,13 @@ How to do it well:
    warnings name the closest known measurement, field, tag value or channel: use them. To check
    the threshold is sensible, call preview_alert_rule with since="7d": it shows when the rule
    would have fired and what it would have sent.
+   Then write two tests after the rule in the same text, one where it fires and one where it
+   stays quiet (values: 5x3 is 5 four times, 1+2x2 is 1 3 5, _ no point); validate_alert_rule
+   runs them and create_alert_rule refuses the rule while one fails:
+       test crosses {{
+           series crypto.price{{symbol="BTC"}} every 1m: 69000 70100x3
+           expect firing at 1m
+       }}
 4. Choose a short snake_case name. If the person wants to be told somewhere, check
    list_notification_channels; add a channel with add_notification_channel when needed and
    name it in a notify clause (without one, alerts are recorded and nobody is told).
