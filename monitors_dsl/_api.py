@@ -53,7 +53,8 @@ def validate(text: str, *, schema=None, channels=None) -> list[Diagnostic]:
 
 
 def parse(text: str) -> list[a.Rule]:
-    """The rules in ``text``; a bare condition gives one rule named None.
+    """The rules in ``text``; a bare condition gives one rule named None. The list's ``tests`` holds the
+    document's ``test`` blocks (``monitors_dsl.testblocks.Test``), which take no part in the rules.
 
     Raises ``DslError`` (a ``ValueError``) listing every problem when the text has errors.
     """

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import monitors_dsl
 from monitors_dsl import testblocks as tb
+from monitors_dsl._api import analyze
 from monitors_dsl.compiler import compile_rule
 
 RULE = """rule btc_above_70k {
@@ -296,3 +297,46 @@ def test_printed_values_read_back_to_the_same_runs_and_points(runs):
         else [v is None for v in _values(printed)] == [v is None for v in expected]
     text = RULE + f"test t {{\n    series crypto.price every 1m: {printed}\n    expect inactive at 0m\n}}\n"
     assert monitors_dsl.canonical(monitors_dsl.canonical(text)) == monitors_dsl.canonical(text)
+
+
+def test_a_broken_test_header_and_an_unclosed_test_are_reported():
+    rule = "rule a {\n    when last(x.y) > 1\n    evry 1m\n}\n"
+    no_brace = rule + "test t for a\n    series x.y every 1m: 1\n"
+    found = {(d.code, d.line) for d in monitors_dsl.validate(no_brace)}
+    assert ("syntax-error", 5) in found
+    unclosed = rule + "test t for a {\n    series x.y every 1m: 1 2\n    expect firing at 1m\n"
+    found = [(d.code, d.line) for d in monitors_dsl.validate(unclosed)]
+    assert ("unclosed-test", 7) in found
+    (test,) = analyze(unclosed)[0].tests
+    assert [type(item).__name__ for item in test.items] == ["TestSeries", "ExpectState"]
+
+
+_name = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(
+    lambda n: n not in {"rule", "test", "slo", "and", "or", "not", "in", "for", "on", "no", "by"})
+_when = st.integers(0, 12).map(lambda m: f"{m}m")
+_expectation = st.one_of(
+    st.builds(lambda s, t: f"expect {s} at {t}", st.sampled_from(["pending", "firing"]), _when),
+    st.builds(lambda t, v: f'expect inactive at {t} labels host = "{v}"', _when, _name),
+    st.builds(lambda t, s: f"expect firing at {t} severity {s}", _when, st.sampled_from(["critical", "info"])),
+    st.builds(lambda t: f"expect resolved at {t}", _when),
+    st.builds(lambda t, c: f'expect notification at {t} to desk contains "{c}"', _when, _name),
+    st.builds(lambda a_, b: f"expect no notification between {min(a_, b)}m and {max(a_, b)}m",
+              st.integers(0, 12), st.integers(0, 12)),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(name=_name, lines=st.lists(_expectation, max_size=6), values=_runs)
+def test_any_test_block_prints_canonically_and_reads_back_the_same(name, lines, values):
+    rule = "rule r {\n    when last(x.y) > 1\n    group by host\n    notify desk\n}\n"
+    text = rule + f"\ntest {name} {{\n    series x.y{{host=\"a\"}} every 1m: {tb.print_values(values)} _x12\n" \
+        + "".join(f"    {line}\n" for line in lines) + "}\n"
+    document = monitors_dsl.parse(text) if not any(
+        d.severity == "error" for d in monitors_dsl.validate(text)) else None
+    if document is None:  # contradictory expectations: reported, never printed
+        assert {d.code for d in monitors_dsl.validate(text) if d.severity == "error"} == {"test-contradiction"}
+        return
+    printed = monitors_dsl.canonical(text)
+    assert monitors_dsl.canonical(printed) == printed
+    again = monitors_dsl.parse(printed)
+    assert again == document and again.tests == document.tests
