@@ -556,12 +556,13 @@ def _check_expectations(test: Test, rule, diags: Diagnostics) -> None:
         if isinstance(expectation, ExpectState):
             _check_state(expectation, rule, label_names, diags)
         if isinstance(expectation, ExpectNotification) and expectation.channel is not None \
-                and expectation.channel not in rule.notify:
-            near = closest(expectation.channel, rule.notify)
+                and expectation.channel not in _notified(rule):
+            channels = _notified(rule)
+            near = closest(expectation.channel, channels)
             diags.add("test-unknown-channel", f"rule `{rule.name or 'this rule'}` does not notify "
                       f"`{expectation.channel}`", expectation.spans.get("channel") or expectation.span,
                       (f"did you mean `{near}`? " if near else "")
-                      + (f"it notifies {', '.join(rule.notify)}" if rule.notify else "it has no notify clause"))
+                      + (f"it notifies {', '.join(channels)}" if channels else "it has no notify clause"))
         for other in earlier:
             reason = _contradiction(other, expectation, rule)
             if reason:
@@ -574,6 +575,13 @@ def _check_expectations(test: Test, rule, diags: Diagnostics) -> None:
 def _last_step(test: Test) -> int:
     latest = max(test.series, key=lambda s: s.end + s.every.seconds)
     return latest.every.seconds
+
+
+def _notified(rule) -> tuple[str, ...]:  # noqa: ANN001 - a monitors_dsl.ast.Rule
+    """The channels a rule may notify: its ``notify`` clauses', then those of its ``escalate to``."""
+    escalate = getattr(rule, "escalate", None)
+    escalated = tuple(c for c in (escalate.channels if escalate is not None else ()) if c not in rule.notify)
+    return tuple(rule.notify) + escalated
 
 
 def _check_state(expectation: ExpectState, rule, label_names: set, diags: Diagnostics) -> None:
