@@ -69,6 +69,8 @@ _CLAUSE_WORDS = {
     "nodata": "on no data", "no_data": "on no data",
     "name": "`rule NAME { … }` (the name goes after the word rule)",
 }
+#: words of a service level objective written inside a rule (an objective is an `slo` block)
+_OBJECTIVE_WORDS = ("sli", "slo", "target", "budget", "error_budget", "burn", "burn_rate", "availability")
 _SCHEDULE_WORDS = ("schedule", "cron", "between", "during", "only", "weekdays", "weekends", "hours", "at",
                    "business_hours", "timezone", "tz", "window")
 
@@ -103,6 +105,9 @@ def function_hint(name: str) -> str | None:
 def clause_hint(word: str) -> str | None:
     """What to write instead of ``word`` at the start of a clause, or that the language has no such clause."""
     lowered = word.lower()
+    if lowered in _OBJECTIVE_WORDS:
+        return ("an objective is an `slo` block beside the rules: `slo NAME { bad sum(…) total sum(…) "
+                "objective 99.9% }` alerts when its error budget burns too fast")
     if lowered in _SCHEDULE_WORDS:
         if _supported_clause("active during"):
             return "write `active during mon-fri 09:00-17:00` to limit when the rule can fire"

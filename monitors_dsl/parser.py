@@ -510,6 +510,10 @@ def report_syntax_error(error: UnexpectedInput, source: SourceText, diags: Diagn
     elif token.type == "NAME" and previous.isdigit():
         message = f"`{_word_at(text, start)}` is not a number or a duration"
         hint = "durations are a whole number with s, m, h, d or w (e.g. 90s, 5m, 1h30m); numbers have no unit"
+    elif token.type == "_SLO" and in_rule:
+        code = "unknown-clause"
+        message = "`slo` starts a block of its own, beside the rules, not a clause"
+        hint = clause_hint("slo")
     elif token.type in ("NAME", "SEVERITY_WORD", "TEMPLATE_KEYWORD") and ("$END" in expected or "RBRACE" in expected) and in_rule:
         code = "unknown-clause"
         message = f"`{value}` does not start a clause"

@@ -162,6 +162,10 @@ DIAGNOSTICS = [
     ("rule r {\n    when last(cpu.usage) > 1\n    page 10 over 1h, 5m\n}", "slo-clause-in-rule", "error", 3, 5, 24,
      "slo api_availability"),
     ("objective 99.9%", "slo-clause-in-rule", "error", 1, 1, 16, "slo api_availability"),
+    ("rule r {\n    when last(cpu.usage) > 1\n    budget 0.1%\n}", "unknown-clause", "error", 3, 5, 11,
+     "an objective is an `slo` block"),
+    ("rule r {\n    when last(cpu.usage) > 1\n    slo 99.9%\n}", "unknown-clause", "error", 3, 5, 8,
+     "objective 99.9% }"),
 ]
 
 
