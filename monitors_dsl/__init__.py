@@ -12,6 +12,7 @@ from .ast import Rule
 from .compiler import CompiledRule, Decision, Term, compile_rule
 from .errors import Diagnostic, DslError
 from .schema import MeasurementSchema, Schema
+from .windows import TimeWindow, parse_window
 from .testblocks import EngineUnavailable, TestFailure, TestResult, run_tests
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "CompiledRule",
     "Decision",
     "Term",
+    "TimeWindow",
+    "parse_window",
     "run_tests",
     "TestResult",
     "TestFailure",

@@ -35,6 +35,9 @@ __all__ = [
     "Invalid",
     "Expr",
     "Rule",
+    "Route",
+    "Escalation",
+    "Dependency",
     "Slo",
     "BurnAlert",
     "SLO_AGGREGATES",
@@ -289,6 +292,45 @@ NO_DATA_ACTIONS = ("ok", "alert", "keep")
 
 
 @dataclass(frozen=True, slots=True)
+class Route:
+    """One ``notify CHANNELS [on SEVERITIES]`` clause: its channels and the severities it covers
+    (``()``: every severity)."""
+
+    channels: tuple[str, ...]
+    severities: tuple[str, ...] = ()
+    span: Span = _span()
+
+    def covers(self, severity: str) -> bool:
+        """Whether a notification of ``severity`` goes to this route's channels."""
+        return not self.severities or severity in self.severities
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """``escalate to CHANNELS after DURATION``: an alert firing that long unacknowledged is told to these
+    channels too, once."""
+
+    channels: tuple[str, ...]
+    after: Duration
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """``depends on RULE [on TAG, …]``: this rule's notifications are held while ``rule`` has a firing
+    series (with equal values of ``tags``, or any series when there are none)."""
+
+    rule: str
+    tags: tuple[str, ...] = ()
+    span: Span = _span()
+
+
+def _channels_of(routes) -> tuple[str, ...]:
+    """The channels of ``routes``, each once, in the order first named."""
+    return tuple(dict.fromkeys(channel for route in routes for channel in route.channels))
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One alert rule with every clause at its effective value.
 
@@ -319,6 +361,14 @@ class Rule:
     description: str | None = None
     #: the ``slo`` block this rule was written as (its conditions are that block's expansion), else None
     slo: "Slo | None" = None
+    #: ``active during``: outside this window (a ``windows.TimeWindow``) every firing condition is false
+    active_during: "TimeWindow | None" = None
+    #: ``mute during``: notifications falling inside this window are recorded as muted, not sent
+    mute_during: "TimeWindow | None" = None
+    #: one ``Route`` per ``notify`` clause, in order; ``notify`` is the union of their channels
+    routes: tuple[Route, ...] = ()
+    escalate: Escalation | None = None
+    depends_on: Dependency | None = None
     span: Span = _span()
     clause_spans: dict = field(default_factory=dict, compare=False, repr=False, kw_only=True, hash=False)
 
@@ -338,7 +388,16 @@ class Rule:
         return hash((self.name, self.when, self.critical_when, self.warning_when, self.info_when,
                      self.resolve_when, self.group_by, self.every, self.for_, self.keep_firing_for,
                      self.on_no_data, self.severity, self.labels, self.notify, self.repeat_every,
-                     self.title, self.message, self.description, self.slo))
+                     self.title, self.message, self.description, self.slo, self.active_during,
+                     self.mute_during, self.routes, self.escalate, self.depends_on))
+
+    def __post_init__(self) -> None:
+        # ``notify`` and ``routes`` say the same thing: a rule made with only ``notify=(…)`` has one
+        # route covering every severity; ``notify`` is always the routes' channels, each once.
+        if not self.routes and self.notify:
+            object.__setattr__(self, "routes", (Route(tuple(self.notify)),))
+        if self.routes:
+            object.__setattr__(self, "notify", _channels_of(self.routes))
 
 
 # --- SLO blocks -----------------------------------------------------------------

@@ -17,6 +17,8 @@ and says how to fix it.
 
 from __future__ import annotations
 
+import difflib
+
 from . import ast as a
 from .errors import Diagnostics, closest, did_you_mean
 from .hints import function_hint
@@ -26,6 +28,7 @@ from .schema import NUMERIC_FIELD_TYPES, Schema
 from .encoding import surrogate_problems
 from .source import SourceText
 from .templates import template_problems
+from .windows import DAYS, known_zone, zone_names
 from .testblocks import check_tests
 
 __all__ = ["check_rules", "closest_value", "NodeChecks", "NUMBER", "BOOLEAN", "UNKNOWN", "MAX_NESTING",
@@ -45,6 +48,10 @@ _FUNCTION_ALIASES = {
     "count_over_time": "count", "last_over_time": "last", "absent_over_time": "absent",
     "quantile_over_time": "percentile", "stddev_over_time": "stddev", "mad": "stddev",
 }
+_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_DAY_HINTS = {"weekdays": "write `mon-fri`", "weekday": "write `mon-fri`", "weekends": "write `sat-sun`",
+              "weekend": "write `sat-sun`", "daily": "leave the days out: times alone hold every day",
+              "everyday": "leave the days out: times alone hold every day"}
 _SEVERITY_ALIASES = {"high": "critical", "error": "critical", "page": "critical", "fatal": "critical",
                      "warn": "warning", "medium": "warning", "low": "info", "notice": "info"}
 
@@ -240,6 +247,84 @@ class NodeChecks:
             if key in seen:
                 self.diags.add("duplicate-label", f"label `{key}` is set twice", span, "keep one value per label")
             seen.add(key)
+
+    def route_severity(self, written: str, span: a.Span) -> str | None:
+        """A severity after `notify … on`: the known one, or ``None`` (reported with the closest names)."""
+        value = written.lower()
+        if value in a.SEVERITIES:
+            return value
+        mapped = _SEVERITY_ALIASES.get(value)
+        hint = f"did you mean `{mapped}`?" if mapped else did_you_mean(value, a.SEVERITIES)
+        self.diags.add("unknown-severity", f"unknown severity `{written}` after `on`", span,
+                       ((hint + " ") if hint else "") + "choose critical, warning or info")
+        return None
+
+    def misplaced_on(self, span: a.Span, after: str | None) -> None:
+        """An `on LIST` that follows neither a `notify` nor a `depends on` clause."""
+        self.diags.add("misplaced-on", "`on …` here belongs to no clause" + (f" (it follows `{after}`)" if after else ""),
+                       span, "write it right after the clause it narrows: `notify CHANNELS on critical` for "
+                             "severities, `depends on RULE on TAG` for tags; `on no data ok/alert/keep` says "
+                             "what no data does")
+
+    # time windows ------------------------------------------------------------
+    def day(self, written: str, span: a.Span) -> int | None:
+        """A day of a time window as its number (Monday = 0), or ``None`` (reported with the closest names)."""
+        word = written.lower()
+        if word in DAYS:
+            return DAYS.index(word)
+        hint = _DAY_HINTS.get(word)
+        if hint is None:
+            full = closest(word, _DAY_NAMES)
+            near = next((d for d in DAYS if word.startswith(d)), None) or closest(word, DAYS) \
+                or (full[:3] if full else None)
+            hint = f"did you mean `{near}`? " if near else ""
+            hint += "days are " + " ".join(DAYS) + ", single, as ranges (mon-fri) or comma-separated"
+        self.diags.add("unknown-day", f"unknown day `{written}`", span, hint)
+        return None
+
+    def clock_time(self, written: str, span: a.Span) -> int | None:
+        """A time of day ``HH:MM`` as minutes after midnight, or ``None`` (reported)."""
+        hours, _, minutes = written.partition(":")
+        hour, minute = int(hours), int(minutes)
+        if hour > 23:
+            self.diags.add("hour-out-of-range", f"hour {hours} in `{written}` is over 23", span,
+                           "write midnight as 00:00: a range ending at or before its start runs into the next day "
+                           "(22:00-00:00)" if hour == 24 and minute == 0 else "hours go from 00 to 23")
+            return None
+        if minute > 59:
+            self.diags.add("minute-out-of-range", f"minute {minutes} in `{written}` is over 59", span,
+                           "minutes go from 00 to 59")
+            return None
+        if len(hours) > 2 or len(minutes) != 2:
+            self.diags.add("invalid-time", f"`{written}` is not a time written HH:MM", span,
+                           f"write `{hour:02d}:{minute:02d}`")
+            return None
+        return hour * 60 + minute
+
+    def zone(self, written: str, span: a.Span) -> str | None:
+        """A window's time zone as its IANA name, or ``None`` (reported with the closest names)."""
+        name = known_zone(written) if written else None
+        if name is not None:
+            return name
+        zones = zone_names()
+        near = difflib.get_close_matches(written, sorted(zones), n=3, cutoff=0.6)
+        if not near:
+            tail = written.rsplit("/", 1)[-1].lower().replace(" ", "_")
+            near = sorted(z for z in zones if z.lower().rsplit("/", 1)[-1] == tail)[:3]
+        hint = ("did you mean " + " or ".join(f'"{z}"' for z in near) + "? " if near else "") + \
+            'write an IANA zone name such as "Europe/Paris", "America/New_York" or "UTC"'
+        self.diags.add("unknown-zone", f'unknown time zone "{written}"', span, hint)
+        return None
+
+    def empty_span(self, span: a.Span) -> None:
+        self.diags.add("empty-span", "a span of a time window needs days, times or both", span,
+                       "write e.g. `sat-sun`, `22:00-06:00` or `mon-fri 09:00-17:00` on each side of `or`")
+
+    def empty_window(self, keyword: str | None, span: a.Span) -> None:
+        self.diags.add("empty-window", ("`" + keyword + "` needs a time window" if keyword else
+                                        "the time window is empty"), span,
+                       'write days, times or both, e.g. `mon-fri 09:00-17:00 in "Europe/Paris"` '
+                       "(00:00-00:00 is the whole day)")
 
     def clause_once(self, keyword: str, span: a.Span, first: a.Span | None) -> bool:
         """Whether a clause may be kept: false (and reported) when ``first`` says it was given before."""
@@ -453,6 +538,7 @@ class _Checker(a.Visitor):
                 self.diags.add("duration-not-positive", f"`{keyword}` must be longer than 0s", duration.span,
                                "e.g. 1m")
         self.check_names(rule)
+        self.check_dependency(rule)
         if a.INCOMPLETE in spans:
             return
         has_severity_whens = any(c is not None for c in (rule.critical_when, rule.warning_when, rule.info_when))
@@ -483,27 +569,111 @@ class _Checker(a.Visitor):
             index = [k for k, _ in rule.labels].index(tag)
             self.diags.warn("label-shadows-tag", f"label `{tag}` has the same name as a `group by` tag",
                             spans.get(("labels", index)), "the group tag's value wins; rename the label")
-        notified: set[str] = set()
-        for index, channel in enumerate(rule.notify):
-            if channel in notified:
-                self.diags.warn("duplicate-channel", f"channel `{channel}` is listed twice", spans.get(("notify", index)),
-                                "list each channel once")
-            elif self.channels is not None and channel not in self.channels:
-                near = closest(channel, self.channels)
-                known = ", ".join(sorted(self.channels)[:20])
-                self.diags.warn("unknown-channel", f"you have no notification channel named `{channel}`",
-                                spans.get(("notify", index)),
-                                (f"did you mean `{near}`? " if near else "")
-                                + (f"your channels: {known}" if known else "add it with add_notification_channel")
-                                + "; until then its alerts are only recorded")
-            notified.add(channel)
+        self.check_routes(rule)
         if not rule.notify:
-            for keyword in ("repeat every", "escalate"):
+            for keyword in ("repeat every",):
                 if keyword in spans:
                     self.diags.warn(f"{keyword.split()[0]}-without-channel",
                                     f"`{keyword}` has nobody to tell: this rule notifies no channel", spans[keyword],
                                     "add `notify CHANNEL` (list_notification_channels shows yours), or remove "
                                     f"`{keyword}`")
+
+    def check_channel_known(self, channel: str, span) -> None:
+        if self.channels is None or channel in self.channels:
+            return
+        near = closest(channel, self.channels)
+        known = ", ".join(sorted(self.channels)[:20])
+        self.diags.warn("unknown-channel", f"you have no notification channel named `{channel}`", span,
+                        (f"did you mean `{near}`? " if near else "")
+                        + (f"your channels: {known}" if known else "add it with add_notification_channel")
+                        + "; until then its alerts are only recorded")
+
+    def check_routes(self, rule: a.Rule) -> None:
+        """`notify … [on …]` (channels once across the clauses, severities the rule fires at) and
+        `escalate to … after …`."""
+        spans = rule.clause_spans
+        fires = {severity for severity, _ in rule.conditions}
+        first_seen: dict[str, int] = {}
+        for r, route in enumerate(rule.routes):
+            for i, channel in enumerate(route.channels):
+                where = spans.get(("route", r, "channel", i))
+                if channel in first_seen:
+                    earlier = first_seen[channel]
+                    if earlier == r:
+                        self.diags.warn("duplicate-channel", f"channel `{channel}` is listed twice", where,
+                                        "list each channel once")
+                    else:
+                        self.diags.warn("duplicate-channel",
+                                        f"channel `{channel}` is already in an earlier `notify` clause", where,
+                                        "name each channel in one `notify` clause; list every severity it should "
+                                        f"hear there: `notify {channel} on critical, warning`")
+                    continue
+                first_seen[channel] = r
+                self.check_channel_known(channel, where)
+            seen: set[str] = set()
+            for j, severity in enumerate(route.severities):
+                where = spans.get(("route", r, "severity", j))
+                if severity in seen:
+                    self.diags.warn("duplicate-severity", f"severity `{severity}` is listed twice", where,
+                                    "list each severity once")
+                elif fires and severity not in fires and a.INCOMPLETE not in spans:
+                    self.diags.warn("severity-never-fires",
+                                    f"this rule never fires at `{severity}`, so this `notify` never sends for it",
+                                    where, "it fires at " + ", ".join(s for s in a.SEVERITIES if s in fires)
+                                    + ("; give `severity " + severity + "` for a plain `when`" if rule.when is not None
+                                       else "; add `" + severity + " when …`"))
+                seen.add(severity)
+        escalation = rule.escalate
+        if escalation is None:
+            return
+        if escalation.after.seconds <= 0:
+            self.diags.add("duration-not-positive", "`escalate … after` must be longer than 0s",
+                           escalation.after.span, "e.g. `after 30m`: how long an alert fires unacknowledged first")
+        seen = set()
+        for i, channel in enumerate(escalation.channels):
+            where = spans.get(("escalate", i))
+            if channel in seen:
+                self.diags.warn("duplicate-channel", f"channel `{channel}` is listed twice", where,
+                                "list each channel once")
+                continue
+            seen.add(channel)
+            covering = [route for route in rule.routes if channel in route.channels]
+            if covering and fires and all(any(route.covers(s) for route in covering) for s in fires):
+                self.diags.warn("escalate-channel-notified",
+                                f"channel `{channel}` is already told of every alert of this rule, so escalating "
+                                "to it adds nothing", where,
+                                "escalate to a channel that is not told at first (e.g. a pager), or narrow its "
+                                "`notify` with `on critical`")
+            else:
+                self.check_channel_known(channel, where)
+
+    def check_dependency(self, rule: a.Rule) -> None:
+        """`depends on RULE [on TAG, …]`: not itself; tags the rule's alerts carry."""
+        dependency = rule.depends_on
+        if dependency is None:
+            return
+        spans = rule.clause_spans
+        if rule.name is not None and dependency.rule == rule.name:
+            self.diags.add("depends-on-itself", f"rule `{rule.name}` cannot depend on itself",
+                           spans.get(("depends on", 0)) or spans.get("depends on"),
+                           "name the rule whose firing should hold this one's notifications (e.g. `depends on "
+                           "db_down`)")
+        label_keys = {key for key, _ in rule.labels}
+        seen: set[str] = set()
+        for k, tag in enumerate(dependency.tags):
+            where = spans.get(("depends on", 1 + k))
+            if tag in seen:
+                self.diags.warn("duplicate-tag", f"tag `{tag}` is listed twice", where, "list each tag once")
+                continue
+            seen.add(tag)
+            if tag not in rule.group_by and tag not in label_keys:
+                self.diags.add("depends-tag-not-grouped",
+                               f"`{tag}` is not a tag of this rule's alerts, so no series of "
+                               f"`{dependency.rule}` can match it and nothing would ever be held", where,
+                               (f"add `group by {tag}`" + (f" (it groups by {', '.join(rule.group_by)})"
+                                                           if rule.group_by else "")
+                                + f", or a label `labels {tag} = \"…\"`; or leave `on {tag}` out to hold on any "
+                                  f"firing series of `{dependency.rule}`"))
 
     def check_group_tag(self, rule: a.Rule, tag: str, span) -> None:
         selectors = {agg.selector.measurement for _, cond in rule.conditions for agg in a.aggregates(cond)}

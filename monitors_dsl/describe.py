@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from . import ast as a
 from .printer import print_name, print_number, print_string
+from .windows import describe_window
 
 __all__ = ["describe", "describe_expr", "duration_words"]
 
@@ -186,7 +187,28 @@ def describe(rule: a.Rule) -> str:
         parts.append("firing on no data too")
     elif rule.on_no_data == "ok":
         parts.append("resolving on no data")
+    if rule.active_during is not None:
+        parts.append(f"only {describe_window(rule.active_during)}")
     parts.append(f"checked every {duration_words(rule.every.seconds, drop_one=True)}")
     if rule.notify:
-        parts.append("notifying " + _listed([print_name(n) for n in rule.notify]))
+        parts.append("notifying " + _listed([_route_words(route) for route in rule.routes]))
+    if rule.mute_during is not None:
+        parts.append(f"with notifications muted {describe_window(rule.mute_during)}")
+    if rule.escalate is not None:
+        parts.append(f"telling {_listed([print_name(n) for n in rule.escalate.channels])} too once an alert has "
+                     f"fired for {duration_words(rule.escalate.after.seconds)} unacknowledged")
+    if rule.depends_on is not None:
+        dependency = rule.depends_on
+        same = (" with the same " + _listed([print_name(t) for t in dependency.tags])) if dependency.tags else ""
+        parts.append(f"holding its notifications while {print_name(dependency.rule)} fires{same}")
     return ", ".join(parts) + "."
+
+
+def _route_words(route: a.Route) -> str:
+    """``a and b``, or ``pager (critical only)``, ``slack (critical and warning)``."""
+    channels = _listed([print_name(n) for n in route.channels])
+    if not route.severities:
+        return channels
+    if len(route.severities) == 1:
+        return f"{channels} ({route.severities[0]} only)"
+    return f"{channels} ({_listed(list(route.severities))})"

@@ -15,7 +15,7 @@ from lark import Lark
 
 __all__ = ["grammar_path", "parser", "terminal_pattern", "ignored_terminals", "START_SYMBOLS"]
 
-START_SYMBOLS = ["start", "clause", "test_block", "test_line"]
+START_SYMBOLS = ["start", "clause", "window", "test_block", "test_line"]
 _GRAMMAR_FILE = "monitors.lark"
 
 

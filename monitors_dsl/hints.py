@@ -67,6 +67,11 @@ _CLAUSE_WORDS = {
     "renotify": "repeat every", "repeat": "repeat every", "reminder": "repeat every",
     "resolve": "resolve when", "recover": "resolve when", "clear": "resolve when",
     "nodata": "on no data", "no_data": "on no data",
+    "quiet": "mute during", "mute_during": "mute during", "muted": "mute during", "snooze": "mute during",
+    "active_during": "active during", "only_during": "active during",
+    "escalation": "escalate", "escalate_to": "escalate", "page_after": "escalate",
+    "inhibit": "depends on", "inhibited": "depends on", "unless": "depends on", "depends_on": "depends on",
+    "suppress": "depends on", "requires": "depends on",
     "name": "`rule NAME { … }` (the name goes after the word rule)",
 }
 #: words of a service level objective written inside a rule (an objective is an `slo` block)

@@ -37,6 +37,7 @@ from .hints import (
 from .slo import SLO_CLAUSES, SloChecks
 from .slo import assemble as assemble_slo
 from .source import SourceText
+from .windows import DEFAULT_ZONE, TimeWindow, WindowSpan
 from .testblocks import Document, Test, TestBuilder, recover_test
 
 __all__ = ["SourceText", "parse_text", "INCOMPLETE", "MAX_TEXT_LENGTH", "MAX_NESTING", "CLAUSE_KEYWORDS", "FUNCTIONS"]
@@ -46,12 +47,14 @@ MAX_TEXT_LENGTH = 256 * 1024
 CLAUSE_KEYWORDS = (
     "when", "critical when", "warning when", "info when", "resolve when", "group by", "every", "for",
     "keep firing for", "on no data", "severity", "labels", "notify", "repeat every", "title", "message",
-    "description",
+    "description", "active during", "mute during", "escalate", "depends on",
 )
 _CLAUSE_FIRST_WORDS = {
     "when", "resolve", "group", "every", "for", "keep", "on", "severity", "labels", "notify", "repeat",
-    "title", "message", "description",
+    "title", "message", "description", "active", "mute", "escalate", "depends",
 }
+#: clause words that start a clause only before their second word (a tag or channel may be named `mute`)
+_CLAUSE_SECOND_WORDS = {"active": "during", "mute": "during", "escalate": "to", "depends": "on"}
 _SEVERITY_WORDS = {"critical", "warning", "info"}
 #: the first words of an slo block's own clauses (`slow page` starts with `slow`)
 _SLO_FIRST_WORDS = {"bad", "total", "objective", "page", "slow", "ticket"}
@@ -73,6 +76,21 @@ class _Clause(NamedTuple):
     value: object
     span: a.Span
     names: tuple = ()
+
+
+class _WindowPart(NamedTuple):
+    kind: str  # "days" or "times"
+    value: tuple | None  # day numbers, or one (start, end) in minutes; None when written wrong
+
+
+class _WindowSpan(NamedTuple):
+    value: WindowSpan | None
+    span: a.Span
+
+
+class _Window(NamedTuple):
+    window: TimeWindow | None  # None when nothing or something wrong was written (a diagnostic says which)
+    empty: bool  # nothing at all was written
 
 
 # --- tree → AST -----------------------------------------------------------------
@@ -284,6 +302,92 @@ class _Builder(TestBuilder):
         keyword, (value, value_span) = children
         return _Clause(str(keyword).lower(), value, self._meta_span(meta), (_Name(value, value_span),))
 
+    # where a rule holds and who hears of it (docs/language.md, "Time windows" and after) ------------
+    def notify(self, meta, children):
+        span = self._meta_span(meta)
+        return _Clause("notify", a.Route(tuple(n.value for n in children), span=span), span, tuple(children))
+
+    def on_list(self, meta, children):
+        items = tuple(c if isinstance(c, _Name) else _Name(str(c), self._token_span(c)) for c in children)
+        return _Clause("on", tuple(item.value for item in items), self._meta_span(meta), items)
+
+    def escalate(self, meta, children):
+        *channels, token = children
+        span = self._meta_span(meta)
+        after = self._duration_token(token)
+        return _Clause("escalate", a.Escalation(tuple(n.value for n in channels), after, span=span), span,
+                       tuple(channels))
+
+    def escalate_negative(self, meta, children):
+        *channels, token = children
+        span = self._meta_span(meta)
+        after = self._duration_token(token)
+        minus = self.source.text.rfind("-", 0, self.base + token.start_pos)
+        after = a.Duration(-after.seconds, span=self.source.span(minus, after.span.end))
+        return _Clause("escalate", a.Escalation(tuple(n.value for n in channels), after, span=span), span,
+                       tuple(channels))
+
+    def depends_on(self, meta, children):
+        (rule,) = children
+        span = self._meta_span(meta)
+        return _Clause("depends on", a.Dependency(rule.value, span=span), span, (rule,))
+
+    def active_during(self, meta, children):
+        return self._window_clause("active during", meta, children[0])
+
+    def mute_during(self, meta, children):
+        return self._window_clause("mute during", meta, children[0])
+
+    def _window_clause(self, keyword: str, meta, written: "_Window") -> _Clause:
+        span = self._meta_span(meta)
+        if written.empty:
+            self.checks.empty_window(keyword, span)
+        return _Clause(keyword, written.window, span)
+
+    def day(self, meta, children):
+        first, last = children
+        start = self.checks.day(str(first), self._token_span(first))
+        end = self.checks.day(str(last), self._token_span(last)) if last is not None else start
+        if start is None or end is None:
+            return _WindowPart("days", None)
+        return _WindowPart("days", tuple((start + k) % 7 for k in range((end - start) % 7 + 1)))
+
+    def time_range(self, meta, children):
+        start, end = (self.checks.clock_time(str(t), self._token_span(t)) for t in children)
+        return _WindowPart("times", None if start is None or end is None else ((start, end),))
+
+    def span(self, meta, children):
+        if any(part.value is None for part in children):
+            return _WindowSpan(None, self._meta_span(meta))
+        days = [d for part in children if part.kind == "days" for d in part.value]
+        times = [t for part in children if part.kind == "times" for t in part.value]
+        return _WindowSpan(WindowSpan(days, times), self._meta_span(meta))
+
+    def or_span(self, meta, children):
+        (span,) = children
+        if span is None:
+            span = _WindowSpan(None, self._meta_span(meta))
+            self.checks.empty_span(span.span)
+        return span
+
+    def window(self, meta, children):
+        first, *rest, zone = children
+        spans = list(rest)
+        if first is None:
+            if not spans:
+                if zone is None:
+                    return _Window(None, True)
+                self.checks.empty_window(None, self._meta_span(meta))
+                return _Window(None, False)
+            where = spans[0].span
+            self.checks.empty_span(self.source.span(where.start, where.start + 2))
+        else:
+            spans.insert(0, first)
+        name = DEFAULT_ZONE if zone is None else self.checks.zone(zone[0], zone[1])
+        if first is None or name is None or any(s.value is None for s in spans):
+            return _Window(None, False)
+        return _Window(TimeWindow([s.value for s in spans], name), False)
+
     # slo blocks (monitors_dsl/slo.py) ----------------------------------------
     def slo_bad(self, meta, children):
         return _Clause("bad", SloChecks(self.diags).term("bad", self._expr(children[0])), self._meta_span(meta))
@@ -345,7 +449,8 @@ _FIELD_OF_CLAUSE = {
     "resolve when": "resolve_when", "group by": "group_by", "every": "every", "for": "for_",
     "keep firing for": "keep_firing_for", "on no data": "on_no_data", "severity": "severity", "labels": "labels",
     "notify": "notify", "repeat every": "repeat_every", "title": "title", "message": "message",
-    "description": "description",
+    "description": "description", "active during": "active_during", "mute during": "mute_during",
+    "escalate": "escalate", "depends on": "depends_on",
 }
 
 
@@ -354,19 +459,72 @@ def assemble_rule(name: _Name | None, clauses, span: a.Span, diags: Diagnostics)
     values: dict = {}
     spans: dict = {}
     checks = NodeChecks(diags)
+    routes: list[a.Route] = []
+    previous = None
     for clause in clauses:
         if clause.keyword in SLO_CLAUSES:
             SloChecks(diags).slo_clause(clause.keyword, clause.span)
             continue
+        if clause.keyword in ("notify", "on"):
+            _routing_clause(clause, routes, spans, values, previous, checks)
+            previous = clause
+            continue
+        previous = clause
         if not checks.clause_once(clause.keyword, clause.span, spans.get(clause.keyword)):
             continue
         values[_FIELD_OF_CLAUSE[clause.keyword]] = clause.value
         spans[clause.keyword] = clause.span
         for index, item in enumerate(clause.names):
             spans[(clause.keyword, index)] = item.span
+    if routes:
+        values["routes"] = tuple(routes)
     if name is not None:
         spans["name"] = name.span
     return a.Rule(name=name.value if name is not None else None, span=span, clause_spans=spans, **values)
+
+
+def _routing_clause(clause: _Clause, routes: list, spans: dict, values: dict, previous: _Clause | None,
+                    checks: NodeChecks) -> None:
+    """Takes in a ``notify`` clause (one route each; may be given several times) or an ``on LIST`` clause
+    (the severities of the `notify` just before it, or the tags of the `depends on` just before it).
+
+    Spans: ``("route", r)`` is the r-th `notify` clause (with its `on`); ``("route", r, "channel", i)`` its
+    i-th channel; ``("route", r, "severity", j)`` its j-th severity; ``("depends on", 0)`` the rule named,
+    ``("depends on", 1 + k)`` its k-th tag; ``"notify"`` the first `notify` clause.
+    """
+    if clause.keyword == "notify":
+        index = len(routes)
+        routes.append(clause.value)
+        spans.setdefault("notify", clause.span)
+        spans[("route", index)] = clause.span
+        for i, item in enumerate(clause.names):
+            spans[("route", index, "channel", i)] = item.span
+        return
+    target = previous.keyword if previous is not None else None
+    if target == "notify" and routes and routes[-1] is previous.value:
+        index = len(routes) - 1
+        severities = []
+        for j, item in enumerate(clause.names):
+            spans[("route", index, "severity", j)] = item.span
+            severity = checks.route_severity(item.value, item.span)
+            if severity is not None:
+                severities.append(severity)
+        whole = a.Span(previous.span.start, clause.span.end, previous.span.line_starts)
+        route = a.Route(previous.value.channels, tuple(severities), span=whole)
+        routes[-1] = route
+        spans[("route", index)] = whole
+        if spans.get("notify") is previous.span:
+            spans["notify"] = whole
+        return
+    if target == "depends on" and values.get("depends_on") is previous.value:
+        whole = a.Span(previous.span.start, clause.span.end, previous.span.line_starts)
+        values["depends_on"] = a.Dependency(previous.value.rule, clause.value, span=whole)
+        spans["depends on"] = whole
+        for k, item in enumerate(clause.names):
+            spans[("depends on", 1 + k)] = item.span
+        return
+    if target not in ("notify", "depends on"):  # after a `notify` or `depends on` given twice: reported
+        checks.misplaced_on(clause.span, target)
 
 
 # --- syntax errors in words -----------------------------------------------------------
@@ -377,11 +535,12 @@ _TERMINAL_WORDS = {
     "COMPARE": "a comparison (> >= < <= == !=)", "ADD_OP": "+ or -", "MUL_OP": "* or /",
     "FILTER_OP": "= =~ !~", "NE": "!=", "LPAR": "`(`", "RPAR": "`)`", "LBRACE": "`{`", "RBRACE": "`}`", "COMMA": "`,`",
     "DOT": "`.`", "MINUS": "`-`", "SEVERITY_WORD": "critical/warning/info", "TEMPLATE_KEYWORD": "title/message/description",
+    "TIME": "a time such as 09:00",
     "$END": "the end of the text", "SERIES_VALUES": "`:` and the values",
 }
 
 
-_TOKEN_NOUNS = {"NAME": "name", "NUMBER": "number", "PERCENT": "percentage", "DURATION": "duration",
+_TOKEN_NOUNS = {"NAME": "name", "TIME": "time", "NUMBER": "number", "PERCENT": "percentage", "DURATION": "duration",
                 "STRING": "string", "LONG_STRING": "string", "COMPARE": "operator", "NE": "operator",
                 "ADD_OP": "operator", "MUL_OP": "operator", "FILTER_OP": "operator"}
 
@@ -396,7 +555,7 @@ def _terminal_word(name: str) -> str:
     return name.lower()
 
 
-_TAKES_DURATION = re.compile(r"(?:,|\boffset|\bevery|\bfor)\s*$", re.IGNORECASE)
+_TAKES_DURATION = re.compile(r"(?:,|\boffset|\bevery|\bfor|\bafter-?)\s*$", re.IGNORECASE)
 _IN_CALL = re.compile(r"[(,{]\s*$")
 
 
@@ -465,7 +624,10 @@ def report_syntax_error(error: UnexpectedInput, source: SourceText, diags: Diagn
     spaced = spaced_duration(text, start) if token.type == "NAME" else None
     after = re.match(r"\s+([A-Za-z]+)", text[base + token.end_pos:])
     braces = missing_brace(text, base, start) if token.type in ("DURATION", "NUMBER", "PERCENT", "RPAR") else None
-    if spaced is not None:
+    if token.type in ("NUMBER", "DURATION", "PERCENT") and "TIME" in expected:
+        message = f"`{value}` is not a time of day"
+        hint = "write times as HH:MM-HH:MM, e.g. 09:00-17:00 (24-hour clock)"
+    elif spaced is not None:
         begin, stop, written = spaced
         span = source.span(begin, stop)
         message = f"`{' '.join(text[begin:stop].split())}` is not a duration"
@@ -661,6 +823,10 @@ def _is_clause_start(lexemes: list[_Lexeme], i: int) -> bool:
             return False
         return word != "slow" or nxt == "page"
     if word not in _CLAUSE_FIRST_WORDS:
+        return False
+    if word in _CLAUSE_SECOND_WORDS and nxt != _CLAUSE_SECOND_WORDS[word]:
+        return False
+    if word == "on" and prev == "depends":
         return False
     if word == "every" and prev == "repeat":
         return False
@@ -873,3 +1039,28 @@ def parse_text(text: str, diags: Diagnostics) -> tuple[SourceText, list[a.Rule]]
         _report_builder_failure(error, source, diags, 0, len(text))
         return source, []
     return source, rules
+
+
+def parse_window_text(text: str, diags: Diagnostics) -> TimeWindow | None:
+    """The time window written in ``text`` (``monitors_dsl.windows.parse_window``), every problem added to
+    ``diags``; ``None`` when it has errors."""
+    source = SourceText(text)
+    if len(text) > MAX_TEXT_LENGTH:
+        diags.add("text-too-long", f"the text is {len(text):,} characters long; at most {MAX_TEXT_LENGTH:,} are read",
+                  source.span(MAX_TEXT_LENGTH, MAX_TEXT_LENGTH + 1), "write a shorter window")
+        return None
+    attempt = Diagnostics()
+    written = fast_parse(text, _Builder(source, attempt), start="window")
+    if written is not None:
+        diags.items.extend(attempt.items)
+        diags._seen |= attempt._seen
+    else:
+        try:
+            tree = lark_parser().parse(text, start="window")
+        except UnexpectedInput as error:
+            report_syntax_error(error, source, diags, 0, len(text), in_rule=False)
+            return None
+        written = _Builder(source, diags).transform(tree)
+    if written.empty:
+        NodeChecks(diags).empty_window(None, source.span(0, len(text)))
+    return written.window

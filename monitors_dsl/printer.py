@@ -24,6 +24,8 @@ __all__ = [
     "print_string",
     "print_name",
     "print_number",
+    "print_route",
+    "print_dependency",
     "KEYWORDS",
 ]
 
@@ -226,18 +228,44 @@ def print_rule(rule: a.Rule) -> str:
         lines.append(f"severity {rule.severity}")
     if rule.labels:
         lines.append("labels " + ", ".join(f"{print_name(k)} = {print_string(v)}" for k, v in rule.labels))
-    if rule.notify:
-        lines.append("notify " + ", ".join(print_name(n) for n in rule.notify))
+    for route in rule.routes:
+        lines.append(print_route(route))
     if rule.repeat_every is not None:
         lines.append(f"repeat every {print_duration(rule.repeat_every)}")
     for keyword in ("title", "message", "description"):
         value = getattr(rule, keyword)
         if value is not None:
             lines.append(f"{keyword} {print_string(value)}")
+    if rule.active_during is not None:
+        lines.append(f"active during {rule.active_during.text}")
+    if rule.mute_during is not None:
+        lines.append(f"mute during {rule.mute_during.text}")
+    if rule.escalate is not None:
+        lines.append("escalate to " + ", ".join(print_name(n) for n in rule.escalate.channels)
+                     + f" after {print_signed_duration(rule.escalate.after)}")
+    if rule.depends_on is not None:
+        lines.append(print_dependency(rule.depends_on))
     if rule.name is None:
         return "\n".join(lines)
     body = "\n".join("    " + line for line in lines)
     return f"rule {print_name(rule.name)} {{\n{body}\n}}" if body else f"rule {print_name(rule.name)} {{\n}}"
+
+
+def print_route(route: a.Route) -> str:
+    """``notify a, b`` or ``notify a on critical, warning``."""
+    text = "notify " + ", ".join(print_name(n) for n in route.channels)
+    return text + " on " + ", ".join(route.severities) if route.severities else text
+
+
+def print_dependency(dependency: a.Dependency) -> str:
+    """``depends on db_down`` or ``depends on db_down on host, region``."""
+    text = f"depends on {print_name(dependency.rule)}"
+    return text + " on " + ", ".join(print_name(t) for t in dependency.tags) if dependency.tags else text
+
+
+def print_signed_duration(duration: a.Duration) -> str:
+    """A duration, with a `-` when negative (only a rule with errors holds one)."""
+    return ("-" if duration.seconds < 0 else "") + print_duration(abs(duration.seconds))
 
 
 def _is_bare(rule: a.Rule) -> bool:

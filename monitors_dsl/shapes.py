@@ -59,7 +59,7 @@ def _tokens() -> re.Pattern:
 _CONDITION_PREFIXES = ("when ", "critical when ", "warning when ", "info when ", "resolve when ", "group by ")
 _CLAUSE_PREFIXES = _CONDITION_PREFIXES + (
     "every ", "for ", "keep firing for ", "on no data ", "severity ", "labels ", "notify ", "repeat every ",
-    "title ", "message ", "description ")
+    "title ", "message ", "description ", "active during ", "mute during ", "escalate to ", "depends on ")
 
 #: ``k OP x`` is ``x FLIPPED[OP] k``
 FLIPPED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "==", "!=": "!="}

@@ -13,6 +13,8 @@ EXPECTED_EXPORTS = {
     "validate", "parse", "canonical", "Diagnostic", "DslError", "Rule", "Schema", "MeasurementSchema",
     # The compiler's names, once it is part of the package.
     "compile_rule", "CompiledRule", "Decision", "Term",
+    # Time windows (a channel's `mute_during` setting is one).
+    "TimeWindow", "parse_window",
 }
 
 
