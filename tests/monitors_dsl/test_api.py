@@ -15,6 +15,8 @@ EXPECTED_EXPORTS = {
     "compile_rule", "CompiledRule", "Decision", "Term",
     # Time windows (a channel's `mute_during` setting is one).
     "TimeWindow", "parse_window",
+    # Running a document's test blocks (through the engine, when it is installed).
+    "run_tests", "TestResult", "TestFailure", "EngineUnavailable",
 }
 
 
