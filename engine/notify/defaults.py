@@ -69,6 +69,6 @@ DEFAULT_GROUP_TITLE = (
 )
 
 DEFAULT_GROUP_MESSAGE = """{% for heading, listed in [('Firing', firing), ('Resolved', resolved)] if listed %}{{ heading }} ({{ listed | length }}):
-{% for alert in listed[:listed_at_most] %}  {{ alert.title }}
-{% endfor %}{% if listed | length > listed_at_most %}  and {{ listed | length - listed_at_most }} more
-{% endif %}{% endfor %}"""
+{% for alert in listed[:LISTED] %}  {{ alert.title }}
+{% endfor %}{% if listed | length > LISTED %}  and {{ listed | length - LISTED }} more
+{% endif %}{% endfor %}""".replace("LISTED", str(GROUP_LISTED))

@@ -431,7 +431,8 @@ class Dispatcher:
                 return job
             if job.rows:
                 try:
-                    job.message = render_group(alerts, group=job.labels)
+                    job.message = render_group(alerts, group=job.labels, title=channel.group_title,
+                                               message=channel.group_message)
                 except RenderError as error:
                     job.error = str(error)
                     return job

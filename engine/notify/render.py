@@ -22,7 +22,7 @@ from typing import Any
 from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
-from .defaults import DEFAULT_GROUP_MESSAGE, DEFAULT_GROUP_TITLE, DEFAULT_MESSAGE, DEFAULT_TITLE, GROUP_LISTED
+from .defaults import DEFAULT_GROUP_MESSAGE, DEFAULT_GROUP_TITLE, DEFAULT_MESSAGE, DEFAULT_TITLE
 from .sandbox import LimitExceeded, Limits, bounded_sandbox, budget
 from .variables import template_variables
 
@@ -164,7 +164,7 @@ def render_group(alerts: list[Mapping[str, Any]], *, group: Mapping[str, str] | 
     severity = max((alert.get("severity") for alert in firing if alert.get("severity")),
                    key=lambda name: _SEVERITY_ORDER.get(name, 0), default=None)
     variables = {"alerts": listed, "firing": firing, "resolved": resolved, "group": dict(group or {}),
-                 "severity": severity, "listed_at_most": GROUP_LISTED}
+                 "severity": severity}
     if title is None and message is None:
         title_text = render_template(DEFAULT_GROUP_TITLE, variables, limits=limits, name="group title")
         body = render_template(DEFAULT_GROUP_MESSAGE, variables, limits=limits, name="group message")

@@ -25,7 +25,8 @@ def register_channel_tools(mcp: MCPServer, backend: Backend) -> None:
             "Add a notification channel: a name for 'notify NAME' and one apprise URL (slack://TokenA/TokenB/"
             "TokenC, discord://id/token, mailtos://user:pass@example.com, jsons://host/path), stored encrypted, "
             "never shown. policies: group_by labels (or rule): one message per group, after group_wait (30s), "
-            "then every group_interval (5m); mute_during: a time window sending nothing."
+            "then every group_interval (5m); mute_during: a time window sending nothing; group_title, "
+            "group_message: Jinja over alerts."
         ),
     )
     def add_notification_channel(

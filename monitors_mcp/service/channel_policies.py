@@ -10,7 +10,10 @@
 - ``group_interval``: after a group's message, how long newer notifications of that group wait to be
   sent together, ``10s`` to ``24h`` and at least ``group_wait`` (default ``5m``);
 - ``mute_during``: a time window (``mon-fri 22:00-07:00 in "Europe/Berlin"``) during which nothing is
-  sent on the channel, stored in its canonical form; ``null`` or ``""`` means never muted.
+  sent on the channel, stored in its canonical form; ``null`` or ``""`` means never muted;
+- ``group_title``, ``group_message``: Jinja2 templates of a group's message over ``alerts`` (each
+  notification's variables plus its ``title``), ``firing``, ``resolved``, ``group`` (the group's values)
+  and ``severity`` (the highest firing one); ``null`` or ``""`` for the defaults, which list each title.
 
 Durations are written as in the rule language (``30s``, ``5m``, ``1h30m``). On an update a key that is
 absent keeps its value, a key set to ``null`` goes back to its default.
@@ -42,7 +45,10 @@ MAX_GROUP_INTERVAL = 86_400
 MAX_GROUP_LABELS = 16
 MAX_LABEL = 128
 MAX_WINDOW_TEXT = 500
-POLICY_KEYS = ("group_by", "group_wait", "group_interval", "mute_during")
+MAX_TEMPLATE = 4000
+POLICY_KEYS = ("group_by", "group_wait", "group_interval", "mute_during", "group_title", "group_message")
+#: what a group template sees (each of ``alerts`` has a single notification's variables and its ``title``)
+GROUP_TEMPLATE_VARIABLES = ("alerts", "firing", "resolved", "group", "severity")
 _ZERO = re.compile(r"(?:0+[smhdw])+\Z", re.ASCII)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
@@ -55,17 +61,22 @@ class ChannelPolicies:
     group_wait_seconds: int | None = None
     group_interval_seconds: int | None = None
     mute_during: str | None = None
+    group_title: str | None = None
+    group_message: str | None = None
 
     @classmethod
     def of(cls, channel) -> ChannelPolicies:  # noqa: ANN001 - a NotificationChannel row
         return cls(tuple(channel.group_by) if channel.group_by else None, channel.group_wait_seconds,
-                   channel.group_interval_seconds, channel.mute_during)
+                   channel.group_interval_seconds, channel.mute_during, channel.group_title,
+                   channel.group_message)
 
     def store(self, channel) -> None:  # noqa: ANN001
         channel.group_by = list(self.group_by) if self.group_by else sa_null()  # SQL NULL, not JSON null
         channel.group_wait_seconds = self.group_wait_seconds
         channel.group_interval_seconds = self.group_interval_seconds
         channel.mute_during = self.mute_during
+        channel.group_title = self.group_title
+        channel.group_message = self.group_message
 
     def shown(self) -> dict[str, Any]:
         """What listings show: the values in force, defaults included."""
@@ -74,6 +85,8 @@ class ChannelPolicies:
             "group_wait": duration_text(_or(self.group_wait_seconds, DEFAULT_GROUP_WAIT)),
             "group_interval": duration_text(_or(self.group_interval_seconds, DEFAULT_GROUP_INTERVAL)),
             "mute_during": self.mute_during,
+            "group_title": self.group_title,
+            "group_message": self.group_message,
         }
 
 
@@ -102,6 +115,7 @@ def check_policies(given: Mapping[str, Any] | None, current: ChannelPolicies = C
     values = {
         "group_by": current.group_by, "group_wait_seconds": current.group_wait_seconds,
         "group_interval_seconds": current.group_interval_seconds, "mute_during": current.mute_during,
+        "group_title": current.group_title, "group_message": current.group_message,
     }
     if "group_by" in given:
         values["group_by"] = _group_by(given["group_by"])
@@ -112,6 +126,9 @@ def check_policies(given: Mapping[str, Any] | None, current: ChannelPolicies = C
                                                     MAX_GROUP_INTERVAL)
     if "mute_during" in given:
         values["mute_during"] = _window(given["mute_during"])
+    for key in ("group_title", "group_message"):
+        if key in given:
+            values[key] = _template(key, given[key])
     wait = _or(values["group_wait_seconds"], DEFAULT_GROUP_WAIT)
     interval = _or(values["group_interval_seconds"], DEFAULT_GROUP_INTERVAL)
     if interval < wait:
@@ -183,6 +200,43 @@ def _window(value: Any) -> str | None:
         raise InvalidInput(f"mute_during {value[:80]!r}: {_where(error)}", code="invalid_window",
                            diagnostics=[d.to_dict() for d in getattr(error, "diagnostics", [])]) from None
     return window.text
+
+
+def _template(what: str, value: Any) -> str | None:
+    """A group template, checked as the language checks a rule's: syntax, variables, constant sizes."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be a Jinja2 template, e.g. \"{{{{ alerts | length }}}} alerts\".")
+    if not value.strip():
+        return None
+    if len(value) > MAX_TEMPLATE:
+        raise InvalidInput(f"{what} is longer than {MAX_TEMPLATE:,} characters.")
+    from monitors_dsl.errors import did_you_mean
+    from monitors_dsl.templates import sandbox, template_problems
+
+    for code, line, message, hint in template_problems(value):
+        if code != "unknown-template-variable":
+            raise InvalidInput(f"{what}, line {line}: {message}" + (f" ({hint})" if hint else ""),
+                               code="invalid_template")
+    env = sandbox()
+    for name in sorted(_undeclared(env, value)):
+        if name not in GROUP_TEMPLATE_VARIABLES and name not in env.globals:
+            near = did_you_mean(name, GROUP_TEMPLATE_VARIABLES)
+            raise InvalidInput(
+                f"{what}: unknown template variable `{name}`" + (f" ({near})" if near else "")
+                + f"; a group template sees {', '.join(GROUP_TEMPLATE_VARIABLES)}, and each of alerts has a "
+                "notification's variables (rule, severity, state, labels, value, …) and its title.",
+                code="invalid_template")
+    return value
+
+
+def _undeclared(env, text: str) -> set[str]:  # noqa: ANN001
+    try:
+        from monitors_dsl.templates import _undeclared_variables
+    except ImportError:  # a language version without it: Jinja's own (its optimizer folds constants)
+        from jinja2.meta import find_undeclared_variables as _undeclared_variables
+    return set(_undeclared_variables(env.parse(text)))
 
 
 def _window_parser():  # noqa: ANN202

@@ -239,11 +239,14 @@ class NotificationChannel(Base):
     service: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Channel policies: NULL group_by = one message per notification; NULL waits = 30 s and 300 s;
-    # ``mute_during`` the canonical text of a time window (NULL = never muted).
+    # ``mute_during`` the canonical text of a time window (NULL = never muted); the group message's
+    # templates (NULL = the defaults).
     group_by: Mapped[list[str] | None] = mapped_column(JsonValue)
     group_wait_seconds: Mapped[int | None] = mapped_column(Integer)
     group_interval_seconds: Mapped[int | None] = mapped_column(Integer)
     mute_during: Mapped[str | None] = mapped_column(Text)
+    group_title: Mapped[str | None] = mapped_column(Text)
+    group_message: Mapped[str | None] = mapped_column(Text)
 
 
 class NotificationGroup(Base):

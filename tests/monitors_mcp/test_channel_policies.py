@@ -21,38 +21,41 @@ from tests.support.mcp_client import connect, snapshot
 pytestmark = pytest.mark.anyio
 
 SLACK = "slack://TokenA/TokenB/TokenC"
-DEFAULTS = {"group_by": [], "group_wait": "30s", "group_interval": "5m", "mute_during": None}
+DEFAULTS = {"group_by": [], "group_wait": "30s", "group_interval": "5m", "mute_during": None,
+            "group_title": None, "group_message": None}
 
 
 def stored(db: Database, owner: int, name: str) -> tuple:
     with db.session() as s:
         c = s.scalars(select(NotificationChannel).where(NotificationChannel.owner_id == owner,
                                                         NotificationChannel.name == name)).one()
-        return c.group_by, c.group_wait_seconds, c.group_interval_seconds, c.mute_during
+        return c.group_by, c.group_wait_seconds, c.group_interval_seconds, c.mute_during, c.group_title, c.group_message
 
 
 async def test_policies_are_set_on_add_changed_by_update_and_listed(db: Database, secrets, alice: int) -> None:
     async with connect(db, secrets, alice) as client:
         plain = await client.call_tool("add_notification_channel", {"name": "plain", "apprise_url": SLACK})
         assert plain.structured_content["policies"] == DEFAULTS
-        assert stored(db, alice, "plain") == (None, None, None, None)  # NULL columns: the defaults
+        assert stored(db, alice, "plain") == (None,) * 6  # NULL columns: the defaults
 
         added = await client.call_tool("add_notification_channel", {
             "name": "ops", "apprise_url": SLACK,
             "policies": {"group_by": ["rule", "region"], "group_wait": "1m30s", "group_interval": "2H",
-                         "mute_during": 'Sat-Sun in "Europe/Paris"'}})
+                         "mute_during": 'Sat-Sun in "Europe/Paris"', "group_title": "{{ alerts | length }} new"}})
         assert not added.is_error, added.content[0].text
         assert added.structured_content["policies"] == {
             "group_by": ["rule", "region"], "group_wait": "1m30s", "group_interval": "2h",
-            "mute_during": 'sat-sun in "Europe/Paris"'}
-        assert stored(db, alice, "ops") == (["rule", "region"], 90, 7200, 'sat-sun in "Europe/Paris"')
+            "mute_during": 'sat-sun in "Europe/Paris"', "group_title": "{{ alerts | length }} new",
+            "group_message": None}
+        assert stored(db, alice, "ops") == (["rule", "region"], 90, 7200, 'sat-sun in "Europe/Paris"',
+                                            "{{ alerts | length }} new", None)
 
         # a key left out keeps its value, null restores the default, "" clears the window
         updated = await client.call_tool("update_notification_channel", {
-            "name": "ops", "policies": {"group_wait": None, "mute_during": ""}})
+            "name": "ops", "policies": {"group_wait": None, "mute_during": "", "group_title": ""}})
         assert updated.structured_content["policies"] == {
-            "group_by": ["rule", "region"], "group_wait": "30s", "group_interval": "2h", "mute_during": None}
-        assert stored(db, alice, "ops") == (["rule", "region"], None, 7200, None)
+            **DEFAULTS, "group_by": ["rule", "region"], "group_interval": "2h"}
+        assert stored(db, alice, "ops") == (["rule", "region"], None, 7200, None, None, None)
         cleared = await client.call_tool("update_notification_channel", {"name": "ops",
                                                                          "policies": {"group_by": []}})
         assert cleared.structured_content["policies"]["group_by"] == []
@@ -91,6 +94,10 @@ async def test_a_new_url_replaces_the_old_one_and_is_never_shown(db: Database, s
     ({"mute_during": 'sat in "Mars/Olympus"'}, "at column 8: unknown time zone"),
     ({"mute_during": ["sat"]}, "mute_during must be a time window"),
     ({"groupby": ["rule"]}, "did you mean 'group_by'?"),
+    ({"group_title": "{{ alert | length }}"}, "group_title: unknown template variable `alert` (did you mean `alerts`?)"),
+    ({"group_message": "{{ rule }}"}, "unknown template variable `rule`; a group template sees alerts, firing"),
+    ({"group_message": "{% for a in alerts %}"}, "group_message, line 1: template error: Unexpected end"),
+    ({"group_title": 5}, "group_title must be a Jinja2 template"),
 ])
 async def test_bad_policies_are_refused_with_what_to_change(db: Database, secrets, alice: int, policies,
                                                            message: str) -> None:
@@ -101,7 +108,7 @@ async def test_bad_policies_are_refused_with_what_to_change(db: Database, secret
                            ("update_notification_channel", {"name": "desk"})):
             result = await client.call_tool(tool, {**args, "policies": policies})
             assert result.is_error and message in result.content[0].text, (tool, result.content[0].text)
-            assert result.structured_content["code"] in ("invalid_input", "invalid_window")
+            assert result.structured_content["code"] in ("invalid_input", "invalid_window", "invalid_template")
         assert snapshot(db) == before
 
 
@@ -167,7 +174,7 @@ def test_the_channel_commands_add_update_and_list(db: Database, capsys, cli_user
     assert code == 0 and "other.example.com" in out and out.endswith("no grouping\n")
     code, out, _ = cli(db, capsys, "channel", "list", name)
     assert out == "ops\tjsons\tJSON\tother.example.com\tno grouping\n"
-    assert stored(db, user_id, "ops") == (None, None, None, None)
+    assert stored(db, user_id, "ops") == (None,) * 6
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -142,6 +142,34 @@ def test_forty_of_one_rule_in_one_message_then_a_later_one_after_the_group_inter
     assert run(dispatcher, T0 + timedelta(hours=1)).attempted == 0 and hook.count == 2
 
 
+def test_a_channels_own_group_templates_see_every_alerts_variables(db, workspace, new_user, secrets, hook):
+    owner = new_user()
+    channel = grouped_channel(workspace, owner, hook, group_wait="0s", group_by=["region"],
+                              group_title="{{ group.region }}: {{ firing | length }}/{{ alerts | length }}",
+                              group_message="{% for a in alerts %}{{ a.rule }} {{ a.state }} {{ a.labels.host }} "
+                                            "{{ a.value }} [{{ a.title }}]\n{% endfor %}")
+    queue(db, owner, channel, ["h1"], region="eu")
+    queue(db, owner, channel, ["h2"], region="eu", kind="resolved")
+    report = Dispatcher(db, secrets, attempt_timeout=5).dispatch(T0)
+    assert report.groups == 1 and hook.wait_for(1)
+    assert hook.received[0].data["title"] == "eu: 1/2"
+    assert hook.received[0].data["message"].splitlines() == [
+        f"web_cpu_high firing h1 95.0 [{title_of('h1', region='eu')}]",
+        f"web_cpu_high resolved h2 95.0 [{title_of('h2', 'resolved', region='eu')}]"]
+
+
+def test_a_group_template_that_fails_fails_its_notifications_with_the_reason(db, workspace, new_user, secrets,
+                                                                            hook):
+    owner = new_user()
+    channel = grouped_channel(workspace, owner, hook, group_wait="0s",
+                              group_message="{{ alerts[0].labels.zone }}")  # no such label: fails when rendered
+    ids = queue(db, owner, channel, ["z1", "z2"])
+    report = Dispatcher(db, secrets, attempt_timeout=5).dispatch(T0)
+    assert (report.failed, report.sent) == (2, 0) and hook.count == 0
+    assert statuses(db, ids) == ["failed", "failed"]
+    assert "group message template" in report.errors[0] and "zone" in report.errors[0]
+
+
 def test_a_group_quiet_for_longer_than_its_interval_starts_again_with_the_group_wait(db, workspace, new_user,
                                                                                     secrets, hook):
     owner = new_user()

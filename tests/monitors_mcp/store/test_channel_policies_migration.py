@@ -12,7 +12,8 @@ from monitors_mcp.store import migrate
 from tests.support import mariadb
 from tests.support.store import BACKENDS, mysql_base_url
 
-POLICY_COLUMNS = {"group_by", "group_wait_seconds", "group_interval_seconds", "mute_during"}
+POLICY_COLUMNS = {"group_by", "group_wait_seconds", "group_interval_seconds", "mute_during", "group_title",
+                  "group_message"}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -52,9 +53,9 @@ def test_0008_adds_the_policies_to_stored_channels_and_goes_back(engine: sa.Engi
     migrate(engine, "0008")
     assert POLICY_COLUMNS <= columns(engine, "notification_channels")
     with engine.begin() as conn:
-        row = conn.execute(sa.text("SELECT name, group_by, group_wait_seconds, group_interval_seconds, mute_during "
-                                   "FROM notification_channels")).one()
-        assert tuple(row) == ("ops", None, None, None, None)
+        row = conn.execute(sa.text("SELECT name, group_by, group_wait_seconds, group_interval_seconds, mute_during, "
+                                   "group_title, group_message FROM notification_channels")).one()
+        assert tuple(row) == ("ops", None, None, None, None, None, None)
         conn.execute(sa.text("INSERT INTO notification_groups (channel_id, group_key, labels) "
                              "VALUES (7, :key, '{}')"), {"key": "k" * 64})
         with pytest.raises(sa.exc.IntegrityError):  # one timing row per (channel, group)

@@ -9,6 +9,9 @@
   how long newer notifications of that group wait to go together (NULL = 300);
 - ``notification_channels.mute_during``: the canonical text of a time window
   during which nothing is sent on the channel (NULL = never);
+- ``notification_channels.group_title`` / ``group_message``: the channel's
+  templates for a group's message (NULL = the defaults, which list each
+  alert's title);
 - ``notification_groups``: the timing of one group of one channel (when a
   dispatcher first saw its oldest unsent notification, when its last message
   went) and which dispatcher is sending it now, so that the notifications of
@@ -39,6 +42,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("group_wait_seconds", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("group_interval_seconds", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("mute_during", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("group_title", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("group_message", sa.Text(), nullable=True))
     op.create_table(
         "notification_groups",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -60,6 +65,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("notification_groups")
     with op.batch_alter_table("notification_channels") as batch:
+        batch.drop_column("group_message")
+        batch.drop_column("group_title")
         batch.drop_column("mute_during")
         batch.drop_column("group_interval_seconds")
         batch.drop_column("group_wait_seconds")
