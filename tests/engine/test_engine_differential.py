@@ -154,16 +154,24 @@ def test_the_cases_take_every_fast_path_and_reach_every_outcome() -> None:
     every transition and every kind of notification (a generator drifting into cases where nothing happens
     would make the differential tests above pass for nothing)."""
     fast_paths: Counter = Counter()
-    transitions, kinds = set(), set()
+    transitions, kinds, holds, marks = set(), set(), set(), set()
     resolved_with_values = False
     for seed in (*range(8), 19):  # seed 19: an escalation (firing → firing)
         engine = check(make_case(seed, rules=12, changes=5))
         fast_paths.update(engine.fast_paths)
         transitions.update((t[3], t[4]) for t in engine.transitions)
         kinds.update(n[3] for n in engine.notifications)
+        # (rule, series, at, kind, channel, status, reason, notification)
+        holds.update((n[5], " ".join((n[6] or "").split()[:3])) for n in engine.notifications)
+        marks.update(mark for n in engine.notifications for mark in ("late", "escalated") if n[7][mark])
+        marks.update(f"to {n[4]}" for n in engine.notifications)
         resolved_with_values |= any(a[3]["values_at_resolution"] for a in engine.alerts)
-    assert all(fast_paths[name] for name in fast_paths), fast_paths
+    assert all(fast_paths[name] for name in fast_paths), fast_paths  # "outside active during" among them
     assert transitions >= {("inactive", "pending"), ("pending", "inactive"), ("pending", "firing"),
                            ("inactive", "firing"), ("firing", "firing"), ("firing", "inactive")}, transitions
     assert kinds >= {"firing", "resolved", "escalation", "repeat"}, kinds
+    # section 10: every hold with its reason, late and escalated notices, every channel (routes, escalations)
+    assert holds >= {("pending", ""), ("muted", "muted"), ("muted", "muted by channel"),
+                     ("suppressed", "suppressed by rule"), ("suppressed", "acknowledged")}, holds
+    assert marks >= {"late", "escalated", "to hook", "to page", "to boss"}, marks
     assert resolved_with_values

@@ -5,7 +5,10 @@ ticks. Rules are built from the compiler tests' random rules (``tests.support.co
 ``absent``, ``not``/``and``/``or``, arithmetic between terms, offsets, filters of every kind) and from
 families sharing one term with different thresholds and clauses (so they share scans and shapes and are
 decided in cohorts), with ``group by``, several severities, ``resolve when``, ``for``, ``keep firing for``,
-``on no data`` of the three kinds and ``repeat every``. The data has series that appear and vanish, gaps,
+``on no data`` of the three kinds and ``repeat every``, and the clauses of who hears of it: ``notify … on``
+routes to two channels, ``active during`` and ``mute during`` windows of a few minutes inside the case's
+hour in one of a few zones (so that they start or end between ticks), ``escalate to … after`` and
+``depends on`` (with and without tags) an earlier rule of the case; one channel has a mute window. The data has series that appear and vanish, gaps,
 points on window edges, equal times, points a day old (the 24-hour look-back of known series), and
 sometimes a measurement without one of the tags or fields the rules name. Values are small integers, so
 that SQL computes every function to the last bit as the reference does but the sample deviation (which
@@ -28,8 +31,10 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy import update as sa_update
 
 import monitors_dsl
 from engine.evaluate import Evaluator
@@ -39,6 +44,7 @@ from engine.runner import Runner
 from engine.sources import DataFusionSource
 from engine.state import INACTIVE, FlapDetection, SeriesState
 from monitors_dsl import ast as a
+from monitors_dsl.windows import TimeWindow, parse_window
 from monitors_dsl.printer import print_rule
 from tests.support.compiler_harness import to_table
 from tests.support.compiler_strategies import (FLOAT_FIELDS, INT_FIELDS, MEASUREMENTS, TAG_VALUES, TAGS, RandomRules,
@@ -52,6 +58,11 @@ T0 = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
 S = 10**9
 MIN = timedelta(minutes=1)
 CHANNEL = "hook"
+#: the channels of every case: rules notify hook (perhaps on some severities) and page on some, escalate to
+#: boss or page
+CHANNELS = ("hook", "page", "boss")
+#: zones of the generated windows: UTC, one ahead by an hour, one behind by five, one ahead by five and a half
+ZONES = ("UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata")
 _VALUES = [0, 1, 2, 3, 5, 7, 10]
 _THRESHOLDS = [0, 1, 2, 2.5, 3, 5, 6, 7.5, 10]
 
@@ -69,11 +80,14 @@ class Case:
     values_every: float
     flap: FlapDetection | None = None  # the engine's flap detection (off unless configured)
     restart: int | None = None  # before this tick the engine restarts (states read back from the store)
+    channel_windows: dict[str, str] = field(default_factory=dict)  # channel → its mute_during text
+    acks: dict[int, list[str]] = field(default_factory=dict)  # tick index → rules whose firing alerts are acknowledged before it
 
     def texts(self) -> str:
         """Everything a person needs to replay the case by hand."""
         lines = [f"seed {self.seed}, values_every {self.values_every:g}, flap detection {self.flap}, ticks "
-                 f"{self.ticks[0]:%H:%M}–{self.ticks[-1]:%H:%M}, engine restarted before tick {self.restart}"]
+                 f"{self.ticks[0]:%H:%M}–{self.ticks[-1]:%H:%M}, engine restarted before tick {self.restart}, "
+                 f"channel mute windows {self.channel_windows}, acknowledged before ticks {self.acks}"]
         lines += [monitors_dsl.canonical(print_rule(rule)) for _, rule in self.rules]
         for index, changes in sorted(self.changes.items()):
             for change in changes:
@@ -93,6 +107,7 @@ class _Builder:
         self.random_rules = RandomRules(seed)
         self.count = 0
         self.scans: list[tuple] = []
+        self.start = T0  # the case's first tick
 
     # terms and conditions
 
@@ -144,10 +159,34 @@ class _Builder:
 
     # clauses
 
+    def window(self) -> TimeWindow:
+        """A window of one to six minutes starting within the case's ticks (or just before), on the clock of
+        one of ``ZONES``: on Fridays (the case's day), on every day, or on days that never come."""
+        rng = self.rng
+        zone = rng.choice(ZONES)
+        first = (self.start + timedelta(minutes=rng.randint(-3, 9))).astimezone(ZoneInfo(zone))
+        last = first + timedelta(minutes=rng.randint(1, 6))
+        times = f"{first:%H:%M}-{last:%H:%M}"
+        if rng.randrange(4) == 0:  # a second stretch of times later in the hour
+            later = last + timedelta(minutes=rng.randint(1, 4))
+            times += f", {later:%H:%M}-{later + timedelta(minutes=rng.randint(1, 3)):%H:%M}"
+        days = rng.choice(["", "", "fri ", "thu-sat ", "sat-sun "])
+        text = days + times
+        if rng.randrange(6) == 0:
+            text += " or sat-sun"
+        return parse_window(text + (f' in "{zone}"' if zone != "UTC" else ""))
+
     def clauses(self, rule: a.Rule) -> a.Rule:
         rng = self.rng
         self.count += 1
         labels = (("team", rng.choice(["a", "b"])),) if rng.randrange(5) == 0 else ()
+        routes = [a.Route((CHANNEL,), (rng.choice(a.SEVERITIES),) if rng.randrange(6) == 0 else ())]
+        if rng.randrange(3) == 0:
+            routes.append(a.Route(("page",), tuple(rng.sample(a.SEVERITIES, rng.randint(1, 2)))))
+        escalate = None
+        if rng.randrange(5) == 0:
+            escalate = a.Escalation(rng.choice([("boss",), ("page",), ("boss", "page")]),
+                                    a.Duration(rng.choice([60, 120, 180])))
         return replace(
             rule, name=f"r{self.count}",
             every=a.Duration(rng.choice([60, 60, 60, 120, 180])),
@@ -155,7 +194,22 @@ class _Builder:
             keep_firing_for=a.Duration(rng.choice([0, 0, 0, 60, 120])),
             on_no_data=rng.choice(a.NO_DATA_ACTIONS),
             repeat_every=rng.choice([None, None, a.Duration(120), a.Duration(180)]),
-            labels=labels, notify=(CHANNEL,))
+            labels=labels, notify=tuple(dict.fromkeys(c for route in routes for c in route.channels)),
+            routes=tuple(routes), escalate=escalate,
+            active_during=self.window() if rng.randrange(4) == 0 else None,
+            mute_during=self.window() if rng.randrange(6) == 0 else None)
+
+    def dependencies(self, rules: list[a.Rule]) -> list[a.Rule]:
+        """Some rules made to depend on an earlier one (so never in a cycle), on one of their group tags or
+        on none."""
+        rng = self.rng
+        out = []
+        for i, rule in enumerate(rules):
+            if i and rng.randrange(3) == 0:
+                tags = (rng.choice(rule.group_by),) if rule.group_by and rng.randrange(2) else ()
+                rule = replace(rule, depends_on=a.Dependency(rng.choice(rules[:i]).name, tags))
+            out.append(rule)
+        return out
 
     def group_by(self) -> tuple[str, ...]:
         return self.rng.choice([(), (), ("host",), ("host",), ("host", "régión"), ("régión",)])
@@ -297,11 +351,12 @@ def make_case(seed: int, *, ticks: int = 10, rules: int = 7, changes: int | None
     before which the rule set changes."""
     b = _Builder(seed)
     rng = b.rng
-    start = T0 + rng.randrange(0, 60) * MIN
+    start = b.start = T0 + rng.randrange(0, 60) * MIN
     times = [start + i * MIN for i in range(ticks)]
     initial: list[a.Rule] = []
     while len(initial) < rules:
         initial.extend(b.family() if rng.randrange(2) else [b.general()])
+    initial = b.dependencies(initial)
     named = [(rule.name, rule) for rule in initial]
     count = rng.choice([0, 1, 2, 3]) if changes is None else min(changes, ticks - 1)
     changes = {}
@@ -334,7 +389,13 @@ def make_case(seed: int, *, ticks: int = 10, rules: int = 7, changes: int | None
         points[gone], columns[gone] = [], None
     flap = FlapDetection(window=600, high=3, low=1) if rng.randrange(6) == 0 else None
     restart = rng.randrange(1, ticks) if rng.randrange(4) == 0 else None
-    return Case(seed, named, changes, points, columns, times, rng.choice([0.0, 120.0, 300.0]), flap, restart)
+    windows = {"page": b.window().text} if rng.randrange(3) == 0 else {}
+    acks: dict[int, list[str]] = {}
+    notified = [name for name, rule in named if rule.escalate is not None or rule.repeat_every is not None]
+    for index in rng.sample(range(1, ticks), rng.choice([0, 1, 2])) if notified else ():
+        acks[index] = rng.sample(notified, min(len(notified), rng.randint(1, 2)))
+    return Case(seed, named, changes, points, columns, times, rng.choice([0.0, 120.0, 300.0]), flap, restart,
+                windows, acks)
 
 
 def points_every(measurement: str, tags: dict, start: datetime, seconds: int, values: list,
@@ -394,7 +455,8 @@ def store_ids(case: Case) -> dict[str, str]:
 
 
 def run_plain(case: Case) -> Outcome:
-    plain = PlainEngine(case.values_every, case.flap)
+    plain = PlainEngine(case.values_every, case.flap,
+                        {name: parse_window(text) for name, text in case.channel_windows.items()})
     ids = store_ids(case)
     names = {i: name for name, i in ids.items()}
     for name, rule in case.rules:
@@ -405,10 +467,14 @@ def run_plain(case: Case) -> Outcome:
                 plain.delete(ids[change[1]])
             else:
                 plain.put(ids[change[1]], _text(change[2]))
+        for name in case.acks.get(index, ()):
+            if ids[name] in plain.rules:
+                plain.acknowledge(ids[name])
         plain.tick(at, case.points)
     out = Outcome()
     out.transitions = sorted((names[t[0]],) + t[1:] for t in plain.transitions)
-    out.notifications = sorted(_notification(names[n["rule_id"]], n) for n in plain.notifications)
+    out.notifications = sorted(_delivery(names[rule_id], channel, status, reason, n)
+                               for rule_id, _, channel, status, reason, n in plain.deliveries)
     out.alerts = sorted(((names[al.rule_id], al.series_key, al.started_at,
                           _alert(al.labels, al.severity, al.state, al.resolved_at, al.values_at_start,
                                  al.values_at_resolution, al.events)) for al in plain.alerts), key=lambda x: x[:3])
@@ -428,17 +494,24 @@ def _settled(case: Case, state: SeriesState) -> dict | None:
     if case.flap is not None and state.state == INACTIVE and not state.flapping and state.changes:
         horizon = case.ticks[-1] - timedelta(seconds=case.flap.window)
         state = replace(state, changes=tuple(t for t in state.changes if t > horizon))
-    return None if state == SeriesState() else state.to_dict()
+    if state == SeriesState() or state == replace(SeriesState(), notice_at=state.notice_at):
+        return None
+    data = state.to_dict()
+    data.pop("notice_at", None)  # when the notifier looks again: the engine's bookkeeping
+    return data
 
 
 def _text(rule: a.Rule) -> str:
     return monitors_dsl.canonical(print_rule(rule))
 
 
-def _notification(rule: str, data: dict) -> tuple:
+def _delivery(rule: str, channel: str, status: str, reason: str | None, data: dict) -> tuple:
+    """A notification on one channel as compared: what it says, and its outbox status and held reason. The
+    idempotency key is the engine's own business (a firing notice the notifier makes has one of its own)."""
     data = dict(data)
     data["rule_id"] = rule
-    return (rule, data["series_key"], data["at"], data["kind"], data)
+    data.pop("idempotency_key", None)
+    return (rule, data["series_key"], data["at"], data["kind"], channel, status, reason or None, data)
 
 
 def _alert(labels, severity, state, resolved_at, at_start, at_resolution, events) -> dict:
@@ -458,10 +531,10 @@ class _Recording(SqlRepository):
         self.shared_failures: list[str] = []  # shared writes that failed (their rules then written one by one)
         self.shared = 0  # rules written by shared writes
 
-    def record_many(self, at, entries):
+    def record_many(self, at, entries, **given):
         for rule, updates, _ in entries:
             self.updates.extend((rule.id, u) for u in updates)
-        return super().record_many(at, entries)
+        return super().record_many(at, entries, **given)
 
     def _record_states(self, entries):
         return self._noted(super()._record_states, entries)
@@ -483,16 +556,21 @@ _TEMPLATE: list[tuple[Path, int]] = []
 
 
 def _template() -> tuple[Path, int]:
-    """A migrated SQLite store with one user, made once per process and copied for every case."""
+    """A migrated SQLite store with one user and its channels, made once per process and copied for every
+    case."""
     if not _TEMPLATE:
-        from monitors_mcp.service import UserService
+        from monitors_mcp.service import ChannelService, UserService
         from monitors_mcp.store import Database
+        from monitors_mcp.store.secrets import SecretBox
 
         folder = Path(tempfile.mkdtemp(prefix="engine-differential-"))
         path = folder / "template.db"
         db = Database(f"sqlite:///{path}")
         db.migrate()
         user = UserService(db).add_user("differential")
+        channels = ChannelService(db, user, SecretBox.generate())
+        for name in CHANNELS:  # never dispatched: the outbox rows are what is compared
+            channels.add(name, "json://receiver.example/")
         db.dispose()
         _TEMPLATE.append((path, user))
     return _TEMPLATE[0]
@@ -517,6 +595,7 @@ def _source(case: Case) -> DataFusionSource:
 
 
 def run_engine(case: Case) -> Outcome:
+    from monitors_mcp.service.alerts import AlertService
     from monitors_mcp.service.rules import RuleService
     from monitors_mcp.store import Alert, AlertEvent, Database, NotificationOutbox, RuleState
 
@@ -525,7 +604,15 @@ def run_engine(case: Case) -> Outcome:
     shutil.copyfile(template, path)
     db = Database(f"sqlite:///{path}")
     try:
+        if case.channel_windows:
+            from monitors_mcp.store import NotificationChannel
+
+            with db.session() as session:
+                for name, text in case.channel_windows.items():
+                    session.execute(sa_update(NotificationChannel).where(NotificationChannel.name == name)
+                                    .values(mute_during=text))
         service = RuleService(db, user)
+        alerts = AlertService(db, user)
         expected = store_ids(case)
         ids: dict[str, int] = {}
 
@@ -546,7 +633,7 @@ def run_engine(case: Case) -> Outcome:
         repository, runner = start([])
         out = Outcome()
         counts = out.fast_paths = dict.fromkeys(("skipped", "in cohorts", "merged queries", "laid out from the last",
-                                                 "written together"), 0)
+                                                 "written together", "outside active during"), 0)
         last = None
         shared = 0
         for index, at in enumerate(case.ticks):
@@ -560,12 +647,19 @@ def run_engine(case: Case) -> Outcome:
                     create(change[1], change[2])
                 else:
                     service.update(ids[change[1]], _text(change[2]))
+            for name in case.acks.get(index, ()):
+                with db.session() as session:
+                    firing = list(session.scalars(select(Alert.id).where(Alert.rule_id == ids[name],
+                                                                         Alert.state == "firing")))
+                for alert_id in firing:
+                    alerts.acknowledge(alert_id)
             report = runner.tick(at)
             evaluation = report.evaluation
             if evaluation is not None:
                 counts["skipped"] += evaluation.skipped
                 counts["in cohorts"] += sum(1 for r in evaluation.results if r.candidates is not None)
                 counts["merged queries"] += sum(1 for q in evaluation.plan.queries if q.tag is not None)
+                counts["outside active during"] += sum(1 for r in evaluation.results if not r.active)
                 if last is not None and last.rules != evaluation.rules and last.plan.scans is evaluation.plan.scans:
                     counts["laid out from the last"] += 1
                 last = evaluation
@@ -580,10 +674,11 @@ def run_engine(case: Case) -> Outcome:
         with db.session() as session:
             for row in session.scalars(select(NotificationOutbox)):
                 n = row.payload["notification"]
-                out.notifications.append(_notification(names[n["rule_id"]], n))
+                out.notifications.append(_delivery(names[n["rule_id"]], row.payload.get("channel"), row.status,
+                                                   row.held_reason, n))
             events: dict[int, list] = {}
             for e in session.scalars(select(AlertEvent).order_by(AlertEvent.id)):
-                if e.kind != "closed":
+                if e.kind not in ("closed", "acknowledged"):  # the service's, at the wall clock
                     events.setdefault(e.alert_id, []).append((e.kind, _utc(e.at), e.from_state, e.to_state,
                                                               e.severity, e.values))
             for al in session.scalars(select(Alert)):

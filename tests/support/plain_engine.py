@@ -16,7 +16,26 @@ period, batched store writes) is tested against, so it is written from the contr
 - alerts follow the transitions: opened on entering ``firing`` (values at start), their severity changed on
   ``firing → firing``, closed on ``firing → inactive`` (values at resolution);
 - changing what decides a rule's alerts, or deleting it, closes its open alerts and forgets its series (as
-  the rule service does); other changes keep them.
+  the rule service does); other changes keep them;
+- ``active during WINDOW``: at an instant the window does not contain, no firing condition holds — known
+  false whatever the data (``on no data`` does not apply); the resolve criterion is ``resolve when``'s
+  value, met without data only under ``on no data ok`` (``docs/engine.md``);
+- who hears of it (section 10), per channel, once every due rule of the tick is stepped: a channel covers a
+  severity when a ``notify`` clause names it without ``on`` or with it; a new alert's firing notice goes
+  to the channels covering its severity; a severity change goes to every channel told of the alert, and a
+  firing notice (at the new severity) to each channel newly covered; a repeat to the told channels still
+  covering the severity; a resolution to exactly the told ones. Holds, first that applies: the rule's
+  ``mute during`` (``muted``), the channel's mute window (``muted by channel C``), a firing series of the
+  rule named in ``depends on`` with the same values of the listed tags (``suppressed by rule R``). A held
+  notice is recorded, never sent; its firing notice goes, late, at the first evaluation where nothing holds
+  it and the alert still fires at a severity the channel covers (a channel no longer covering it forgets
+  it); a resolution of an alert whose firing was held on a channel is recorded with that hold.
+  ``escalate to CHANNELS after D``: at the first evaluation at least D after the alert started firing, each
+  of those channels not told yet gets a firing notice (``escalated``), holds applying; from then on they
+  hear of every severity of the alert — unless the alert was acknowledged by then (the escalation is
+  cancelled). A ``repeat`` of an acknowledged alert is recorded ``suppressed`` (``acknowledged``), not
+  sent. While a series flaps, none of this happens (flap detection holds
+  every notification; the one that brings receivers up to date when it stops is routed as above).
 
 Times are aware UTC datetimes; points are ``{measurement: [{"time": ns, tag: str, field: number}]}``.
 """
@@ -27,7 +46,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from engine.evaluate import series_key
-from engine.state import FIRING, INACTIVE, SEVERITY_RANK, Clauses, Evaluation, FlapDetection, SeriesState, step
+from engine.state import (FIRING, INACTIVE, SEVERITY_RANK, Clauses, Evaluation, FlapDetection, Notification,
+                          SeriesState, step)
+from engine.state.machine import replace
 from monitors_dsl import ast as a
 from monitors_dsl import parse, reference
 from monitors_dsl.sql import Term, terms_of
@@ -81,18 +102,23 @@ class PlainAlert:
     resolved_at: object = None
     values_at_resolution: dict | None = None
     events: list = field(default_factory=list)  # (kind, at, from, to, severity, values)
+    acknowledged: bool = False
 
 
 class PlainEngine:
     """Steps every known series of every due rule; records transitions, notifications and alerts."""
 
-    def __init__(self, values_every: float, flap: FlapDetection | None = None) -> None:
+    def __init__(self, values_every: float, flap: FlapDetection | None = None,
+                 channel_windows: dict | None = None) -> None:
         self.values_every = values_every
         self.flap = flap
+        self.channel_windows = dict(channel_windows or {})  # channel name → its mute window
         self.rules: dict[str, PlainRule] = {}
         self.states: dict[str, dict[str, SeriesState]] = {}
         self.transitions: list[tuple] = []  # (rule id, series key, at, from, to, severity)
         self.notifications: list[dict] = []  # Notification.to_dict()
+        #: per channel: (rule id, series key, channel, status, held reason, Notification.to_dict())
+        self.deliveries: list[tuple] = []
         self.alerts: list[PlainAlert] = []
         self._open: dict[tuple[str, str], PlainAlert] = {}
         self._labels: dict[tuple[str, str], dict] = {}  # a series' group labels, as last seen
@@ -112,6 +138,12 @@ class PlainEngine:
             self._close(rule_id)
         self.rules[rule_id] = new
 
+    def acknowledge(self, rule_id: str) -> None:
+        """Every firing alert of the rule acknowledged (as ``acknowledge_alert`` would, between ticks)."""
+        for (alerting, _), alert in self._open.items():
+            if alerting == rule_id:
+                alert.acknowledged = True
+
     def delete(self, rule_id: str) -> None:
         self._close(rule_id)
         del self.rules[rule_id]
@@ -127,11 +159,21 @@ class PlainEngine:
     # -- one tick ---------------------------------------------------------------------------
 
     def tick(self, at: datetime, points: dict) -> None:
+        looked = []
         for rule in self.rules.values():
             if rule.due(at):
-                self._evaluate(rule, at, points)
+                looked.extend(self._evaluate(rule, at, points))
+        firing: dict[str, list[dict]] = {}  # rule name → group labels of its firing series, after the tick
+        for rule in self.rules.values():
+            if rule.rule.name is not None:
+                firing[rule.rule.name] = [self._labels.get((rule.id, key), {})
+                                          for key, state in self.states.get(rule.id, {}).items() if state.state == FIRING]
+        for rule, key, previous, notification in looked:
+            self._tell(rule, key, previous, notification, at, firing)
 
-    def _evaluate(self, rule: PlainRule, at: datetime, points: dict) -> None:
+    def _evaluate(self, rule: PlainRule, at: datetime, points: dict) -> list[tuple]:
+        """Steps the rule's known series; returns those the notifier looks at: ``(rule, key, previous state,
+        the state machine's notification or None)``."""
         known = self.states.setdefault(rule.id, {})
         found: dict[str, tuple[dict | None, Evaluation]] = {}
         for labels, values in self._series(rule, points, at):
@@ -142,10 +184,13 @@ class PlainEngine:
                 if unseen is None:
                     unseen = self._evaluation(rule, at, _unseen(rule))
                 found[key] = (None, unseen)
+        looked = []
         for key, (labels, evaluation) in found.items():
             previous = known.get(key, SeriesState())
             stepped = step(previous, evaluation, rule.clauses, rule_id=rule.id, series_key=key,
                            values_every=self.values_every)
+            if stepped.notifications or previous.state == FIRING:
+                looked.append((rule, key, previous, stepped.notifications[0] if stepped.notifications else None))
             if stepped.state is previous:
                 continue
             known[key] = stepped.state
@@ -155,6 +200,107 @@ class PlainEngine:
                 self.transitions.append((rule.id, key, t.at, t.from_state, t.to_state, t.severity))
                 self._alert(rule, key, t, evaluation)
             self.notifications.extend(n.to_dict() for n in stepped.notifications)
+        return looked
+
+    # -- who hears of it (section 10) -------------------------------------------------------
+
+    def _tell(self, rule: PlainRule, key: str, previous: SeriesState, notification, at: datetime,
+              firing: dict[str, list[dict]]) -> None:
+        """Per channel, what the series' evaluation at ``at`` sends or holds (see the module docstring);
+        what each channel heard of the alert lives in the series state (``notices``, ``escalation``)."""
+        r = rule.rule
+        state = self.states[rule.id][key]
+        escalate = r.escalate
+        channels = list(r.notify) + [c for c in (escalate.channels if escalate else ()) if c not in r.notify]
+        if not channels or state.flapping:
+            return  # a flapping series tells nobody anything (flap detection holds it all)
+        told = dict(state.notices or {})  # channel → "sent" or why its firing notice is held
+        escalated = state.escalation
+        if notification is not None and notification.kind == "firing":
+            told, escalated = {}, None  # a new alert: nobody told yet
+        fires = state.state == FIRING
+        escalation_due = escalate is not None and fires and escalated is None \
+            and (at - state.firing_since).total_seconds() >= escalate.after.seconds
+        if notification is None and not escalation_due and all(v == "sent" for v in told.values()):
+            return  # nothing to send, nothing held, no escalation due
+        if escalation_due:
+            escalated = "done"
+        alert = self._open.get((rule.id, key))
+        acknowledged = alert is not None and alert.acknowledged
+        if escalated == "done" and escalation_due and acknowledged:
+            escalated = "cancelled"  # acknowledged before it came due: nobody more is told
+        group = self._labels.get((rule.id, key), {})
+
+        def hold(channel: str) -> str | None:
+            if r.mute_during is not None and r.mute_during.contains(at):
+                return "muted"
+            window = self.channel_windows.get(channel)
+            if window is not None and window.contains(at):
+                return f"muted by channel {channel}"
+            dependency = r.depends_on
+            if dependency is not None:
+                for other in firing.get(dependency.rule, ()):
+                    if all(tag in other and tag in group and other[tag] == group[tag] for tag in dependency.tags):
+                        return f"suppressed by rule {dependency.rule}"
+            return None
+
+        def covers(channel: str) -> bool:
+            return any(channel in route.channels and (not route.severities or state.severity in route.severities)
+                       for route in r.routes)
+
+        def firing_notice(base, late: bool, through_escalation: bool):
+            if base is not None and base.kind == "firing" and not late and not through_escalation:
+                return base
+            values, value = (base.values, base.value) if base is not None else (state.last_values, state.last_value)
+            return Notification(kind="firing", at=at, rule_id=str(rule.id), series_key=key, severity=state.severity,
+                                started_at=state.firing_since, values=dict(values), value=value,
+                                idempotency_key="", late=late, escalated=through_escalation)
+
+        def deliver(channel: str, note, reason: str | None) -> None:
+            status = "pending" if reason is None else reason.split(" ", 1)[0]
+            self.deliveries.append((rule.id, key, channel, status, reason, note.to_dict()))
+
+        resolved = notification is not None and notification.kind == "resolved"
+        for channel in channels:
+            record = told.get(channel)
+            if resolved:
+                if record is not None:  # pairing: exactly the told channels; a held firing stays held
+                    deliver(channel, notification, None if record == "sent" else record)
+                continue
+            if not fires:
+                continue
+            routed = covers(channel)
+            hears = routed or (escalated == "done" and escalate is not None and channel in escalate.channels)
+            if record is None:
+                if hears:
+                    reason = hold(channel)
+                    told[channel] = reason or "sent"
+                    deliver(channel, firing_notice(notification, False, not routed), reason)
+            elif record == "sent":
+                if notification is not None and (notification.kind != "repeat" or hears):
+                    reason = hold(channel)
+                    if reason is None and notification.kind == "repeat" and acknowledged:
+                        self.deliveries.append((rule.id, key, channel, "suppressed", "acknowledged",
+                                                notification.to_dict()))
+                    else:
+                        deliver(channel, notification, reason)
+            elif not hears:
+                del told[channel]
+            else:
+                reason = hold(channel)
+                if reason is not None:
+                    told[channel] = reason
+                    if notification is not None:
+                        deliver(channel, notification, reason)
+                else:
+                    told[channel] = "sent"
+                    deliver(channel, firing_notice(None, True, not routed), None)
+        if resolved:
+            told, escalated = None, None  # the alert is over: no record
+        elif not fires:
+            escalated = None
+        if told != state.notices or escalated != state.escalation:
+            self.states[rule.id][key] = replace(state, notices=told, escalation=escalated)
 
     def _series(self, rule: PlainRule, points: dict, at: datetime) -> list[tuple[dict, dict]]:
         """Every known series of the rule at ``at`` with its terms' values by column: those
@@ -188,8 +334,16 @@ class PlainEngine:
             self.ties.append((rule.id, at))
         d = reference.decision(rule.rule, values)
         value = values[rule.value_column] if rule.value_column else None
+        values = {term.text: values[term.column] for term in rule.terms}
+        window = rule.rule.active_during
+        if window is not None and not window.contains(at):  # no firing condition holds, whatever the data
+            if rule.rule.resolve_when is None or (d.result is None and rule.rule.on_no_data == "ok"):
+                resolve = True
+            else:
+                resolve = d.resolve
+            return Evaluation(at=at, severity=None, resolve=resolve, no_data=False, values=values, value=value)
         return Evaluation(at=at, severity=d.severity, resolve=d.resolve, no_data=d.result is None,
-                          values={term.text: values[term.column] for term in rule.terms}, value=value)
+                          values=values, value=value)
 
     def _alert(self, rule: PlainRule, key: str, t, evaluation: Evaluation) -> None:
         values = dict(evaluation.values)
@@ -246,7 +400,9 @@ def _unseen(rule: PlainRule) -> dict:
 
 
 def _quiet(state: SeriesState) -> bool:
-    return state.state == INACTIVE and state.notified_severity is None and not state.flapping and not state.changes
+    """Quietly inactive: not pending nor firing, no receiver told of an alert, not flapping (the times of its
+    recent changes, flap detection's bookkeeping, do not count)."""
+    return state.state == INACTIVE and state.notified_severity is None and not state.flapping
 
 
 def _evaluation_of(rule: a.Rule) -> tuple:
