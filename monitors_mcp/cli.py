@@ -112,12 +112,14 @@ def _policy_arguments(parser: argparse.ArgumentParser) -> None:
                           help="a group already sent waits this long (10s to 24h, at least group-wait; 5m)")
     policies.add_argument("--mute-during", metavar="WINDOW",
                           help='a time window sending nothing, e.g. "sat-sun in \"Europe/Paris\""')
+    policies.add_argument("--group-title", metavar="TEMPLATE", help="the group message's title template")
+    policies.add_argument("--group-message", metavar="TEMPLATE", help="the group message's body template")
 
 
 def _policies(args: argparse.Namespace) -> dict | None:
     """The policy options given, an empty value as null (the default)."""
-    given = {key: getattr(args, key) for key in ("group_by", "group_wait", "group_interval", "mute_during")
-             if getattr(args, key) is not None}
+    keys = ("group_by", "group_wait", "group_interval", "mute_during", "group_title", "group_message")
+    given = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
     return {key: (value if value.strip() else None) for key, value in given.items()} or None
 
 
@@ -133,6 +135,8 @@ def _channel_line(channel) -> str:  # noqa: ANN001 - a ChannelOut
              f"interval {policies['group_interval']}" if policies["group_by"] else "no grouping"]
     if policies["mute_during"]:
         parts.append(f"muted {policies['mute_during']}")
+    if policies.get("group_title") or policies.get("group_message"):
+        parts.append("own group templates")
     return f"{channel.name}\t{channel.scheme}\t{channel.service or '-'}\t{channel.host or '-'}\t{'; '.join(parts)}"
 
 

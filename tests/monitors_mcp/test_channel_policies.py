@@ -165,7 +165,10 @@ def test_the_channel_commands_add_update_and_list(db: Database, capsys, cli_user
                          "--group-by", "rule, region", "--group-wait", "10s", "--mute-during", "sat-sun")
     assert (code, err) == (0, "") and out == ("added channel ops\tjsons\tJSON\talerts.example.com\t"
                                               "group by rule,region wait 10s interval 5m; muted sat-sun\n")
-    code, out, _ = cli(db, capsys, "channel", "update", name, "ops", "--group-wait", "", "--mute-during", "")
+    code, out, _ = cli(db, capsys, "channel", "update", name, "ops", "--group-title", "{{ alerts | length }} new")
+    assert code == 0 and out.endswith("; own group templates\n")
+    code, out, _ = cli(db, capsys, "channel", "update", name, "ops", "--group-wait", "", "--mute-during", "",
+                       "--group-title", "")
     assert code == 0 and out.endswith("group by rule,region wait 30s interval 5m\n")
     import io
 
@@ -184,6 +187,7 @@ def test_the_channel_commands_add_update_and_list(db: Database, capsys, cli_user
     (["add", "{user}", "ops", "jsons://alerts.example.com/in"], "already have a channel named 'ops'"),
     (["add", "no-such-user-xyz", "x", "jsons://alerts.example.com/in"], "No user named 'no-such-user-xyz'"),
     (["update", "{user}", "ops", "--mute-during", "sat 24:00-25:00"], "at column 5: hour 24"),
+    (["update", "{user}", "ops", "--group-message", "{{ rule }}"], "unknown template variable `rule`"),
 ])
 def test_channel_command_errors_are_one_line(db: Database, capsys, cli_user, args, message) -> None:  # noqa: ANN001
     name, _ = cli_user
