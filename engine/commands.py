@@ -405,9 +405,15 @@ def _run_document(entry: _TestFile, testing) -> None:
 
 
 def _load_test_files(names: list[str]) -> list[_TestFile]:
-    from engine.testing_promtool import PromtoolError, convert_promtool, is_promtool_file
+    def is_promtool_file(name: str) -> bool:
+        return name.lower().endswith((".yml", ".yaml"))
 
     texts = [(name, read_source(name)) for name in names]
+    if any(is_promtool_file(name) for name in names):
+        try:
+            from engine.testing_promtool import PromtoolError, convert_promtool
+        except ImportError as error:
+            raise UsageError(f"reading promtool test files needs PyYAML ({error.name or error}); {_INSTALL}") from None
     rule_files = [(n, t) for n, t in texts if not is_promtool_file(n)]
     entries = []
     for name, text in texts:

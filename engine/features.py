@@ -174,9 +174,9 @@ class _Features:
         except SourceError as error:
             raise _source_failed(error) from None
 
-    def run_tests(self, text: str) -> list:
-        """Every ``test`` block of ``text``, run (``engine.testing.run_tests``); ``invalid_rule`` when the text
-        has errors."""
+    def run_tests(self, text: str, *, max_evaluations: int | None = None, seconds: float | None = None) -> list:
+        """Every ``test`` block of ``text``, run (``engine.testing.run_tests``, within ``max_evaluations`` and
+        ``seconds`` for all of them); ``invalid_rule`` when the text has errors."""
         try:
             from .testing import run_tests
         except ImportError as error:
@@ -185,7 +185,7 @@ class _Features:
         import monitors_dsl
 
         try:
-            return run_tests(text)
+            return run_tests(text, max_evaluations=max_evaluations, seconds=seconds)
         except monitors_dsl.DslError as error:
             raise FeatureError("invalid_rule", str(error), "validate the rule with validate_alert_rule") from None
 

@@ -38,7 +38,7 @@ from monitors_dsl.testblocks import (
     rule_of_test,
 )
 
-from .backtest import BacktestResult, backtest
+from .backtest import MAX_TICKS, BacktestResult, backtest
 from .notify import RenderError
 from .notify.dispatch import render_payload
 from .rules import build_rule
@@ -50,17 +50,31 @@ __all__ = ["run_tests", "run_document_tests", "run_test", "TEST_EPOCH", "series_
 _AROUND = 3
 
 
-def run_tests(text: str) -> list[TestResult]:
-    """Every test of ``text``, run; raises ``monitors_dsl.DslError`` when the text has errors."""
+def run_tests(text: str, *, max_evaluations: int | None = None, seconds: float | None = None) -> list[TestResult]:
+    """Every test of ``text``, run; raises ``monitors_dsl.DslError`` when the text has errors.
+
+    ``max_evaluations`` and ``seconds`` bound all of the text's tests together (a server running a caller's
+    tests): a test past them ends with an ``error`` saying so, before any work when the count is known."""
     document, diagnostics = analyze(text)
     if any(d.severity == "error" for d in diagnostics):
         raise DslError(diagnostics)
-    return run_document_tests(document)
+    return run_document_tests(document, max_evaluations=max_evaluations, seconds=seconds)
 
 
-def run_document_tests(document) -> list[TestResult]:
-    """The tests of a parsed, checked document (``monitors_dsl.parse(text)``)."""
-    return [run_test(document, test) for test in getattr(document, "tests", ())]
+def run_document_tests(document, *, max_evaluations: int | None = None,
+                       seconds: float | None = None) -> list[TestResult]:
+    """The tests of a parsed, checked document (``monitors_dsl.parse(text)``), within the bounds of
+    :func:`run_tests`."""
+    import time
+
+    deadline = None if seconds is None else time.monotonic() + seconds
+    left = MAX_TICKS if max_evaluations is None else max_evaluations
+    results = []
+    for test in getattr(document, "tests", ()):
+        result = run_test(document, test, max_ticks=max(0, left), deadline=deadline)
+        left -= result.evaluations
+        results.append(result)
+    return results
 
 
 def _seconds(moment: datetime) -> int:
@@ -258,8 +272,9 @@ def _check(expectation, seen: _Seen) -> tuple[str, str] | None:
             "notifications: " + "; ".join(_note_text(n) for n in found))
 
 
-def run_test(document, test: Test) -> TestResult:
-    """One test of ``document`` (parsed and checked), run."""
+def run_test(document, test: Test, *, max_ticks: int = MAX_TICKS, deadline: float | None = None) -> TestResult:
+    """One test of ``document`` (parsed and checked), run: at most ``max_ticks`` evaluations, none started
+    after ``deadline`` (``time.monotonic()`` seconds)."""
     rule = rule_of_test(test, document)
     line = (test.spans.get("name") or test.span).line
     base = TestResult(test.name, rule.name if rule is not None else test.rule, line, len(test.expectations))
@@ -276,11 +291,14 @@ def run_test(document, test: Test) -> TestResult:
         for measurement, (table, tags) in series_tables(test, document).items():
             source.add_table(measurement, table, tags=tags)
         end = TEST_EPOCH + timedelta(seconds=test.last_time)
-        result = backtest(engine_rules, source, TEST_EPOCH, end)
+        result = backtest(engine_rules, source, TEST_EPOCH, end, max_ticks=max_ticks, deadline=deadline)
     except (SourceError, ValueError) as error:
         return replace(base, error=str(error))
     finally:
         source.close()
+    if result.stopped_at is not None:
+        return replace(base, error=f"stopped at {_fmt(_seconds(result.stopped_at))}: the tests took longer than "
+                                   "they may", evaluations=result.ticks)
     errors = [(at, message) for at, rid, message in result.errors if rid == rule_id]
     if errors:
         at, message = errors[0]

@@ -200,10 +200,12 @@ def test_results(text: str, *, run: bool = True) -> tuple[list[TestRun], str | N
     if not run:
         return [TestRun(t.name) for t in tests], None
     from .engine_link import engine_features, use_engine
+    from .limits import preview_bounds
 
+    evaluations, seconds = preview_bounds()  # a caller's tests may use what a preview may
     try:
         features = engine_features()
-        results = use_engine(lambda: features.run_tests(text))
+        results = use_engine(lambda: features.run_tests(text, max_evaluations=evaluations, seconds=seconds))
     except ServiceError as error:
         return [TestRun(t.name) for t in tests], f"The tests were not run: {error.message} ({error.hint})"
     return [TestRun(r.name, r.passed, tuple(f"line {f.line}: {f.expectation}: expected {f.expected}; seen {f.seen}"

@@ -155,6 +155,18 @@ test low for btc_below_60k {
     assert low.rule == "btc_below_60k"
 
 
+def test_bounds_on_evaluations_and_time_end_a_test_with_an_error():
+    text = _document(BTC, SERIES, "expect inactive at 8m")
+    (result,) = run_tests(text, max_evaluations=3)
+    assert not result.passed and "more than the 3 allowed" in result.error and result.evaluations == 0
+    two = text + "\ntest u {\n" + SERIES + "    expect firing at 2m\n}\n"
+    first, second = run_tests(two, max_evaluations=10)
+    assert (first.passed, first.evaluations) == (True, 9)
+    assert not second.passed and "more than the 1 allowed" in second.error
+    (late,) = run_tests(text, seconds=0)
+    assert late.error == "stopped at 0s: the tests took longer than they may"
+
+
 def test_run_tests_refuses_text_with_errors():
     with pytest.raises(monitors_dsl.DslError):
         run_tests(_document(BTC, SERIES, "expect firing at 1h"))
