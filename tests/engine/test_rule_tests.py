@@ -433,3 +433,54 @@ def test_a_test_written_from_a_backtest_passes_and_fails_once_one_expectation_ch
     (result,) = run_tests(text)
     assert not result.passed
     assert [f.line for f in result.failures] == [10 + changed.index(wrong)]
+
+
+def _grouped_expectations(text: str) -> list[str]:
+    """Per host and evaluation, the state the backtest recorded (with its severity), read off its transitions."""
+    document = monitors_dsl.parse(text)
+    (test,) = document.tests
+    rules = rules_from_text(text)
+    source = DataFusionSource()
+    for measurement, (table, tags) in series_tables(test, document).items():
+        source.add_table(measurement, table, tags=tags)
+    end = max(s.end for s in test.series)
+    result = backtest(rules, source, TEST_EPOCH, TEST_EPOCH + timedelta(seconds=end))
+    source.close()
+    lines = []
+    for host in sorted({s.tags["host"] for s in test.series}):
+        state, severity = "inactive", None
+        changes = {int((t.transition.at - TEST_EPOCH).total_seconds()): t.transition
+                   for t in result.repository.transitions if t.labels.get("host") == host}
+        for seconds in range(0, end + 1, 60):
+            if seconds in changes:
+                state, severity = changes[seconds].to_state, changes[seconds].severity
+            lines.append(f'expect {state} at {seconds}s labels host = "{host}"'
+                         + (f" severity {severity}" if state != "inactive" else ""))
+    return lines
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(a=_values, b=_values, data=st.data())
+def test_per_series_expectations_from_a_backtest_pass_and_one_changed_fails(a, b, data):
+    rule = """rule r {
+    critical when max(m.v, 2m) > 80
+    warning when max(m.v, 2m) > 40
+    group by host
+    for 1m
+}
+"""
+    series = f'    series m.v{{host="a"}} every 1m: {_notation(a)}\n    series m.v{{host="b"}} every 1m: {_notation(b)}\n'
+    lines = _grouped_expectations(f"{rule}\ntest t {{\n{series}}}\n")
+    text = f"{rule}\ntest t {{\n{series}" + "".join(f"    {line}\n" for line in lines) + "}\n"
+    (result,) = run_tests(text)
+    assert result.passed, result.failures
+    index = data.draw(st.integers(0, len(lines) - 1))
+    words = lines[index].split()
+    if words[1] == "inactive":
+        wrong = lines[index].replace("expect inactive", "expect firing") + " severity info"
+    else:
+        wrong = lines[index].rsplit(" severity ", 1)[0] + " severity info"
+    changed = lines[:index] + [wrong] + lines[index + 1:]
+    text = f"{rule}\ntest t {{\n{series}" + "".join(f"    {line}\n" for line in changed) + "}\n"
+    (result,) = run_tests(text)
+    assert [f.line for f in result.failures] == [11 + index]
