@@ -47,6 +47,8 @@ def test_a_fast_burn_warns_then_pages_at_the_minutes_worked_out_by_hand(tmp_path
             bad sum(http.errors{service="api"})
             total sum(http.requests{service="api"})
             objective 99%
+            notify pager on critical
+            notify team_slack on warning
         }
     """
     # At 01:00 + k minutes (k >= 1) the budget is 1 % and k minutes of 40 errors are in every window
@@ -78,6 +80,12 @@ def test_a_fast_burn_warns_then_pages_at_the_minutes_worked_out_by_hand(tmp_path
     assert moves[0] == ("01:02", "inactive", "firing", "warning")
     assert [m for m in moves if m[3] == "critical"][0][0] == "01:11"
     assert all(m[2] == "firing" for m in moves)  # nothing resolves while the burst lasts
+    # the ticket goes to team_slack; the page (the escalation to critical) to the pager, newly covered
+    sent = [(n.notification.at.strftime("%H:%M"), n.notification.severity, n.channels)
+            for n in result.repository.notifications if n.rule_id == "api_availability"]
+    assert sent[0] == ("01:02", "warning", ("team_slack",))
+    assert ("01:11", "critical") in [(at, severity) for at, severity, _ in sent]
+    assert "pager" in next(channels for at, severity, channels in sent if at == "01:11")
 
     # the burn rates the engine computed, from its rows: 1h at 01:22 (2·22/3 = 14.67)
     compiled = result.rules[0].compiled
@@ -105,7 +113,7 @@ def test_a_slow_burn_opens_the_ticket_at_the_hour_worked_out_by_hand(tmp_path) -
             total sum(http.requests{service="api"})
             objective 99.9%
             every 1h
-            notify team_slack
+            notify team_slack on warning
         }
     """
     # At 02:00 + h hours (evaluated each hour), the budget is 0.1 %:
