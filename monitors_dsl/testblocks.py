@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable
 
+from lark.exceptions import UnexpectedInput
+
 from . import ast as a
 from .errors import Diagnostics, DslError, closest
 from .printer import print_duration, print_name, print_number, print_selector, print_string
@@ -409,7 +411,7 @@ def recover_test(lexemes, i: int, source, diags: Diagnostics, builder_class, par
     header = source.text[start_lex.start:lexemes[open_at].end] + "}"
     try:
         tree = parse(header, "test_block")
-    except Exception as error:  # noqa: BLE001 - Lark's errors, reported with their position
+    except UnexpectedInput as error:
         report(error, start_lex.start, lexemes[open_at].end)
         return None, after
     builder = builder_class(source, diags, base=start_lex.start)
@@ -436,10 +438,11 @@ def recover_test(lexemes, i: int, source, diags: Diagnostics, builder_class, par
                 diags.add("syntax-error", f"`{stray.text}` does not start a test line",
                           source.span(stray.start, stray.end),
                           "a test holds `series SELECTOR every D: VALUES` and `expect …` lines")
-            line_end = min(line_end, body[stop - 1].end) if stray is None else line_end
+            if stray is None:
+                line_end = min(line_end, body[stop - 1].end)
         try:
             line_tree = parse(source.text[line_start:line_end], "test_line")
-        except Exception as error:  # noqa: BLE001
+        except UnexpectedInput as error:
             report(error, line_start, line_end)
             continue
         items.append(builder_class(source, diags, base=line_start).transform(line_tree))
