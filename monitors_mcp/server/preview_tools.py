@@ -170,9 +170,13 @@ def _preview(rule: str | int, since: str, until: str | None, workspace: Workspac
             dependencies.append((parsed.depends_on, stored_rule_text(workspace.rules, parsed.depends_on)[0]))
         except ServiceError:
             pass  # a dependency that does not exist holds nothing
+    windows = {}
+    if workspace is not None and parsed.notify:  # the caller's channels' mute windows hold as they would live
+        windows = {c.name: c.policies.get("mute_during") for c in workspace.channels.list().channels
+                   if c.policies.get("mute_during")}
     with open_source() as source:
         result = use_engine(lambda: source.preview(parsed.canonical, parsed.name or stored_name, start, end,
-                                                   seconds=seconds, dependencies=dependencies))
+                                                   seconds=seconds, dependencies=dependencies, channels=windows))
     png = result["chart_png"]
     out = PreviewOut(since=_iso(start), until=_iso(end), evaluations=result["evaluations"],
                      transitions=[PreviewTransition.model_validate(t) for t in result["transitions"]],

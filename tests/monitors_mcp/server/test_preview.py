@@ -72,3 +72,36 @@ async def test_names_are_checked_against_the_configured_source(db: Database, sec
     found = {d["code"]: d for d in result.structured_content["diagnostics"]}
     assert found["unknown-field"]["hint"].startswith("did you mean `price`?")
     assert found["unknown-tag"]["hint"].startswith("did you mean `symbol`?")
+
+
+async def test_preview_shows_held_and_late_notices_per_channel(db: Database, secrets, alice: int,  # noqa: F811
+                                                               data_dir) -> None:
+    """The stored rule a previewed rule depends on runs alongside (its firing holds the preview's notices,
+    its resolution releases them late), and the caller's channels' mute windows hold as live."""
+    from monitors_mcp.service import Workspace, data_schema
+
+    lines = ["time,host,down"] + [f"{(NOW - timedelta(minutes=120 - m)).isoformat().replace('+00:00', 'Z')},a,"
+                                  f"{1 if 20 <= m < 45 else 0}" for m in range(120)]
+    (data_dir / "db.csv").write_text("\n".join(lines) + "\n")
+    data_schema.forget()
+    muted_from, muted_to = NOW - timedelta(minutes=80), NOW - timedelta(minutes=50)  # minutes 40 to 70
+    ws = Workspace(db, alice, secrets)
+    ws.channels.add("hook", "json://receiver.example/")
+    ws.channels.add("pager", "json://receiver.example/",
+                    {"mute_during": f"{muted_from:%H:%M}-{muted_to:%H:%M}"})
+    ws.rules.create("rule db_down {\n    when last(db.down, 1m) > 0\n    notify hook\n}")
+    async with connect(db, secrets, alice) as client:
+        result = await client.call_tool("preview_alert_rule", {
+            "rule": 'rule btc {\n    when last(crypto.price{symbol="BTC"}, 1m) > 70000\n    notify hook, pager\n'
+                    '    depends on db_down\n}', "since": "2h"})
+    data_schema.forget()
+    assert not result.is_error, result.content
+    seen = [(n["kind"], n["late"], [(d["channel"], d["status"], d["reason"]) for d in n["deliveries"]])
+            for n in result.structured_content["notifications"]]
+    # minute 30 BTC fires while db_down fires: held on both; minute 45 db_down resolves: hook told late,
+    # pager still muted (until minute 70); minute 60 BTC resolves: hook told, pager's held firing stays held
+    assert seen[0] == ("firing", False, [("hook", "suppressed", "suppressed by rule db_down"),
+                                         ("pager", "suppressed", "suppressed by rule db_down")])
+    assert ("firing", True, [("hook", "pending", None)]) in seen
+    assert seen[-1][0] == "resolved" and ("hook", "pending", None) in seen[-1][2]
+    assert ("pager", "muted", "muted by channel pager") in seen[-1][2]
