@@ -111,7 +111,7 @@ def _policy_arguments(parser: argparse.ArgumentParser) -> None:
     policies.add_argument("--group-interval", metavar="DURATION",
                           help="a group already sent waits this long (10s to 24h, at least group-wait; 5m)")
     policies.add_argument("--mute-during", metavar="WINDOW",
-                          help='a time window sending nothing, e.g. "sat-sun in \"Europe/Paris\""')
+                          help="""a time window sending nothing, e.g. 'sat-sun in "Europe/Paris"'""")
     policies.add_argument("--group-title", metavar="TEMPLATE", help="the group message's title template")
     policies.add_argument("--group-message", metavar="TEMPLATE", help="the group message's body template")
 

@@ -148,6 +148,7 @@ class Dispatcher:
         self.max_backoff = max_backoff
         self.clock = clock
         self.token = replica or f"dispatcher-{uuid.uuid4().hex[:12]}"  # who holds a group's claim
+        self._keys: dict[int, tuple[tuple[str, ...], dict]] = {}  # grouped channel → (group_by, row id → group)
 
     def backoff(self, attempts: int) -> float:
         """The wait after ``attempts`` failed attempts."""
@@ -305,17 +306,32 @@ class Dispatcher:
         return jobs
 
     def _unsent(self, session, channel_id: int, group_by: tuple[str, ...], after: int = 0) -> dict[str, list]:
-        """The channel's ``pending``/``sending`` rows (id above ``after``) by group key, oldest first."""
+        """The channel's ``pending``/``sending`` rows (id above ``after``) by group key, oldest first. A row's
+        group is worked out from its payload once (remembered while the row is unsent and ``group_by`` stays)."""
         table = NotificationOutbox
         rows = session.execute(
-            select(table.id, table.status, table.next_attempt_at, table.payload)
+            select(table.id, table.status, table.next_attempt_at)
             .where(table.channel_id == channel_id, table.status.in_(("pending", "sending")), table.id > after)
             .order_by(table.id).limit(GROUP_SCAN)
         ).all()
+        known_by, keys = self._keys.get(channel_id, (group_by, {}))
+        if known_by != group_by:
+            keys = {}
+        missing = [row.id for row in rows if row.id not in keys]
+        for start in range(0, len(missing), 500):
+            chunk = missing[start:start + 500]
+            for row_id, payload in session.execute(select(table.id, table.payload).where(table.id.in_(chunk))):
+                labels = group_labels(group_by, payload or {})
+                keys[row_id] = (group_key(labels, group_by), labels)
+        if not after:  # a whole scan: forget the rows that are no longer unsent
+            present = {row.id for row in rows}
+            keys = {row_id: known for row_id, known in keys.items() if row_id in present}
+        self._keys[channel_id] = (group_by, keys)
         groups: dict[str, list] = defaultdict(list)
         for row in rows:
-            labels = group_labels(group_by, row.payload or {})
-            groups[group_key(labels, group_by)].append((row, labels))
+            if row.id in keys:  # (a row deleted between the two reads is gone)
+                key, labels = keys[row.id]
+                groups[key].append((row, labels))
         return groups
 
     def _due(self, state: NotificationGroup, rows, wait, interval, now: datetime) -> datetime | None:
