@@ -34,3 +34,12 @@ def test_the_examples_of_the_docs_page_pass():
     for words, text in tested:
         results = monitors_dsl.run_tests(text)
         assert results and all(r.passed for r in results), (words, [r.failures or r.error for r in results])
+
+
+def test_the_example_of_the_language_reference_passes():
+    text = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    section = text[text.index("## Tests\n"):text.index("Write two for a rule")]
+    document = "\n".join(line[4:] for line in section.split("\n") if line.startswith("    "))
+    assert monitors_dsl.validate(document) == []
+    results = monitors_dsl.run_tests(document)
+    assert [(r.name, r.passed) for r in results] == [("btc_crosses", True), ("btc_stays_below", True)]
