@@ -1,7 +1,7 @@
 """The ``monitors`` command: check and format rule files; more commands plug in.
 
 Exit codes: 0 all good, 1 problems found, 2 usage error (bad flags, unreadable file).
-Commands that need the engine (``eval``, ``backtest``, ``demo``) are registered
+Commands that need the engine (``eval``, ``backtest``, ``test``, ``demo``) are registered
 by the ``engine`` package through the ``monitors.commands`` entry-point group,
 so this module never imports it.
 """
