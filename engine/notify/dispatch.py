@@ -64,6 +64,9 @@ log = logging.getLogger(__name__)
 GROUP_LIMIT = 1000
 #: the most unsent rows of one grouped channel one pass reads
 GROUP_SCAN = 5000
+#: how often a dispatcher forgets the timing of groups that wait for nothing (a group_interval is at most a day)
+GROUP_PRUNE_EVERY = timedelta(minutes=10)
+GROUP_FORGET_AFTER = timedelta(days=1)
 
 
 def render_payload(payload: Mapping) -> RenderedNotification:
@@ -149,6 +152,7 @@ class Dispatcher:
         self.clock = clock
         self.token = replica or f"dispatcher-{uuid.uuid4().hex[:12]}"  # who holds a group's claim
         self._keys: dict[int, tuple[tuple[str, ...], dict]] = {}  # grouped channel → (group_by, row id → group)
+        self._pruned_at: datetime | None = None
 
     def backoff(self, attempts: int) -> float:
         """The wait after ``attempts`` failed attempts."""
@@ -163,6 +167,7 @@ class Dispatcher:
         if not self._recovered:
             self._take_back(now)
         grouped = self._grouped_channels()
+        self._prune_groups(now)
         jobs = self._claim(now, set(grouped))
         groups = self._claim_groups(now, grouped) if grouped else []
         if not jobs and not groups:
@@ -298,6 +303,18 @@ class Dispatcher:
         return {row.id: (tuple(str(name) for name in row.group_by), row.group_wait_seconds,
                          row.group_interval_seconds)
                 for row in rows if isinstance(row.group_by, list) and row.group_by}
+
+    def _prune_groups(self, now: datetime) -> None:
+        """Forget groups with nothing unsent whose last message is older than any group interval: their next
+        notification starts with group_wait either way (``grouping.group_due``)."""
+        if self._pruned_at is not None and now - self._pruned_at < GROUP_PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        model = NotificationGroup
+        with self.db.session() as session:
+            session.execute(model.__table__.delete().where(
+                model.pending_since.is_(None), model.claimed_until.is_(None),
+                or_(model.last_sent_at.is_(None), model.last_sent_at < now - GROUP_FORGET_AFTER)))
 
     def _claim_groups(self, now: datetime, grouped: Mapping) -> list[_GroupJob]:
         jobs: list[_GroupJob] = []

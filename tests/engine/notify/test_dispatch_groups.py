@@ -185,6 +185,28 @@ def test_a_group_quiet_for_longer_than_its_interval_starts_again_with_the_group_
     assert run(dispatcher, at + 10 * SECOND).groups == 1 and hook.wait_for(2)
 
 
+def test_groups_waiting_for_nothing_are_forgotten_after_a_day(db, workspace, new_user, secrets, hook):
+    owner = new_user()
+    channel = grouped_channel(workspace, owner, hook, group_wait="0s")
+    queue(db, owner, channel, ["f1"])
+    dispatcher = Dispatcher(db, secrets, attempt_timeout=5, clock=Clock())
+    assert run(dispatcher, T0).groups == 1
+
+    def groups() -> int:
+        with db.session() as s:
+            return s.scalar(select(func.count()).select_from(NotificationGroup)
+                            .where(NotificationGroup.channel_id == channel))
+
+    assert groups() == 1
+    run(dispatcher, T0 + timedelta(hours=23))
+    assert groups() == 1  # its last message is within a day: kept
+    queue(db, owner, channel, ["f2"])
+    run(dispatcher, T0 + timedelta(days=2))  # sent (due), then forgotten at a later prune
+    assert hook.wait_for(2) and groups() == 1
+    run(dispatcher, T0 + timedelta(days=4))
+    assert groups() == 0
+
+
 def test_groups_follow_the_channels_labels_and_firing_and_resolved_share_a_message(db, workspace, new_user,
                                                                                   secrets, hook):
     owner = new_user()
