@@ -477,3 +477,45 @@ class _AckGuard:
         if alert is not None and not alert.acknowledged:
             self._backend.repository.acknowledge(alert.id)
             alert.events.append(("acknowledged", self.now + timedelta(seconds=30), None))  # between two ticks
+
+
+# -- from rule text, through the runner ------------------------------------------------------------------
+
+
+def test_rules_written_in_the_language_route_and_hold_as_the_cases_say() -> None:
+    text = ('rule svc_1 {\n critical when last(a.b, 1m) > 10\n warning when last(a.b, 1m) > 5\n group by host\n'
+            ' notify pager on critical\n notify ops\n escalate to boss after 4m\n}')
+    parsed = rule_from_text(text, id="svc_1")
+    specs, script, minutes, expected = CASES["routing by severity: newly covered channels get a firing notice, "
+                                              "told ones every change"]
+    made = make_rule("svc", "svc_1", None, 1, specs["svc"])
+    assert (parsed.routes, parsed.channels, parsed.escalation) == (made.routes, made.channels, made.escalation)
+    backend = MemoryBackend(MemoryRepository(), {("svc", 1): parsed})
+    run(backend, script, minutes)
+    assert backend.rows() == sorted(expected)
+
+
+def test_the_runner_sends_a_muted_firing_late_when_the_window_ends() -> None:
+    import pyarrow as pa
+
+    from engine.evaluate import Evaluator
+    from engine.runner import Runner, StaticRules
+    from engine.sources import DataFusionSource
+
+    values = [1, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 1, 1]  # warning from 12:01 to 12:11
+    source = DataFusionSource()
+    source.add_table("a", pa.table({"time": [at(i) for i in range(len(values))], "host": ["x"] * len(values),
+                                    "b": [float(v) for v in values]}))
+    rule = rule_from_text('rule svc {\n warning when last(a.b, 1m) > 5\n group by host\n notify ops\n'
+                          ' mute during 12:00-12:05\n}', id="svc")
+    repository = MemoryRepository()
+    runner = Runner(StaticRules([rule]), repository, Evaluator(source), values_every=0)
+    try:
+        for minute in range(len(values)):
+            assert runner.tick(at(minute) + timedelta(seconds=30), all_rules=True).errors == {}
+    finally:
+        source.close()
+    rows = sorted((r["at"], r["kind"], r["status"], r["held_reason"], r["late"]) for r in repository.outbox.values())
+    assert rows == [(at(1) + timedelta(seconds=30), "firing", "muted", "muted", False),
+                    (at(5) + timedelta(seconds=30), "firing", "pending", None, True),
+                    (at(12) + timedelta(seconds=30), "resolved", "pending", None, False)]
