@@ -366,9 +366,9 @@ class _Builder(TestBuilder):
     def or_span(self, meta, children):
         (span,) = children
         if span is None:
-            span = _WindowSpan(None, self._meta_span(meta))
-            self.checks.empty_span(span.span)
-        return span
+            self.checks.empty_span(self._meta_span(meta))
+            return _WindowSpan(None, self._meta_span(meta))
+        return _WindowSpan(span.value, self._meta_span(meta))  # from its `or`
 
     def window(self, meta, children):
         first, *rest, zone = children
@@ -1041,6 +1041,10 @@ def parse_text(text: str, diags: Diagnostics) -> tuple[SourceText, list[a.Rule]]
     return source, rules
 
 
+#: what may follow a word of a window written on its own (``parse_window``)
+_WINDOW_TERMINALS = {"COMMA", "MINUS", "TIME", "NAME", "_OR", "_IN", "STRING", "LONG_STRING", "$END"}
+
+
 def parse_window_text(text: str, diags: Diagnostics) -> TimeWindow | None:
     """The time window written in ``text`` (``monitors_dsl.windows.parse_window``), every problem added to
     ``diags``; ``None`` when it has errors."""
@@ -1058,6 +1062,9 @@ def parse_window_text(text: str, diags: Diagnostics) -> TimeWindow | None:
         try:
             tree = lark_parser().parse(text, start="window")
         except UnexpectedInput as error:
+            if isinstance(error, UnexpectedToken):  # the state is shared with rules: only a window's words
+                error.expected = set(error.expected) & _WINDOW_TERMINALS
+                error._accepts = set(error.accepts or ()) & _WINDOW_TERMINALS
             report_syntax_error(error, source, diags, 0, len(text), in_rule=False)
             return None
         written = _Builder(source, diags).transform(tree)

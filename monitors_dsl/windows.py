@@ -100,6 +100,9 @@ class WindowSpan(tuple):
             day_set = []  # every day, with times: the times alone say it
         return super().__new__(cls, (tuple(day_set), tuple(ranges)))
 
+    def __getnewargs__(self):
+        return self[0], self[1]
+
     @property
     def days(self) -> tuple[int, ...]:
         return self[0]
@@ -296,8 +299,10 @@ class TimeWindow:
                         found.add(moment)
             monday += timedelta(days=7)
         if tz is not _UTC:
-            start = datetime.combine(begin, time(), _UTC) - timedelta(days=1)
-            stop = datetime.combine(end, time(), _UTC) + timedelta(days=1)
+            # The offset changes in the same stretch of time: from the start of local day `begin` to the
+            # start of local day `end` (so the chunks tried one after the other do not overlap).
+            start = datetime.combine(begin, time(), tz).astimezone(_UTC)
+            stop = datetime.combine(end, time(), tz).astimezone(_UTC)
             found.update(t for t in _transitions(self.zone, start, stop) if t > instant)
         return sorted(found)
 

@@ -6,8 +6,9 @@ from hypothesis import strategies as st
 
 from monitors_dsl import ast as a
 from monitors_dsl.printer import KEYWORDS
+from monitors_dsl.windows import TimeWindow
 
-__all__ = ["names", "expressions", "conditions", "rules", "documents", "selectors", "numeric", "slos",
+__all__ = ["time_windows", "window_spans", "routing_clauses", "WINDOW_ZONES", "names", "expressions", "conditions", "rules", "documents", "selectors", "numeric", "slos",
            "slo_documents"]
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
@@ -15,6 +16,8 @@ _IDENT = st.tuples(st.sampled_from(_LETTERS), st.text(alphabet=_LETTERS + "01234
 names = st.one_of(
     _IDENT,
     st.sampled_from(sorted(KEYWORDS)),
+    # words that are keywords only where the grammar takes them, so names spelled like them stay bare
+    st.sampled_from(["active", "mute", "during", "escalate", "to", "after", "depends", "mon", "fri", "UTC"]),
     st.text(min_size=1, max_size=8),
 )
 strings = st.text(max_size=12)
@@ -97,6 +100,52 @@ _templates = st.one_of(
 )
 
 
+# --- time windows and the clauses of who hears of a rule --------------------------------
+
+#: zones with daylight saving of every kind: none, an hour, half an hour (Lord Howe), at :45 (Chatham)
+WINDOW_ZONES = ("UTC", "Europe/Paris", "America/New_York", "Australia/Lord_Howe", "Pacific/Chatham")
+#: minutes of the day, often those where clocks change
+window_minutes = st.one_of(st.sampled_from([0, 60, 90, 105, 120, 135, 150, 165, 180, 210, 540, 1020, 1320, 1439]),
+                           st.integers(0, 1439))
+
+
+@st.composite
+def window_spans(draw):
+    """``(days, times)`` of one span: day numbers (Monday 0, any order, repeats allowed) and (start, end)
+    minutes; never both empty."""
+    days = draw(st.lists(st.integers(0, 6), max_size=8))
+    times = draw(st.lists(st.tuples(window_minutes, window_minutes), min_size=0 if days else 1, max_size=3))
+    return days, times
+
+
+time_windows = st.builds(lambda spans, zone: TimeWindow(spans, zone), st.lists(window_spans(), min_size=1, max_size=3),
+                         st.sampled_from(WINDOW_ZONES))
+route_values = st.builds(a.Route, st.lists(names, min_size=1, max_size=3, unique=True).map(tuple),
+                         st.lists(st.sampled_from(a.SEVERITIES), max_size=3, unique=True).map(tuple))
+
+
+@st.composite
+def routing_clauses(draw, rule_name, group_by, label_keys):
+    """Some of `active during`, `mute during`, several `notify … on`, `escalate to`, `depends on … on` for a
+    rule named ``rule_name`` (tags of `depends on` among its group tags and labels, so the text is valid)."""
+    fields = {}
+    if draw(st.booleans()):
+        fields["active_during"] = draw(time_windows)
+    if draw(st.booleans()):
+        fields["mute_during"] = draw(time_windows)
+    if draw(st.booleans()):
+        fields["routes"] = tuple(draw(st.lists(route_values, min_size=1, max_size=3)))
+    if draw(st.booleans()):
+        fields["escalate"] = a.Escalation(tuple(draw(st.lists(names, min_size=1, max_size=2, unique=True))),
+                                          draw(durations))
+    if draw(st.booleans()):
+        tags = sorted(set(group_by) | set(label_keys))
+        fields["depends_on"] = a.Dependency(draw(names.filter(lambda n: n != rule_name)),
+                                            tuple(draw(st.lists(st.sampled_from(tags), unique=True, max_size=3)))
+                                            if tags else ())
+    return fields
+
+
 @st.composite
 def rules(draw, name=st.none()):
     rule_name = draw(name)
@@ -122,6 +171,8 @@ def rules(draw, name=st.none()):
     fields["title"] = draw(st.one_of(st.none(), _templates))
     fields["message"] = draw(st.one_of(st.none(), _templates))
     fields["description"] = draw(st.one_of(st.none(), st.text(max_size=30)))
+    if draw(st.booleans()):
+        fields.update(draw(routing_clauses(rule_name, fields["group_by"], [k for k, _ in fields["labels"]])))
     if rule_name is None and draw(st.booleans()):
         return a.Rule(when=draw(conditions(3)))  # a bare condition
     return a.Rule(name=rule_name, **fields)
