@@ -6,7 +6,10 @@ one receiver, warning to another, with an escalation from warning to critical be
 escalation to the on-call after 30 minutes, and one an acknowledgement cancels; (d) services depending on
 their database; (e) a mute window hiding a firing and sending it late, on the rule and on the channel;
 (f) a silence over the resolution of an announced alert; (g) forty series grouped into one message, then a
-second message after the group interval. docs/notifications.md draws each case's timeline.
+second message after the group interval. Around them: a restarted engine running a tick again adds nothing,
+a dependency on another replica or deleted, repeats by severity and acknowledgement, a silence ended early,
+held late firings and a resolution inside the group wait on a grouped channel, the tools showing why a
+notification is held. docs/notifications.md draws each case's timeline.
 """
 
 from __future__ import annotations
@@ -552,3 +555,137 @@ def test_c_an_escalation_falling_in_the_on_calls_mute_window_is_sent_when_it_end
                   if row.channel == "oncall"]
         assert called[0] == ("firing", "muted", "muted by channel oncall", True), called
         assert [c[:2] for c in called[1:]] == [("firing", "sent"), ("resolved", "sent")], called
+
+
+def test_d_a_dependency_deleted_while_it_holds_lets_the_held_firing_out(rig, hook) -> None:
+    rig.ws.channels.add("ops", hook.url("json", "/ops"))
+    rig.ws.rules.create("rule db_down {\n  when last(db.up, 5m) < 1\n  group by host\n  notify ops\n"
+                        "  message \"{{ rule }}|{{ state }}|{{ labels.host }}\"\n}")
+    rig.ws.rules.create(
+        "rule service_errors {\n  when last(svc.errors, 5m) > 5\n  group by host\n  depends on db_down on host\n"
+        "  notify ops\n  message \"{{ rule }}|{{ state }}|{{ labels.host }}\"\n}")
+    db, svc = rig.feed("db.up", "host"), rig.feed("svc.errors", "host")
+    t0 = utc("2024-05-01T12:00:00Z")
+    arrivals = []
+    for i in range(4):
+        at = t0 + i * MIN
+        if i == 2:
+            rig.ws.rules.delete("db_down")  # a dependency that does not exist holds nothing
+        db.put(at, 0, host="h1")
+        svc.put(at, 9, host="h1")
+        before = hook.count
+        rig.tick(at, again=True)
+        arrivals += [(i,) + m for m in got(hook)[before:]]
+    assert arrivals == [(0, "db_down", "firing", "h1"), (2, "service_errors", "firing", "h1")]
+    rows = rig.outbox()
+    assert [(row.kind, row.reason) for row in rows if row.status != "sent"] == [
+        ("firing", "suppressed by rule db_down")]
+    assert [(row.kind, row.host, row.status) for row in rows if row.late] == [("firing", "h1", "sent")]
+
+
+def test_b_repeats_go_to_the_told_channels_covering_the_severity_and_stop_once_acknowledged(rig, hook) -> None:
+    with HttpReceiver() as pager:
+        rig.ws.channels.add("pager", pager.url("json", "/pager"))
+        rig.ws.channels.add("chat", hook.url("json", "/chat"))
+        rule = rig.ws.rules.create(
+            "rule disk_full {\n  critical when last(disk.used, 5m) > 95\n  warning when last(disk.used, 5m) > 85\n"
+            "  group by host\n  notify pager on critical\n  notify chat on warning\n  repeat every 2m\n"
+            "  message \"{{ rule }}|{{ state }}|{{ severity }}\"\n}")
+        feed = rig.feed("disk.used", "host")
+        t0 = near_now(MIN) - 10 * MIN
+        arrivals = []
+        for i, used in enumerate((90, 90, 90, 97, 97, 97, 97, 97, 97)):
+            at = t0 + i * MIN
+            if i == 6:
+                (alert,) = rig.ws.alerts.list(rule=rule.name).alerts
+                rig.ws.alerts.acknowledge(alert.id)
+            feed.put(at, used, host="db1")
+            before_chat, before_pager = hook.count, pager.count
+            rig.tick(at)
+            arrivals += [(i, "chat", m[1], m[2]) for m in got(hook)[before_chat:]]
+            arrivals += [(i, "pager", m[1], m[2]) for m in got(pager)[before_pager:]]
+        kinds = [title.data["title"].split("] ", 1)[1].split(" (")[0] for title in hook.received]
+        assert arrivals == [
+            (0, "chat", "firing", "warning"),
+            (2, "chat", "firing", "warning"),  # a repeat: chat covers warnings
+            (3, "chat", "firing", "critical"),  # the escalation: told of the alert, it hears how it goes
+            (3, "pager", "firing", "critical"),  # newly covered
+            (5, "pager", "firing", "critical"),  # a repeat goes to the pager only: chat does not cover critical
+        ], arrivals
+        assert kinds == ["disk_full is firing", "disk_full is still firing",
+                         "disk_full escalated from warning to critical"]
+        held = [(row.kind, row.channel, row.status, row.reason) for row in rig.outbox() if row.status != "sent"]
+        assert held == [("repeat", "pager", "suppressed", "acknowledged")], held  # 7 min: acknowledged at 6
+
+
+def test_g_late_firings_released_by_a_mute_window_go_out_as_one_group_message(rig, hook) -> None:
+    rig.ws.channels.add("ops", hook.url("json", "/ops"))
+    rig.ws.channels.update("ops", policies={"group_by": ["rule"], "group_wait": "30s", "group_interval": "5m"})
+    rig.ws.rules.create('rule web_cpu_high {\n  when last(cpu.usage, 15m) > 90\n  group by host\n  every 10m\n'
+                        '  notify ops\n  mute during 00:00-01:00\n'
+                        '  title "{{ rule }}|{{ state }}|{{ labels.host }}"\n}')
+    feed = rig.feed("cpu.usage", "host")
+    hosts = [f"web-{i}" for i in range(5)]
+    t0 = utc("2024-05-01T00:00:00Z")
+    for i in range(8):
+        at = t0 + i * 10 * MIN
+        feed.put_many((at, 99 if 1 <= i <= 7 else 10, {"host": h}) for h in hosts)
+        feed.put(at, 99 if i == 5 else 10, host="brief")  # fires at 00:50 and ends at 01:00, inside the hold
+        rig.tick(at)
+        rig.dispatch(at + timedelta(seconds=40))
+        assert hook.count == (1 if i >= 6 else 0), (at, hook.count)
+    assert sorted(titles_in(hook.received[0])) == sorted(f"web_cpu_high|firing|{h}" for h in hosts)
+    assert "5 alerts" in hook.received[0].data["title"]
+    assert sorted(row.late for row in rig.outbox() if row.status == "sent") == [True] * 5
+
+
+def test_g_a_firing_and_its_resolution_within_the_group_wait_share_one_message(rig, hook) -> None:
+    rig.ws.channels.add("ops", hook.url("json", "/ops"))
+    rig.ws.channels.update("ops", policies={"group_by": ["rule"], "group_wait": "30s", "group_interval": "5m"})
+    rig.ws.rules.create('rule blip {\n  when last(cpu.usage, 10s) > 90\n  group by host\n  every 10s\n'
+                        '  notify ops\n  title "{{ rule }}|{{ state }}|{{ labels.host }}"\n}')
+    feed = rig.feed("cpu.usage", "host")
+    t0 = utc("2024-05-01T12:00:00Z")
+    for i, value in enumerate((99, 10, 10)):
+        at = t0 + i * timedelta(seconds=10)
+        feed.put(at, value, host="web-1")
+        rig.tick(at)
+    assert hook.count == 0
+    rig.dispatch(t0 + timedelta(seconds=30))
+    assert hook.count == 1
+    message = hook.received[0].data["message"]
+    assert titles_in(hook.received[0]) == ["blip|firing|web-1", "blip|resolved|web-1"], message
+    assert message.index("Firing") < message.index("Resolved")
+
+
+@pytest.mark.anyio
+async def test_e_through_the_tools_a_channel_muted_at_night_shows_why_and_sends_late(rig, hook) -> None:
+    from mcp import Client
+
+    from monitors_mcp.server import build_server, fixed_user
+
+    async with Client(build_server(rig.db, rig.ws.channels.secrets, fixed_user(rig.user))) as client:
+        added = await client.call_tool("add_notification_channel", {
+            "name": "ops", "apprise_url": hook.url("json", "/ops"), "policies": {"mute_during": "22:00-06:00"}})
+        assert not added.is_error, added.content
+        created = await client.call_tool("create_alert_rule", {"rule": (
+            "rule batch_lagging {\n  when last(batch.lag, 1h) > 600\n  every 30m\n  notify ops\n}"),
+            "data_arrives_later": True})
+        assert not created.is_error, created.content
+        feed = rig.feed("batch.lag")
+        t0 = utc("2024-05-01T23:00:00Z")
+        for i in range(3):  # 23:00 fires (muted), 23:30, 00:00 still inside the window
+            feed.put(t0 + i * 30 * MIN, 900)
+            rig.tick(t0 + i * 30 * MIN)
+        listed = await client.call_tool("list_alerts", {"state": "firing"})
+        (alert,) = listed.structured_content["alerts"]
+        assert [(n["channel"], n["kind"], n["status"], n["reason"]) for n in alert["notifications"]] == [
+            ("ops", "firing", "muted", "muted by channel ops")]
+        assert hook.count == 0
+        for i in range(3, 16):  # to 06:30: the window ends at 06:00
+            feed.put(t0 + i * 30 * MIN, 900)
+            rig.tick(t0 + i * 30 * MIN)
+        assert hook.count == 1 and "is firing" in hook.received[0].data["title"]
+        listed = await client.call_tool("list_alerts", {"state": "firing"})
+        (alert,) = listed.structured_content["alerts"]
+        assert [(n["kind"], n["status"]) for n in alert["notifications"]] == [("firing", "sent"), ("firing", "muted")]
