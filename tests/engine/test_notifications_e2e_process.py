@@ -57,12 +57,12 @@ def test_h_engine_killed_in_the_middle_of_a_group_send_then_restarted(db, tmp_pa
             second = EngineProcess(env, tmp_path / "second.log", "--config", str(config))
             try:
                 first.start()
-                assert entered.wait(40), first.log_path.read_text()
+                assert entered.wait(90), first.log_path.read_text()  # a loaded machine starts an engine slowly
                 first.kill()  # the receiver is still reading the message in
                 wait_until(lambda: http.count >= 1, 10, what="the cut message to land")
                 second.start()
-                wait_until(lambda: http.count >= 2, 40, what="the group message sent again")
-                time.sleep(5)  # more ticks: nothing new
+                wait_until(lambda: http.count >= 2, 90, what="the group message sent again")
+                time.sleep(4)  # more ticks: nothing new
                 assert second.alive()
                 assert second.terminate() == 0
             finally:
