@@ -519,3 +519,44 @@ def test_the_runner_sends_a_muted_firing_late_when_the_window_ends() -> None:
     assert rows == [(at(1) + timedelta(seconds=30), "firing", "muted", "muted", False),
                     (at(5) + timedelta(seconds=30), "firing", "pending", None, True),
                     (at(12) + timedelta(seconds=30), "resolved", "pending", None, False)]
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(generated=scripts())
+def test_generated_scripts_give_the_store_the_memory_repository_s_notices(db, workspace, new_user, generated) -> None:
+    script, mute, channel_mute = generated
+    specs = {"db": {}, "svc": {"routes": (Route(("pager",), ("critical",)), Route(("ops",))),
+                               "escalation": Escalation(("boss",), Duration(180)), "mute_during": mute,
+                               "depends_on": Dependency("db", ("host",)), "repeat_every": 120}}
+    if channel_mute:
+        script = [(0, "mute", "pager", channel_mute)] + script
+    memory = memory_backend(specs)
+    run(_AckGuard(memory), script, 18)
+    store = store_backend(StoreBackend, db, workspace, new_user("gen"), specs, "generated")
+    run(_StoreAckGuard(store), script, 18)
+    expected = memory.rows()
+    assert store.rows(1) == expected
+    assert store.rows(2) == _expected(expected, 2)
+
+
+class _StoreAckGuard:
+    """A store backend whose acknowledgements of a series with no firing alert do nothing."""
+
+    def __init__(self, backend: StoreBackend) -> None:
+        self._backend = backend
+        self.copies = backend.copies
+        self.levels = backend.levels
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    def acknowledge(self, name: str, series: str) -> None:
+        backend = self._backend
+        for copy in range(1, backend.copies + 1):
+            rule = backend.rule_of(name, copy)
+            with backend.db.session() as session:
+                alert_id = session.scalar(select(Alert.id).where(Alert.rule_id == rule.store_id,
+                                                                 Alert.series_key == series, Alert.state == "firing"))
+            if alert_id is not None:
+                backend.workspace.alerts.acknowledge(alert_id)
