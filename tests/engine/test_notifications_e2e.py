@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import pyarrow as pa
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine.evaluate import Evaluator
 from engine.notify.dispatch import Dispatcher
@@ -113,6 +113,7 @@ class Rig:
         self.ws = Workspace(db, self.user, secrets)
         self.source = DataFusionSource()
         self.now: datetime | None = None
+        self.waiting = False  # rows left unsent by the last dispatch
         self.runners = [Runner(OwnRules(db, self.user), SqlRepository(db), Evaluator(self.source))]
         self.dispatcher = Dispatcher(db, secrets, attempt_timeout=5, first_backoff=5, max_backoff=10,
                                      clock=lambda: self.now or datetime.now(timezone.utc))
@@ -132,11 +133,14 @@ class Rig:
         """Evaluate at ``at`` and dispatch; ``again``: then run the same tick on a new runner (an engine
         restarted after it), which must add nothing."""
         self.now = at
+        queued = 0
         for runner in self.runners:
             report = runner.tick(at)
             assert not report.errors, report.errors
-        if dispatch:
+            queued += report.outbox_rows
+        if dispatch and (queued or self.waiting):  # a quiet tick with nothing queued has nothing to send
             self.dispatch(at)
+            self.waiting = self.unsent() > 0
         if again:
             rows = self.outbox()
             restarted = Runner(OwnRules(self.db, self.user), SqlRepository(self.db), Evaluator(self.source))
@@ -147,6 +151,13 @@ class Rig:
     def dispatch(self, at: datetime):
         self.now = at
         return self.dispatcher.dispatch(at)
+
+    def unsent(self) -> int:
+        """How many of the user's outbox rows are still to be sent (waiting for their group or a retry)."""
+        table = NotificationOutbox
+        with self.db.session() as s:
+            return s.scalar(select(func.count()).select_from(table).where(
+                table.owner_id == self.user, table.status.in_(("pending", "sending"))))
 
     def outbox(self) -> list[Row]:
         """The user's outbox rows, oldest first."""
