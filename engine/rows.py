@@ -67,10 +67,10 @@ class ScanRows:
     @classmethod
     def empty(cls, scan: Scan) -> ScanRows:
         """What the query gives when no point exists at all: one row without group tags
-        (``count`` 0, ``absent`` true, the rest no data), no rows with them."""
+        (``count`` and ``count_series`` 0, ``absent`` true, the rest no data), no rows with them."""
         if scan.group_by:
             return cls(tuple(sorted(scan.group_by)), [], {column: [] for column in scan.columns})
-        values = {"count": 0, "absent": True}
+        values = {"count": 0, "count_series": 0, "absent": True}
         return cls((), [()], {t.column: [values.get(t.function)] for t in scan.terms})
 
     @classmethod

@@ -90,6 +90,13 @@ def _another_rules_field_on_the_same_scan():
                       'rule y { when avg(cpu.temp, 5m) > 5\n group by host\n notify hook }'], temp, minutes(1, 3))
 
 
+def _count_series_of_a_measurement_never_written():
+    cpu = points_every("cpu", {"host": "a"}, NINE, 30, [10] * 12)
+    return case_from(['rule r { when count_series(`net io`.usage, 1m) < 1\n notify hook }',
+                      'rule s { when last(cpu.usage, 1m) > 5\n notify hook }'], {**cpu, "net io": []},
+                     minutes(1, 3), columns={"net io": None})
+
+
 #: Every case a run found different, each written small by hand, with what the engine did then.
 REGRESSIONS = {
     # `absent(…) or …` with group by: the series never left pending nor firing (skipped as having nothing
@@ -110,6 +117,8 @@ REGRESSIONS = {
     # a grouped rule sharing a scan with another user's rule on another field of the measurement got the
     # series only that rule sees: host b fired "no data" for `median(cpu.bytes)`, which b never wrote
     "another rule's field on the same scan": _another_rules_field_on_the_same_scan,
+    # `count_series` without group by over a measurement never written: no data, where it counts 0 series
+    "count_series of a measurement never written": _count_series_of_a_measurement_never_written,
 }
 
 
