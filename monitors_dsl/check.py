@@ -46,7 +46,7 @@ _FUNCTION_ALIASES = {
     "diff": "delta", "deriv": "rate", "irate": "rate", "exists": "absent", "missing": "absent",
     "avg_over_time": "avg", "max_over_time": "max", "min_over_time": "min", "sum_over_time": "sum",
     "count_over_time": "count", "last_over_time": "last", "absent_over_time": "absent",
-    "quantile_over_time": "percentile", "stddev_over_time": "stddev", "mad": "stddev",
+    "quantile_over_time": "percentile", "stddev_over_time": "stddev", "mad": "stddev", "total": "sum",
 }
 _DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DAY_HINTS = {"weekdays": "write `mon-fri`", "weekday": "write `mon-fri`", "weekends": "write `sat-sun`",

@@ -816,12 +816,18 @@ def _is_clause_start(lexemes: list[_Lexeme], i: int) -> bool:
     nxt = lexemes[i + 1].text.lower() if i + 1 < len(lexemes) and lexemes[i + 1].kind == "word" else ""
     if word in _SEVERITY_WORDS:
         return nxt == "when" and prev != "severity"
-    if word in _SLO_FIRST_WORDS:  # not a part of a series or a name list (`sum(http.total)`, `notify page`)
-        before = lexemes[i - 1].text if i > 0 else ""
+    if word in _SLO_FIRST_WORDS:  # only as an slo clause is written: not a series, tag or channel so named
         after = lexemes[i + 1].text if i + 1 < len(lexemes) else ""
-        if before in (".", "(", ",", "{", "`") or after == "." or (word == "page" and prev == "slow"):
+        if word in ("bad", "total"):  # `bad sum(…)`
+            return lexemes[i + 1].kind == "word" and i + 2 < len(lexemes) and lexemes[i + 2].text == "(" \
+                if i + 1 < len(lexemes) else False
+        if word == "slow":
+            return nxt == "page"
+        if word == "page" and prev == "slow":
             return False
-        return word != "slow" or nxt == "page"
+        if after == "." and i + 2 < len(lexemes):  # `page .5` (but not `page.views`)
+            after = lexemes[i + 2].text if lexemes[i + 2].start == lexemes[i + 1].end else ""
+        return after[:1].isdigit()  # `page 14.4 …`, `objective 99.9%`
     if word not in _CLAUSE_FIRST_WORDS:
         return False
     if word in _CLAUSE_SECOND_WORDS and nxt != _CLAUSE_SECOND_WORDS[word]:

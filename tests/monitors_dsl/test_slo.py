@@ -166,6 +166,8 @@ DIAGNOSTICS = [
      "an objective is an `slo` block"),
     ("rule r {\n    when last(cpu.usage) > 1\n    slo 99.9%\n}", "unknown-clause", "error", 3, 5, 8,
      "objective 99.9% }"),
+    ("total(http.requests, 5m) > 100", "unknown-function", "error", 1, 1, 6, "did you mean `sum`?"),
+    ("rule r {\n    when bad(http.errors) > 1\n}", "unknown-function", "error", 2, 10, 13, "functions:"),
 ]
 
 
@@ -191,9 +193,11 @@ def test_a_broken_block_still_reports_the_problems_of_its_other_clauses() -> Non
 
 
 def test_a_series_named_like_its_words_is_not_cut_into_clauses_when_broken() -> None:
-    text = "rule r {\n    when sum(http.total) / sum(page.bad) > 1 and\n}"
-    codes = [d.code for d in monitors_dsl.validate(text)]
-    assert codes == ["unexpected-end"]
+    for text in ("rule r {\n    when sum(http.total) / sum(page.bad) > 1 and\n}",
+                 "rule r {\n    when sum(x.y) > 1 and\n    notify page, ticket\n    group by total, slow\n}",
+                 "rule r {\n    when sum(objective.x{bad=\"1\"}) > 1 and\n}"):
+        codes = [d.code for d in monitors_dsl.validate(text)]
+        assert codes == ["unexpected-end"], (text, codes)
 
 
 def test_the_reference_evaluator_reads_empty_windows_as_no_data_and_zero_bad_as_no_burn() -> None:
