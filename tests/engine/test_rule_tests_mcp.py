@@ -77,3 +77,24 @@ async def test_a_stored_rule_keeps_its_tests_and_runs_them_again(db: Database, s
         (stored,) = session.query(Rule).all()
         assert stored.text == RULE
         assert stored.canonical.startswith("rule btc_above_70k {") and "test" not in stored.canonical
+
+
+async def test_without_the_engine_tests_are_listed_not_run_and_the_rule_is_stored(
+        db: Database, secrets, alice: int, monkeypatch) -> None:
+    from monitors_mcp.service import engine_link
+    from monitors_mcp.service.errors import Unavailable
+
+    def missing():
+        raise Unavailable("This needs the engine, which is not installed with this server.",
+                          code="engine_not_installed", hint=f"install it with: {engine_link.INSTALL}")
+
+    monkeypatch.setattr(engine_link, "engine_features", missing)
+    async with connect(db, secrets, alice) as client:
+        checked = (await client.call_tool("validate_alert_rule", {"rule": FAILING})).structured_content
+        created = await client.call_tool("create_alert_rule", {"rule": FAILING})
+    assert checked["tests"] == ["crosses: not run", "stays_below: not run"]
+    assert any(note.startswith("The tests were not run: This needs the engine") and "[engine]" in note
+               for note in checked["notes"])
+    assert not created.is_error, created.content
+    assert created.structured_content["tests"] == ["crosses: not run", "stays_below: not run"]
+    assert any("The tests were not run" in note for note in created.structured_content["notes"])
