@@ -666,7 +666,7 @@ class _Checker(a.Visitor):
                 self.diags.warn("duplicate-tag", f"tag `{tag}` is listed twice", where, "list each tag once")
                 continue
             seen.add(tag)
-            if tag not in rule.group_by and tag not in label_keys:
+            if tag not in rule.group_by and tag not in label_keys and a.INCOMPLETE not in spans:
                 self.diags.add("depends-tag-not-grouped",
                                f"`{tag}` is not a tag of this rule's alerts, so no series of "
                                f"`{dependency.rule}` can match it and nothing would ever be held", where,

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import heapq
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable
 from zoneinfo import ZoneInfo, available_timezones
@@ -218,7 +219,10 @@ class TimeWindow:
         set_(self, "_starts", starts)
         set_(self, "_ends", ends)
         set_(self, "_always", starts == (0,) and ends == (_WEEK,))
-        set_(self, "_boundaries", tuple(sorted({s % _WEEK for s in starts} | {e % _WEEK for e in ends})))
+        boundaries = sorted({s % _WEEK for s in starts} | {e % _WEEK for e in ends})
+        # per weekday, the times of day (timedeltas from midnight) where a stretch starts or ends
+        set_(self, "_boundaries", tuple(tuple(timedelta(seconds=b - day * _DAY) for b in boundaries
+                                              if day * _DAY <= b < (day + 1) * _DAY) for day in range(7)))
 
     def __setattr__(self, name, value):
         raise AttributeError("a TimeWindow cannot be changed")
@@ -273,38 +277,40 @@ class TimeWindow:
             instant = instant.replace(tzinfo=_UTC)
         instant = instant.astimezone(_UTC)
         now = self.contains(instant)
-        # Two days ahead first (most windows change daily), then the rest of the week and a margin.
-        for first, last in ((-1, 2), (2, 9), (9, 40)):
-            for candidate in self._candidates(instant, first, last):
-                if self.contains(candidate) != now:
-                    return candidate
+        # The candidates are the instants where the zone's clock reads a stretch's start or end, and the
+        # instants where its offset changes, taken local day by local day. A day's instants may run past
+        # the next day's first ones (a fall-back repeat over midnight), never past the day after: a
+        # candidate is tried once the day after its own is in too.
+        first = instant.astimezone(self._tz).date() - timedelta(days=1)
+        heap: list[tuple[datetime, int]] = []
+        loaded = -1
+        while loaded < _HORIZON_DAYS:
+            if not heap or heap[0][1] + 1 > loaded:
+                loaded += 1
+                for moment in self._day_candidates(first + timedelta(days=loaded), instant):
+                    heapq.heappush(heap, (moment, loaded))
+                continue
+            moment, _ = heapq.heappop(heap)
+            if self.contains(moment) != now:
+                return moment
         return None
 
-    def _candidates(self, instant: datetime, first: int, last: int) -> list[datetime]:
-        """Instants after ``instant`` where the window may start or stop holding, for the local days
-        ``first``..``last`` (relative to ``instant``'s local day), sorted."""
+    def _day_candidates(self, day: date, instant: datetime) -> list[datetime]:
+        """The instants after ``instant`` of local day ``day`` where the window may start or stop holding."""
         tz = self._tz
-        local_day = instant.astimezone(tz).date()
-        begin = local_day + timedelta(days=first)
-        end = local_day + timedelta(days=last)
-        found: set[datetime] = set()
-        monday = begin - timedelta(days=begin.weekday())
-        while monday <= end:
-            for boundary in self._boundaries:
-                wall = datetime.combine(monday, time()) + timedelta(seconds=boundary)
-                if not begin <= wall.date() < end:
-                    continue
-                for moment in _instants_of(wall, tz):
-                    if moment > instant:
-                        found.add(moment)
-            monday += timedelta(days=7)
+        midnight = datetime.combine(day, time())
+        found = [moment for offset in self._boundaries[day.weekday()]
+                 for moment in _instants_of(midnight + offset, tz) if moment > instant]
         if tz is not _UTC:
-            # The offset changes in the same stretch of time: from the start of local day `begin` to the
-            # start of local day `end` (so the chunks tried one after the other do not overlap).
-            start = datetime.combine(begin, time(), tz).astimezone(_UTC)
-            stop = datetime.combine(end, time(), tz).astimezone(_UTC)
-            found.update(t for t in _transitions(self.zone, start, stop) if t > instant)
-        return sorted(found)
+            for utc_day in (day - timedelta(days=1), day, day + timedelta(days=1)):
+                for moment in _day_transitions(self.zone, utc_day):
+                    if moment > instant and moment.astimezone(tz).date() == day:
+                        found.append(moment)
+        return found
+
+
+#: how many local days ahead `next_change` looks (a week, the margin a zone's clock changes can take, and more)
+_HORIZON_DAYS = 40
 
 
 def _instants_of(wall: datetime, tz) -> list[datetime]:
@@ -312,12 +318,16 @@ def _instants_of(wall: datetime, tz) -> list[datetime]:
     two in a fall-back repeat, else one."""
     if tz is _UTC:
         return [wall.replace(tzinfo=_UTC)]
+    early = tz.utcoffset(wall)
+    late = tz.utcoffset(wall.replace(fold=1))
+    if early == late:
+        return [(wall - early).replace(tzinfo=_UTC)]
     out = []
-    for fold in (0, 1):
-        moment = wall.replace(tzinfo=tz, fold=fold).astimezone(_UTC)
+    for offset in (early, late):
+        moment = (wall - offset).replace(tzinfo=_UTC)
         if moment.astimezone(tz).replace(tzinfo=None) == wall and moment not in out:
             out.append(moment)
-    return out
+    return sorted(out)
 
 
 _STEP = timedelta(hours=6)
@@ -346,16 +356,6 @@ def _day_transitions(zone: str, day: date) -> tuple[datetime, ...]:
             out.append(high)
         at = after
     return tuple(out)
-
-
-def _transitions(zone: str, start: datetime, stop: datetime) -> list[datetime]:
-    """The instants in ``[start, stop)`` at which ``zone``'s UTC offset changes."""
-    out = []
-    day = start.date()
-    while day <= stop.date():
-        out += [t for t in _day_transitions(zone, day) if start <= t < stop]
-        day += timedelta(days=1)
-    return out
 
 
 def parse_window(text: str) -> TimeWindow:
