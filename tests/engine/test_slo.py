@@ -197,3 +197,38 @@ def test_shared_windows_are_one_scan_each(window) -> None:
     sql = compiled.sql(DAY)
     assert sql.count('FROM "http"') == 5
     assert f'sum(http.errors{{service="api"}}, {window})' in [t.text for t in compiled.terms]
+
+
+def test_a_test_block_checks_an_slo_block_by_its_name() -> None:
+    from engine.testing import run_tests
+
+    text = """
+        slo api_availability {
+            bad sum(http.errors{service="api"})
+            total sum(http.requests{service="api"})
+            objective 99%
+            page 10 over 10m, 2m
+        }
+
+        test fast_burn for api_availability {
+            series http.requests{service="api"} every 1m: 100x30
+            series http.errors{service="api"} every 1m: 0x9 40x20
+            expect inactive at 9m
+            expect firing at 10m severity warning
+            expect firing at 11m severity critical
+            expect firing at 14m severity critical
+        }
+
+        test wrong_minute for api_availability {
+            series http.requests{service="api"} every 1m: 100x30
+            series http.errors{service="api"} every 1m: 0x9 40x20
+            expect firing at 10m severity critical
+        }
+    """
+    # From 10m, 40 of each minute's 100 requests fail. At 10m the burn rate is 40 / 200 / 1 % = 20 over 2m
+    # but 40 / 1000 / 1 % = 4 over 10m (the page needs both), 40 / 1100 / 1 % = 3.6 over 30m (not the slow
+    # page), and 3.6 over 6h and 3d: above 1, the ticket (warning). At 11m it is 80 / 1200 / 1 % = 6.7 over
+    # 30m and 6h: the slow page (critical); at 14m 200 / 1000 / 1 % = 20 over 10m: the page as well.
+    passed, failed = run_tests(text)
+    assert (passed.name, passed.failures, passed.error) == ("fast_burn", (), None)
+    assert failed.name == "wrong_minute" and len(failed.failures) == 1
