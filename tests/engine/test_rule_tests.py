@@ -155,6 +155,19 @@ test low for btc_below_60k {
     assert low.rule == "btc_below_60k"
 
 
+def test_time_zero_is_a_monday_at_midnight_so_wall_clock_windows_read_naturally():
+    rules = """rule office_hours {
+    when last(x.y, 1h) > 1
+    active during mon-fri 09:00-17:00
+}
+"""
+    text = _document(rules, "    series x.y every 1h: 5x40\n", "expect inactive at 8h\n    expect firing at 9h\n"
+                                                                 "    expect inactive at 17h\n    expect firing at 1d9h")
+    assert monitors_dsl.validate(text) == []
+    (result,) = run_tests(text)
+    assert result.passed, result.failures
+
+
 def test_bounds_on_evaluations_and_time_end_a_test_with_an_error():
     text = _document(BTC, SERIES, "expect inactive at 8m")
     (result,) = run_tests(text, max_evaluations=3)
