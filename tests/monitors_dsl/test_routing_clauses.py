@@ -4,12 +4,17 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import monitors_dsl
 from monitors_dsl import ast as a
 from monitors_dsl import parse_window
 from monitors_dsl.describe import describe
 from monitors_dsl.parser import CLAUSE_KEYWORDS
+from monitors_dsl.printer import print_rules
+
+from tests.support.dsl_strategies import conditions, names, routing_clauses
 
 COND = 'last(cpu.usage{host="a"}) > 90'
 
@@ -209,3 +214,17 @@ def test_a_dependency_tag_may_be_a_label() -> None:
 
 def test_escalate_without_notify_is_meaningful() -> None:
     assert monitors_dsl.validate(rule_text("escalate to p after 30m")) == []
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_generated_routing_clauses_round_trip(data) -> None:
+    name = data.draw(names)
+    group_by = tuple(data.draw(st.lists(names, max_size=2, unique=True)))
+    labels = tuple(data.draw(st.dictionaries(names, st.text(max_size=5), max_size=2)).items())
+    fields = data.draw(routing_clauses(name, group_by, [k for k, _ in labels]))
+    rule = a.Rule(name=name, when=data.draw(conditions()), group_by=group_by, labels=labels, **fields)
+    text = print_rules([rule])
+    assert monitors_dsl.parse(text) == [rule]
+    assert monitors_dsl.canonical(text) == text
+    assert [d for d in monitors_dsl.validate(text) if d.severity == "error"] == []
