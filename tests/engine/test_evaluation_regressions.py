@@ -142,7 +142,10 @@ ONCE_ONLY = [
     ("on no data", "on no data alert"),
     ("severity", "severity critical"),
     ("labels", 'labels team = "b"'),
-    ("notify", "notify other"),
+    ("active during", "active during sat-sun"),
+    ("mute during", "mute during 22:00-06:00"),
+    ("escalate", "escalate to ops after 30m"),
+    ("depends on", "depends on db_down"),
     ("repeat every", "repeat every 1h"),
     ("title", 'title "b"'),
     ("message", 'message "b"'),
@@ -164,6 +167,11 @@ def test_every_clause_given_twice_is_reported_at_the_second(keyword: str, second
     assert len(found) == 1, lines
     assert (found[0].line, found[0].column, found[0].severity) == (len(lines) - 1, 5, "error")
     assert f"`{keyword}` is given twice (first on line " in found[0].message
+
+
+def test_notify_may_be_given_several_times() -> None:
+    text = "rule r {\n    when last(m.v) > 1\n    notify ops on critical\n    notify other on warning\n}"
+    assert [d.code for d in monitors_dsl.validate(text) if d.severity == "error"] == []
 
 
 def test_a_failing_term_errors_its_rule_only_among_a_thousand_sharing_the_measurement() -> None:
