@@ -15,7 +15,7 @@ from .respond import respond
 __all__ = ["register_channel_tools"]
 
 ChannelName = Annotated[str, Field(description="Channel name, e.g. trading_slack")]
-Policies = dict[str, Any] | None  # keys: group_by, group_wait, group_interval, mute_during (the description says)
+Policies = dict[str, Any] | None  # its keys are in add_notification_channel's description (service/channel_policies.py)
 
 
 def register_channel_tools(mcp: MCPServer, backend: Backend) -> None:
