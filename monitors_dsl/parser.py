@@ -55,6 +55,8 @@ _CLAUSE_FIRST_WORDS = {
 }
 #: clause words that start a clause only before their second word (a tag or channel may be named `mute`)
 _CLAUSE_SECOND_WORDS = {"active": "during", "mute": "during", "escalate": "to", "depends": "on"}
+#: words after which a name stands (a group tag, a channel, a rule, a tag of `depends on … on`)
+_TAKES_NAMES = {"by", "notify", "to", "on", "rule", "slo", "test", "for"}
 _SEVERITY_WORDS = {"critical", "warning", "info"}
 #: the first words of an slo block's own clauses (`slow page` starts with `slow`)
 _SLO_FIRST_WORDS = {"bad", "total", "objective", "page", "slow", "ticket"}
@@ -831,7 +833,9 @@ def _is_clause_start(lexemes: list[_Lexeme], i: int) -> bool:
     if word not in _CLAUSE_FIRST_WORDS:
         return False
     if word in _CLAUSE_SECOND_WORDS and nxt != _CLAUSE_SECOND_WORDS[word]:
-        return False
+        # without its second word, a clause start only where no name is taken (`group by a, mute` is a tag)
+        before = lexemes[i - 1].text if i > 0 else ""
+        return before not in (",", ".", "(", "{", "`") and prev not in _TAKES_NAMES
     if word == "on" and prev == "depends":
         return False
     if word == "every" and prev == "repeat":

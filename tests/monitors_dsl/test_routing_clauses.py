@@ -181,6 +181,11 @@ CASES = [
     (("active during mon 09:60-10:00",), "minute-out-of-range", 3, 23, 28, "error", "00 to 59"),
     (('active during mon in "Europe/Pari"',), "unknown-zone", 3, 26, 39, "error", '"Europe/Paris"'),
     (("active during mon 9-17",), "syntax-error", 3, 23, 24, "error", "HH:MM-HH:MM"),
+    (("escalate p after 5m",), "syntax-error", 3, 14, 15, "error", "expected `to`"),
+    (("escalate to p after 5",), "syntax-error", 3, 25, 26, "error", "5s or 5m"),
+    (("depends db",), "syntax-error", 3, 13, 15, "error", "expected `on`"),
+    (("mute sat",), "syntax-error", 3, 10, 13, "error", "expected `during`"),
+    (("group by a, mute", "every 5 m"), "syntax-error", 4, 11, 14, "error", "write `5m`"),
 ]
 
 
@@ -193,6 +198,11 @@ def test_each_misuse_has_its_diagnostic(clauses, code, line, column, end_column,
     (d,) = matching[:1]
     assert (d.line, d.column, d.end_column, d.severity) == (line, column, end_column, severity), str(d)
     assert hint in (d.hint or ""), d.hint
+
+
+def test_a_name_spelled_like_a_clause_word_does_not_cut_a_broken_rule() -> None:
+    found = monitors_dsl.validate(rule_text("group by a, mute", "notify escalate, depends", "every 5 m"))
+    assert [d.code for d in found] == ["syntax-error"]
 
 
 def test_escalating_to_a_channel_told_only_of_critical_alerts_is_no_mistake() -> None:
