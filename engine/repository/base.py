@@ -103,6 +103,11 @@ class Repository(ABC):
         rule that does not exist, or has none firing, is absent)."""
         return {}
 
+    def series_labels(self, rule: EngineRule, keys: Sequence[str]) -> dict[str, dict]:
+        """Series key → stored group tags of those of ``keys`` the rule has stored (for a series the query no
+        longer returns, whose update brings no labels)."""
+        return {}
+
     def record_many(self, at: datetime, entries: Sequence[tuple[EngineRule, Sequence[SeriesUpdate], bool]], *,
                     firing=None) -> dict[str, int | Exception]:
         """Write the ticks of several rules (``(rule, updates, silenced)`` each): per rule id, the outbox rows

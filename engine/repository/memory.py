@@ -109,6 +109,9 @@ class MemoryRepository(Repository):
         else:
             self.channel_windows[name] = window
 
+    def series_labels(self, rule: EngineRule, keys: Sequence[str]) -> dict[str, dict]:
+        return {key: dict(self.labels[(rule.id, key)]) for key in keys if (rule.id, key) in self.labels}
+
     def firing_labels(self, owner_id: int | None, names: Sequence[str]) -> dict[str, dict[str, dict]]:
         ids = {self._rule_ids[(owner_id, name)]: name for name in names if (owner_id, name) in self._rule_ids}
         out: dict[str, dict[str, dict]] = {}

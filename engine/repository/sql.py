@@ -458,6 +458,17 @@ class SqlRepository(Repository):
 
     # -- writing -----------------------------------------------------------------------
 
+    def series_labels(self, rule: EngineRule, keys: Sequence[str]) -> dict[str, dict]:
+        if rule.store_id is None or not keys:
+            return {}
+        out: dict[str, dict] = {}
+        with self.db.session() as session:
+            for chunk in _chunks(sorted(set(keys))):
+                out.update((key, labels or {}) for key, labels in session.execute(
+                    select(RuleState.series_key, RuleState.labels).where(RuleState.rule_id == rule.store_id,
+                                                                         RuleState.series_key.in_(chunk))))
+        return out
+
     def firing_labels(self, owner_id: int | None, names: Sequence[str]) -> dict[str, dict[str, dict]]:
         with self.db.session() as session:
             return _firing_labels(session, owner_id, names)

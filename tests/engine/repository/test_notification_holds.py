@@ -560,3 +560,15 @@ class _StoreAckGuard:
                                                                  Alert.series_key == series, Alert.state == "firing"))
             if alert_id is not None:
                 backend.workspace.alerts.acknowledge(alert_id)
+
+
+@pytest.mark.parametrize("kind", ["memory", "store"])
+def test_repositories_give_the_stored_group_tags_and_firing_alerts_of_a_rule(db, workspace, new_user, kind) -> None:
+    specs = {"db": {}}
+    backend = memory_backend(specs) if kind == "memory" else store_backend(StoreBackend, db, workspace,
+                                                                           new_user("tags"), specs, "tags")
+    run(backend, [(0, "level", "db", "a", "critical"), (0, "level", "db", "b", "warning"),
+                  (1, "level", "db", "b", None)], 2)
+    rule = backend.rule_of("db", 1)
+    assert backend.repository.series_labels(rule, ["a", "b", "nope"]) == {"a": {"host": "a"}, "b": {"host": "b"}}
+    assert backend.repository.firing_labels(rule.owner_id, ["db_1", "nope"]) == {"db_1": {"a": {"host": "a"}}}
