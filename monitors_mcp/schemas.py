@@ -89,7 +89,7 @@ class RuleSummary(BaseModel):
 
 class RulePage(BaseModel):
     rules: list[RuleSummary]
-    next_cursor: str | None = Field(None, description="Pass as cursor for the next page; None at the end")
+    next_cursor: str | None = Field(None, description="cursor for the next page; None at the end")
 
 
 class SeriesState(BaseModel):
@@ -98,8 +98,7 @@ class SeriesState(BaseModel):
     severity: str | None
     since: datetime | None
     last_evaluated_at: datetime | None = Field(description="When last_values were recorded")
-    last_values: dict[str, Any] | None = Field(
-        description="Values at last_evaluated_at; a firing series' values are refreshed every few minutes")
+    last_values: dict[str, Any] | None = Field(description="Refreshed every few minutes while firing")
     flapping_since: datetime | None = Field(None, description="Flapping (notifications held) since then")
     notifications: list[NotificationOut] = Field(default_factory=list, description="Of its open alert")
 
@@ -108,8 +107,7 @@ class RuleDetail(RuleOut):
     series: list[SeriesState] = Field(default_factory=list)
     series_total: int = 0
     silenced_until: datetime | None = None
-    error: str | None = Field(None, description="Why the engine could not evaluate the rule at its last "
-                                                "evaluation (its series keep their state); None when it could")
+    error: str | None = Field(None, description="Why its last evaluation failed (series keep their state)")
     error_at: datetime | None = None
 
 
@@ -150,7 +148,7 @@ class AlertOut(BaseModel):
 
 class AlertPage(BaseModel):
     alerts: list[AlertOut]
-    next_cursor: str | None = Field(None, description="Pass as cursor for the next page; None at the end")
+    next_cursor: str | None = Field(None, description="cursor for the next page; None at the end")
 
 
 class SilenceOut(BaseModel):
@@ -183,13 +181,13 @@ class ChannelList(BaseModel):
 
 class ChannelDeleted(BaseModel):
     deleted: str
-    rules_still_notifying: list[str] = Field(description="Rules whose notify clause still names this channel")
+    rules_still_notifying: list[str] = Field(description="Rules still naming it")
 
 
 class TagOut(BaseModel):
     name: str
     values: list[str] = Field(description="Most frequent first")
-    more_values: bool = Field(description="The data holds other values too")
+    more_values: bool = Field(description="More values exist")
 
 
 class MeasurementOut(BaseModel):

@@ -19,10 +19,10 @@ def register_alert_tools(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
         description=(
-            "Your alerts, newest first: one per firing episode of a series, with labels, severity, "
-            "start/resolution times, values, and each notification's channel and status. For 'show me "
-            "recent alerts' call it with since=24h. Filters: rule (id or name), state, since (24h, 7d or "
-            "an ISO time: alerts firing at any time since then). Page with cursor=next_cursor."
+            "Your alerts, newest first, one per firing episode of a series: labels, severity, times, values, "
+            "each notification's channel and status. For 'show me recent alerts' use since=24h. Filters: "
+            "rule (id or name), state, since (24h, 7d or ISO time; alerts firing at any time since). Page "
+            "with cursor=next_cursor."
         ),
     )
     def list_alerts(

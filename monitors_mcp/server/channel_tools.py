@@ -22,11 +22,10 @@ def register_channel_tools(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False),
         description=(
-            "Add a notification channel: a name for 'notify NAME' and one apprise URL (slack://TokenA/TokenB/"
-            "TokenC, discord://id/token, mailtos://user:pass@example.com, jsons://host/path), stored encrypted, "
-            "never shown. policies: group_by labels (or rule): one message per group, after group_wait (30s), "
-            "then every group_interval (5m); mute_during: a time window sending nothing; group_title, "
-            "group_message: Jinja over alerts."
+            "Add a channel for 'notify NAME' with one apprise URL (e.g. slack://A/B/C, "
+            "mailtos://user:pass@host), stored encrypted, never shown. policies: group_by "
+            "(labels or rule; one message per group after group_wait 30s, then every group_interval 5m), "
+            "mute_during (a time window), group_title/group_message (Jinja over alerts)."
         ),
     )
     def add_notification_channel(

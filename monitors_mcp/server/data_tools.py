@@ -20,9 +20,9 @@ def register_data_tools(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True),
         description=(
-            "Look up names before writing a rule: without measurement, the data source's measurements; "
-            "with one, its fields (with types), tags with their most frequent values, and when it was "
-            "last written. Use the exact names in rules (measurement.field{tag=\"value\"})."
+            "Look up names before writing a rule: without measurement, the measurements; with one, its "
+            "fields and types, tags with their most frequent values, and when it was last written. Use "
+            "the exact names in rules (measurement.field{tag=\"value\"})."
         ),
     )
     def describe_data(

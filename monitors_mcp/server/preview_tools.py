@@ -47,8 +47,7 @@ class PreviewTransition(BaseModel):
 
 
 class PreviewDelivery(BaseModel):
-    """What became of a notification on one channel: ``pending`` (sent), or held (``muted``, ``silenced``,
-    ``suppressed``) with the reason."""
+    """status: pending (sent), muted, silenced or suppressed (held, with reason)."""
 
     channel: str
     status: str
@@ -192,10 +191,9 @@ def register_preview_tool(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True),
         description=(
-            "Replay a rule (text, or a stored rule's id or name) over past data: the state changes and the notifications it "
-            "would have sent between since and until, and a chart of the series, thresholds and firing "
-            "spans. since/until: RFC 3339 or a duration before now (24h, 7d); at most 31 days. "
-            "Stores nothing."
+            "Replay a rule (text, or a stored rule's id or name) over past data: the state changes and "
+            "notifications (sent or held, per channel) between since and until, and a chart. since/until: "
+            "RFC 3339 or a duration before now (24h, 7d); at most 31 days. Stores nothing."
         ),
     )
     def preview_alert_rule(

@@ -16,12 +16,12 @@ __all__ = ["register_rule_tools"]
 
 RuleText = Annotated[
     str,
-    Field(description="Rule in the monitors language: a condition, or one rule NAME { when ... } block"),
+    Field(description="A condition, or one rule NAME { when ... } block"),
 ]
 RuleRef = Annotated[int | str, Field(description="Rule id or rule name")]
 Limit = Annotated[int | None, Field(ge=1, le=200, description="Page size, default 50")]
 Cursor = Annotated[str | None, Field(description="next_cursor from the previous page")]
-DataLater = Annotated[bool, Field(description="true: measurements/fields not in the data yet are accepted")]
+DataLater = Annotated[bool, Field(description="true: accept names not in the data yet")]
 
 READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
@@ -30,10 +30,8 @@ def register_rule_tools(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(
         annotations=READ,
         description=(
-            "Check a rule without storing it: valid, diagnostics (line, column, message, hint), the canonical "
-            "text, per rule the SQL and a plain-English reading, its test blocks' results, and notes. Look "
-            "names up with describe_data first. Example: "
-            'last(crypto.price{symbol="BTC"}) > 70000'
+            "Check a rule without storing it: diagnostics (line, column, hint), canonical text, per rule its "
+            "SQL and English reading, its tests' results, notes. Look names up with describe_data first."
         ),
     )
     def validate_alert_rule(rule: RuleText, data_arrives_later: DataLater = False
@@ -44,13 +42,12 @@ def register_rule_tools(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False),
         description=(
-            "Store a new alert rule for the engine to evaluate: a bare condition (then pass name), e.g. "
+            "Store a new alert rule: a bare condition (then pass name), e.g. "
             'last(crypto.price{symbol="BTC"}) > 70000, or one block '
-            "rule NAME { when COND  every 1m  for 5m  severity critical  notify CHANNEL }. "
-            "Names are unique per user (letters, digits, _). A measurement or field the data does not "
-            "hold is an error (look names up with describe_data) unless data_arrives_later=true. "
-            "dry_run=true stores nothing. Errors list every diagnostic with line, column and hint. Test "
-            "blocks in the text run first; a failing one refuses the rule."
+            "rule NAME { when COND  for 5m  severity critical  notify CHANNEL }. Names are unique per "
+            "user. A measurement or field the data lacks is an error (see describe_data) unless "
+            "data_arrives_later=true. dry_run=true stores nothing. Test blocks in the text run first; a "
+            "failing one refuses the rule."
         ),
     )
     def create_alert_rule(
@@ -79,9 +76,8 @@ def register_rule_tools(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(
         annotations=READ,
         description=(
-            "One rule by id or name: its text, canonical form, notify channels, whether it is silenced, "
-            "its tests, and each series' state (inactive, pending, firing; flapping_since) with the last "
-            "values and its open alert's notifications."
+            "One rule by id or name: text, canonical form, channels, silence, tests, and each series' "
+            "state (inactive, pending, firing; flapping_since), last values and open alert's notifications."
         ),
     )
     def get_alert_rule(
@@ -93,9 +89,9 @@ def register_rule_tools(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True),
         description=(
-            "Change a rule (a patch: what you leave out is kept). text replaces the whole rule text and "
-            "keeps the rule's name (a different name in text is an error unless rename=true); "
-            "enabled=false pauses the rule, true resumes it. Names are checked as in create_alert_rule."
+            "Change a rule; what you leave out is kept. text replaces the rule text, keeping its name "
+            "(another name is an error unless rename=true); enabled=false pauses it, true resumes it. "
+            "Names are checked as in create_alert_rule."
         ),
     )
     def update_alert_rule(
@@ -121,9 +117,9 @@ def register_rule_tools(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False),
         description=(
-            "Mute a rule's notifications for a while; alerts are still recorded. Give duration (30m, 2h, "
-            "1d) or until (ISO 8601), and start (ISO 8601) for a silence that begins later, e.g. for the "
-            "weekend. A silence overlapping one the rule has extends it (extended=true)."
+            "Mute a rule's notifications for a while (alerts are still recorded): duration (30m, 2h, 1d) "
+            "or until (ISO 8601), and start (ISO 8601) for a silence that begins later. One overlapping "
+            "the rule's silence extends it (extended=true)."
         ),
     )
     def silence_alert_rule(
