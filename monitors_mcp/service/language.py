@@ -43,12 +43,19 @@ class ParsedRule:
 
     name: str | None
     canonical: str
+    #: every channel the rule may notify: its notify clauses', then its escalate to clause's
     notify: tuple[str, ...]
     every_seconds: int
     warnings: tuple[DiagnosticOut, ...]
     names_note: str | None = None
     #: the rule its ``depends on`` names (a rule of the same owner), else None
     depends_on: str | None = None
+
+
+def _channels(rule: Any) -> tuple[str, ...]:
+    escalate = getattr(rule, "escalate", None)
+    named = tuple(getattr(rule, "notify", ()) or ()) + (tuple(escalate.channels) if escalate is not None else ())
+    return tuple(dict.fromkeys(named))
 
 
 def _diag(d: Any) -> DiagnosticOut:
@@ -234,7 +241,7 @@ def validate_text(text: str, *, channels: list[str] | None = None, data_later: b
         return ValidationOut(valid=False, diagnostics=found, notes=notes)
     rules = monitors_dsl.parse(text)
     readings: list[RuleReading] = []
-    if any(not rule.notify for rule in rules):
+    if any(not _channels(rule) for rule in rules):
         notes.append(NO_CHANNEL_NOTE)
     for rule in rules:
         try:
@@ -285,7 +292,7 @@ def parse_one(text: str, *, channels: list[str] | None = None, data_later: bool 
     return ParsedRule(
         name=rule.name,
         canonical=monitors_dsl.printer.print_rules([rule]),  # the rule alone: its tests stay in the text
-        notify=tuple(getattr(rule, "notify", ()) or ()),
+        notify=_channels(rule),
         every_seconds=every_seconds,
         warnings=tuple(d for d in found if d.severity == "warning"),
         names_note=names_note,

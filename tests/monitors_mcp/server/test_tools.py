@@ -251,3 +251,20 @@ def test_compact_schemas_say_the_same_and_keep_property_names() -> None:
     named = {"type": "object", "properties": {"title": {"type": "string", "title": "Title"},
                                               "required": {"type": "boolean"}, "default": {"type": "integer"}}}
     assert set(compact_schema(named, output=True)["properties"]) == {"title", "required", "default"}
+
+
+async def test_an_escalation_channel_counts_as_one_the_rule_notifies(db: Database, secrets, alice: int) -> None:
+    async with connect(db, secrets, alice) as client:
+        for name in ("desk", "oncall"):
+            url = f"jsons://hooks.example.com/{name}"
+            await client.call_tool("add_notification_channel", {"name": name, "apprise_url": url})
+        only = "rule calls { when last(x.y) > 1\n escalate to oncall after 30m }"
+        checked = (await client.call_tool("validate_alert_rule", {"rule": only})).structured_content
+        assert not any("nobody is told" in note for note in checked["notes"]), checked["notes"]
+        both = "rule paged { when last(x.y) > 1\n notify desk\n escalate to oncall after 30m }"
+        created = (await client.call_tool("create_alert_rule", {"rule": both})).structured_content
+        assert created["notify"] == ["desk", "oncall"]
+        deleted = (await client.call_tool("delete_notification_channel", {"name": "oncall"})).structured_content
+        assert deleted == {"deleted": "oncall", "rules_still_notifying": ["paged"]}
+        silent = (await client.call_tool("validate_alert_rule", {"rule": "rule quiet { when last(x.y) > 1 }"}))
+        assert any("nobody is told" in note for note in silent.structured_content["notes"])
