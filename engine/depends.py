@@ -99,13 +99,18 @@ def firing_index(repository, dependents: Iterable[EngineRule], decided: Sequence
         series = firing.get((rule.owner_id, rule.name)) if rule.name is not None else None
         if series is None:
             continue
+        unlabelled = [u.series_key for u in updates
+                      if u.step.state.state == FIRING and u.labels is None and u.series_key not in series]
+        # a series that starts firing without a row this tick (no data alerting): its stored group tags
+        labels_of = getattr(repository, "series_labels", None)
+        known = labels_of(rule, unlabelled) if unlabelled and labels_of is not None else {}
         for update in updates:
             key = update.series_key
             if update.step.state.state == FIRING:
                 if update.labels is not None:
                     series[key] = alert_labels(rule, update.labels)
-                elif key not in series:  # starts firing without a row this tick: its tags are not at hand
-                    series[key] = alert_labels(rule, {})
+                elif key not in series:
+                    series[key] = alert_labels(rule, known.get(key) or {})
             else:
                 series.pop(key, None)
     return FiringIndex(firing)

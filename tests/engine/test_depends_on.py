@@ -141,3 +141,24 @@ def test_a_dependency_another_replica_evaluates_is_read_from_the_store(db, works
         ("suppressed", "suppressed by rule parent", "2024-05-06T08:01:00Z", False),
         ("pending", None, "2024-05-06T08:03:00Z", True),
     ]
+
+
+PARENT_NO_DATA = """rule parent {
+    when last(db.usage, 1m) > 50
+    group by host
+    on no data alert
+    notify hook
+}"""
+
+
+def test_a_dependency_firing_for_no_data_holds_the_dependent_series_of_its_host_only():
+    """The parent fires for host a because a stopped reporting, at the very tick the child fires on a and b:
+    the child's a is held by the tag, its b goes out."""
+    source = source_of({("app", "a"): [10, 10, 90, 90], ("app", "b"): [10, 10, 90, 90],
+                        ("db", "a"): [10, 10, None, None], ("db", "b"): [10, 10, 10, 10]})
+    repository = run(CHILD % " on host" + "\n" + PARENT_NO_DATA, source, 4)
+    assert [(n[0], n[1], n[3]) for n in deliveries(repository, "parent")] == [("08:02", "firing", "a")]
+    assert sorted(deliveries(repository, "child"), key=lambda n: n[3]) == [
+        ("08:02", "firing", False, "a", (("hook", "suppressed", "suppressed by rule parent"),)),
+        ("08:02", "firing", False, "b", (("hook", "pending", None),)),
+    ]
