@@ -37,6 +37,7 @@ module imports the heavy engine packages only when a command runs.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import sys
@@ -72,12 +73,14 @@ def register_eval(subparsers) -> None:
     cmd.set_defaults(handler=_cmd_eval)
 
 
-def _engine():
+def _engine_part(module: str, command: str):
+    """The engine module ``module``, or a usage error naming what ``monitors COMMAND`` lacks and how to
+    install it."""
     try:
-        from engine import sources
+        return importlib.import_module(f"engine.{module}")
     except ImportError as error:
-        raise UsageError(f"`monitors eval` needs the engine's packages ({error.name or error}); {_INSTALL}") from None
-    return sources
+        raise UsageError(f"`monitors {command}` needs the engine's packages ({error.name or error}); "
+                         f"{_INSTALL}") from None
 
 
 def _open_source(args, sources):
@@ -204,7 +207,7 @@ def _check_range(flag: str, seconds: float) -> None:
 
 
 def _cmd_eval(args) -> int:
-    sources = _engine()
+    sources = _engine_part("sources", "eval")
     try:
         at = sources.parse_rfc3339(args.at)
     except ValueError as error:
@@ -245,7 +248,7 @@ def register_backtest(subparsers) -> None:
 
 
 def _cmd_backtest(args) -> int:
-    sources = _engine()
+    sources = _engine_part("sources", "backtest")
     try:
         from engine.sources._time import parse_rfc3339_datetime
 
@@ -356,14 +359,6 @@ def register_test(subparsers) -> None:
     cmd.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
     cmd.add_argument("-q", "--quiet", action="store_true", help="no summary line")
     cmd.set_defaults(handler=_cmd_test)
-
-
-def _test_engine():
-    try:
-        from engine import testing
-    except ImportError as error:
-        raise UsageError(f"`monitors test` needs the engine's packages ({error.name or error}); {_INSTALL}") from None
-    return testing
 
 
 class _TestFile:
@@ -543,7 +538,7 @@ def junit_xml(entries: list[_TestFile]) -> str:
 
 
 def _cmd_test(args) -> int:
-    testing = _test_engine()
+    testing = _engine_part("testing", "test")
     entries = _load_test_files(args.files)
     for entry in entries:
         if entry.error is None:

@@ -86,6 +86,20 @@ def payload_variables(payload: Mapping) -> dict:
                               description=rule.get("description"))
 
 
+def _read_payload(job, payload: Mapping, *, variables: bool = False) -> dict | None:
+    """Renders an outbox payload into ``job.message`` and returns its template variables when asked (else
+    ``{}``), or sets ``job.error`` to why it cannot be rendered and returns None: a template that fails, or a
+    payload this version cannot read."""
+    try:
+        job.message = render_payload(payload)
+        return payload_variables(payload) if variables else {}
+    except RenderError as error:
+        job.error = str(error)
+    except Exception as error:  # a payload this version cannot read
+        job.error = f"cannot render the notification: {type(error).__name__}: {error}"[:500]
+    return None
+
+
 @dataclass
 class DispatchReport:
     """What one pass did, counted in notifications (``groups``: grouped messages delivered)."""
@@ -447,14 +461,8 @@ class Dispatcher:
             for row_id in claimed:
                 row = session.get(table, row_id)
                 item = _Job(row.id, row.attempts, row.created_at, row.channel_id, row.alert_id)
-                try:
-                    item.message = render_payload(row.payload)
-                    variables = payload_variables(row.payload)
-                except RenderError as error:
-                    item.error = str(error)
-                except Exception as error:  # a payload this version cannot read
-                    item.error = f"cannot render the notification: {type(error).__name__}: {error}"[:500]
-                if item.error is not None:
+                variables = _read_payload(item, row.payload, variables=True)
+                if variables is None:
                     job.broken.append(item)
                     continue
                 job.rows.append(item)
@@ -469,10 +477,7 @@ class Dispatcher:
                 except RenderError as error:
                     job.error = str(error)
                     return job
-                try:
-                    job.url = self.secrets.decrypt(channel.url_encrypted)
-                except Exception as error:
-                    job.error = str(error)[:500]
+                self._decrypt_url(job, channel)
         return job
 
     def _release(self, job: _GroupJob, *, sent: bool, session=None, settled: bool = False) -> None:
@@ -542,19 +547,16 @@ class Dispatcher:
         if channel is None:
             job.error = "notification channel was deleted"
             return job
-        try:
-            job.message = render_payload(row.payload)
-        except RenderError as error:
-            job.error = str(error)
-            return job
-        except Exception as error:  # a payload this version cannot read
-            job.error = f"cannot render the notification: {type(error).__name__}: {error}"[:500]
-            return job
+        if _read_payload(job, row.payload) is not None:
+            self._decrypt_url(job, channel)
+        return job
+
+    def _decrypt_url(self, job, channel: NotificationChannel) -> None:
+        """The channel's apprise URL into ``job.url``, or why it cannot be decrypted into ``job.error``."""
         try:
             job.url = self.secrets.decrypt(channel.url_encrypted)
         except Exception as error:
             job.error = str(error)[:500]
-        return job
 
     def _finish(self, job: _Job, delivered: bool, reason: str | None, *, permanent: bool,
                 report: DispatchReport) -> None:
