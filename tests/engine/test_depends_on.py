@@ -162,3 +162,25 @@ def test_a_dependency_firing_for_no_data_holds_the_dependent_series_of_its_host_
         ("08:02", "firing", False, "a", (("hook", "suppressed", "suppressed by rule parent"),)),
         ("08:02", "firing", False, "b", (("hook", "pending", None),)),
     ]
+
+
+def test_another_users_rule_of_the_dependencys_name_holds_nothing(db, workspace, alice, bob):  # noqa: F811
+    """Bob's `parent` fires, in the same runner and the same tick as Alice's child that depends on a `parent`
+    she does not have: her notification goes out, and bob's rule is never named in her rows."""
+    mine, theirs = workspace(alice), workspace(bob)
+    for ws in (mine, theirs):
+        ws.channels.add("hook", "json://127.0.0.1:9/")
+    child_id = mine.rules.create(CHILD % "", data_arrives_later=True).id
+    parent_id = theirs.rules.create(PARENT % "1m", data_arrives_later=True).id
+    source = source_of({("app", "a"): [90, 90, 90], ("db", "a"): [90, 90, 90]})
+    builder = RuleBuilder()
+    with db.session() as session:
+        built = [builder.build(r) for r in session.scalars(select(Rule).where(Rule.id.in_([child_id, parent_id])))]
+    runner = Runner(StaticRules(built), SqlRepository(db), Evaluator(source))
+    for m in range(3):
+        runner.tick(T0 + m * MIN)
+    with db.session() as session:
+        rows = session.execute(select(NotificationOutbox.rule_id, NotificationOutbox.status,
+                                      NotificationOutbox.held_reason)
+                               .where(NotificationOutbox.rule_id.in_([child_id, parent_id]))).all()
+    assert sorted(rows) == sorted([(child_id, "pending", None), (parent_id, "pending", None)])
